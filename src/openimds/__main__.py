@@ -1,0 +1,3 @@
+from openimds.cli import main
+
+main()

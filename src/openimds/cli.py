@@ -1,0 +1,128 @@
+"""The command line: `openimds serve`, `config show`, `net up`, and the admin commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+import yaml
+
+from openimds import __version__
+from openimds.config import Config, ConfigError, effective, json_schema, load_config
+
+CONFIG_OPTION = click.option(
+    "--config", "config_path", envvar="OPENIMDS_CONFIG", type=click.Path(dir_okay=False),
+    help="VM/config file (YAML or JSON). Default: the built-in demo VM.",
+)
+
+
+def _load(config_path: str | None, flags: dict[str, Any] | None = None) -> Config:
+    try:
+        return load_config(config_path, flags=flags)
+    except ConfigError as exc:
+        click.echo(f"openimds: invalid configuration\n{exc}", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="openimds")
+def main() -> None:
+    """openimds: the Azure Instance Metadata Service, off Azure."""
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--listen", help="Metadata listener HOST:PORT (default 127.0.0.1:8080).")
+@click.option("--admin-listen", help="Admin listener HOST:PORT or unix:PATH.")
+@click.option("--rate-limit", type=float, help="Requests/s per VM; 0 turns throttling off.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--state", "state_path", help="State database (SQLite file, or :memory:).")
+@click.option("--access-log/--no-access-log", default=None, help="One log line per request.")
+def serve(
+    config_path: str | None,
+    listen: str | None,
+    admin_listen: str | None,
+    rate_limit: float | None,
+    log_level: str | None,
+    state_path: str | None,
+    access_log: bool | None,
+) -> None:
+    """Serve the metadata API and the admin API."""
+    config = _load(config_path, {
+        "server.listen": listen,
+        "admin.listen": admin_listen,
+        "server.rate_limit": rate_limit,
+        "server.log_level": log_level,
+        "server.access_log": access_log,
+        "state.path": state_path,
+    })
+    from openimds import features, logs, server
+    from openimds.runtime import build_runtime
+    from openimds.store import StoreError
+
+    logs.configure(config.server.log_level)
+    features.register()
+    try:
+        runtime = build_runtime(config)
+    except StoreError as exc:
+        click.echo(f"openimds: {exc}", err=True)
+        sys.exit(2)
+    server.run(runtime)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("show")
+@CONFIG_OPTION
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml")
+def config_show(config_path: str | None, fmt: str) -> None:
+    """Print the effective configuration (defaults < file < environment), secrets redacted."""
+    data = effective(_load(config_path))
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+
+
+@config_group.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the configuration file."""
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@config_group.command("check")
+@CONFIG_OPTION
+def config_check(config_path: str | None) -> None:
+    """Validate a configuration file and exit 0, or print what is wrong and exit 2."""
+    config = _load(config_path)
+    click.echo(f"ok: {len(config.vms)} VM(s)")
+
+
+@main.group("net")
+def net_group() -> None:
+    """Make 169.254.169.254 reachable on this machine (Linux, root)."""
+
+
+@net_group.command("up")
+def net_up() -> None:
+    """Add 169.254.169.254/32 to the loopback interface."""
+    _net("up")
+
+
+@net_group.command("down")
+def net_down() -> None:
+    """Remove 169.254.169.254/32 from the loopback interface."""
+    _net("down")
+
+
+def _net(action: str) -> None:
+    from openimds.netsetup import change
+
+    ok, message = change(action)
+    click.echo(message, err=not ok)
+    sys.exit(0 if ok else 1)

@@ -1,0 +1,256 @@
+"""The one configuration model, and how it is assembled and checked before any socket opens.
+
+Precedence: defaults < file < environment (OPENIMDS_*) < command-line flags. A bad value
+anywhere becomes one ConfigError naming where it came from (file, variable or flag), the
+field path and what is allowed; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from openimds.vm_model import VmSpec
+
+ENV_PREFIX = "OPENIMDS_"
+# Environment variables and the settings they set.
+ENV_VARS: dict[str, str] = {
+    "OPENIMDS_LISTEN": "server.listen",
+    "OPENIMDS_RATE_LIMIT": "server.rate_limit",
+    "OPENIMDS_LOG_LEVEL": "server.log_level",
+    "OPENIMDS_ACCESS_LOG": "server.access_log",
+    "OPENIMDS_ADMIN_LISTEN": "admin.listen",
+    "OPENIMDS_ADMIN_TOKEN": "admin.token",
+    "OPENIMDS_STATE": "state.path",
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem, already worded for the user."""
+
+
+def default_state_path() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(base) / "openimds" / "state.db")
+
+
+def _check_listen(value: str) -> str:
+    if value.startswith("unix:"):
+        if len(value) <= len("unix:"):
+            raise ValueError("a Unix socket needs a path, e.g. unix:/run/openimds/admin.sock")
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8080), got {value!r}")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+    rate_limit: float = Field(5.0, ge=0, description="requests/s per VM; 0 turns it off")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+    # 11: Azure answers with `Server: IMDS/<build>`.
+    server_header: str = "IMDS/150.870.65.1854"
+
+    _listen = field_validator("listen")(_check_listen)
+
+
+class AdminSettings(_Section):
+    listen: str = "127.0.0.1:8081"
+    token: SecretStr | None = None
+
+    _listen = field_validator("listen")(_check_listen)
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the admin token must be at least 16 characters")
+        return value
+
+
+class StateSettings(_Section):
+    path: str = Field(default_factory=default_state_path)
+
+
+class Config(_Section):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    vms: list[VmSpec] = Field(min_length=1)
+
+    @field_validator("vms")
+    @classmethod
+    def _unique_names(cls, vms: list[VmSpec]) -> list[VmSpec]:
+        names = [vm.display_name for vm in vms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"VM names must be unique; repeated: {', '.join(dupes)}")
+        if len(vms) > 1 and any(not vm.addresses for vm in vms):
+            raise ValueError("with several VMs, every VM must list the `addresses` it calls from")
+        return vms
+
+
+@dataclass
+class Sources:
+    """Where each setting came from, so an error can point at the right place."""
+
+    file: str | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    def origin(self, loc: tuple[str | int, ...]) -> str:
+        dotted = ".".join(str(p) for p in loc)
+        for path, origin in self.overrides.items():
+            if dotted == path or dotted.startswith(path + "."):
+                return origin
+        return self.file or "built-in demo VM"
+
+
+def demo_vm() -> dict[str, Any]:
+    text = resources.files("openimds").joinpath("data/demo-vm.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """A YAML or JSON file (JSON is YAML), as a mapping."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML or JSON: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def normalise(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """A file with one VM may leave out the `vms` list: its VM keys sit at the top."""
+    vm_keys = set(VmSpec.model_fields)
+    top_vm = {k: v for k, v in data.items() if k in vm_keys}
+    rest = {k: v for k, v in data.items() if k not in vm_keys}
+    if top_vm and "vms" in rest:
+        keys = ", ".join(sorted(top_vm))
+        raise ConfigError(f"{origin}: give either a `vms` list or one VM's keys ({keys}), not both")
+    if top_vm:
+        rest["vms"] = [top_vm]
+    return rest
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(
+    path: str | None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Assemble and validate the effective configuration."""
+    env = os.environ if env is None else env
+    sources = Sources(file=path)
+    data = normalise(read_file(path), path) if path else {}
+    data.setdefault("vms", [demo_vm()])
+    for var, dotted in ENV_VARS.items():
+        if var in env:
+            _set(data, dotted, env[var])
+            sources.overrides[dotted] = f"environment variable {var}"
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            _set(data, dotted, value)
+            sources.overrides[dotted] = f"flag --{dotted.split('.')[-1].replace('_', '-')}"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, sources)) from None
+
+
+def format_errors(exc: ValidationError, sources: Sources) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        lines.append(f"{sources.origin(loc)}: {where}: {_explain(err, loc)}")
+    return "\n".join(lines)
+
+
+def _explain(err: Mapping[str, Any], loc: tuple[str | int, ...]) -> str:
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        name = str(loc[-1])
+        hint = difflib.get_close_matches(name, allowed, n=1)
+        text = f"unknown field {name!r}"
+        if hint:
+            text += f" (did you mean {hint[0]!r}?)"
+        return text + f"; allowed: {', '.join(allowed)}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return message
+
+
+def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model at a location, for 'unknown field' hints."""
+    model: Any = Config
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if info is None:
+            return []
+        model = _model_of(info.annotation)
+    return sorted(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _model_of(annotation: Any) -> Any:
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+        for inner in getattr(candidate, "__args__", ()):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+    return None
+
+
+def effective(config: Config) -> dict[str, Any]:
+    """The configuration as `config show` prints it: plain data, secrets redacted."""
+    dumped: dict[str, Any] = config.model_dump(mode="json", exclude_none=True)
+    if config.admin.token is not None:
+        dumped["admin"]["token"] = "***"
+    return dumped
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the configuration file (shipped as docs/config.schema.json)."""
+    schema: dict[str, Any] = Config.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "openimds configuration"
+    return schema

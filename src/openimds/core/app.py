@@ -1,0 +1,22 @@
+"""The metadata API as one service: every endpoint at its path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from openimds.core.endpoint import Endpoint
+from openimds.core.instance_api import InstanceEndpoint
+from openimds.core.loadbalancer import LoadBalancerEndpoint
+from openimds.core.service import MetadataService
+from openimds.core.versions_api import VersionsEndpoint
+
+
+def build_service(extra: Iterable[tuple[str, Endpoint]] = ()) -> MetadataService:
+    """The standard endpoints plus any the shell wires in (identity, attested, events)."""
+    routes: list[tuple[str, Endpoint]] = [
+        ("/metadata/instance", InstanceEndpoint()),
+        ("/metadata/versions", VersionsEndpoint()),
+        ("/metadata/loadbalancer", LoadBalancerEndpoint()),
+    ]
+    routes.extend(extra)
+    return MetadataService(routes)

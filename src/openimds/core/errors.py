@@ -1,0 +1,106 @@
+"""The one catalogue of IMDS errors, and the one function that turns them into responses.
+
+Bodies follow imds-reference.md; where Azure's wording is undocumented the choice is
+written down in docs/compatibility.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+from openimds.core.http import JSON, Response
+from openimds.core.versions import NEWEST_VERSIONS
+
+AKA: str = "For more information refer to aka.ms/azureimds"
+
+
+class ImdsError(Exception):
+    """Base of every error the core raises; knows its status and Azure's body."""
+
+    status: ClassVar[int] = 500
+    message: ClassVar[str] = "Internal server error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        self.text = message or self.message
+
+    def payload(self) -> dict[str, object]:
+        return {"error": self.text}
+
+    def extra_headers(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+
+class BadRequest(ImdsError):
+    status = 400
+    message = "Bad request. " + AKA
+
+
+class InvalidApiVersion(BadRequest):
+    # 2.5: the current service uses one message for a missing and an unknown version.
+    message = (
+        "Bad request. api-version is invalid or was not specified in the request. " + AKA
+    )
+
+    def payload(self) -> dict[str, object]:
+        return {"error": self.text, "newest-versions": list(NEWEST_VERSIONS)}
+
+
+class MissingMetadataHeader(BadRequest):
+    # Live body seen in 2022 (I-91624).
+    message = "Bad request: . Required metadata header not specified"
+
+
+class ForwardedRequest(BadRequest):
+    # Section 5: Azure refuses proxied requests; the body is undocumented (our wording).
+    message = "Bad request. Requests with an X-Forwarded-For header are not allowed. " + AKA
+
+
+class DuplicateParameter(BadRequest):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Bad request. Query parameter '{name}' is specified more than once. {AKA}")
+
+
+class LeafNeedsText(BadRequest):
+    # Section 4 / I-15283: a leaf answers only with format=text.
+    message = "Bad request. The requested element is a leaf node; use format=text. " + AKA
+
+
+class UnsupportedFormat(BadRequest):
+    def __init__(self, value: str) -> None:
+        super().__init__(f"Bad request. Format '{value}' is not supported for this request. {AKA}")
+
+
+class NotFound(ImdsError):
+    status = 404
+    message = "Not found"
+
+
+class MethodNotAllowed(ImdsError):
+    status = 405
+    message = "Method not allowed"
+
+    def __init__(self, allowed: tuple[str, ...], message: str | None = None) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+    def extra_headers(self) -> tuple[tuple[str, str], ...]:
+        return (("Allow", ", ".join(self.allowed)),)
+
+
+class TooManyRequests(ImdsError):
+    status = 429
+    message = "Too many requests"
+
+
+class UnknownCaller(ImdsError):
+    # Fleet mode: a source no VM claims. 404 in Azure's shape so it reads as "no metadata".
+    status = 404
+    message = "Not found. No virtual machine is registered for this caller"
+
+
+def error_response(error: ImdsError) -> Response:
+    """The single place where an error becomes bytes on the wire."""
+    body = json.dumps(error.payload(), separators=(",", ":")).encode()
+    return Response(error.status, body, JSON, error.extra_headers(), cacheable=True)

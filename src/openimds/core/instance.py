@@ -1,0 +1,66 @@
+"""The instance document of one api-version, and route filtering over it (sections 3-4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from openimds.core.errors import NotFound
+from openimds.core.instance_fields import OMIT_WHEN_EMPTY, introduced
+from openimds.core.versions import GENERAL_VERSIONS
+
+# JSON as the instance API knows it: every leaf is a string (3.1).
+Node = str | Mapping[str, "Node"] | Sequence["Node"]
+
+# 2017-03-01 was the preview of the 2017-04-02 schema (2.1); serve it with that field set.
+_OLDEST_SCHEMA = "2017-04-02"
+
+
+def schema_version(api_version: str) -> str:
+    return max(api_version, _OLDEST_SCHEMA)
+
+
+def gate(document: Mapping[str, Node], api_version: str) -> dict[str, Node]:
+    """The document with only the fields that `api_version` knows (3.1, INFERRED)."""
+    version = schema_version(api_version)
+    return _gate_object(document, "", GENERAL_VERSIONS[0], version)
+
+
+def _gate_object(
+    obj: Mapping[str, Node], prefix: str, inherited: str, version: str
+) -> dict[str, Node]:
+    out: dict[str, Node] = {}
+    for key in sorted(obj):
+        path = f"{prefix}.{key}" if prefix else key
+        since = introduced(path, inherited)
+        if since > version:
+            continue
+        value = obj[key]
+        if path in OMIT_WHEN_EMPTY and value == "":
+            continue
+        out[key] = _gate_node(value, path, since, version)
+    return out
+
+
+def _gate_node(node: Node, path: str, inherited: str, version: str) -> Node:
+    if isinstance(node, str):
+        return node
+    if isinstance(node, Mapping):
+        return _gate_object(node, path, inherited, version)
+    return [_gate_node(item, f"{path}[]", inherited, version) for item in node]
+
+
+def walk(document: Node, route: Sequence[str]) -> Node:
+    """Follow route filters: object keys by name, array items by 0-based index (4)."""
+    node = document
+    for segment in route:
+        if isinstance(node, Mapping):
+            if segment not in node:
+                raise NotFound()
+            node = node[segment]
+        elif isinstance(node, str):
+            raise NotFound()
+        else:
+            if not segment.isdigit() or int(segment) >= len(node):
+                raise NotFound()
+            node = node[int(segment)]
+    return node

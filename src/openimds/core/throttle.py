@@ -1,0 +1,42 @@
+"""Per-VM request budgets (section 5: 5 requests/s for IMDS, 20/s for identity).
+
+A token bucket per (VM, budget): `rate` tokens a second, at most `rate` saved up, so a
+burst of `rate` requests passes and the sustained rate is `rate`. The caller passes the
+time in, which keeps this pure and lets tests drive it with a virtual clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._buckets: dict[str, _Bucket] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def allow(self, key: str, now: float) -> bool:
+        """Take one token for `key`; False when the budget is spent. rate 0 = no limit."""
+        if self.rate <= 0:
+            return True
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._buckets[key] = _Bucket(self.rate - 1.0, now)
+            return True
+        elapsed = max(0.0, now - bucket.stamp)
+        bucket.tokens = min(self.rate, bucket.tokens + elapsed * self.rate)
+        bucket.stamp = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return True
+        return False

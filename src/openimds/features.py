@@ -1,0 +1,13 @@
+"""The list of optional features wired into every server (see runtime.FEATURES)."""
+
+from __future__ import annotations
+
+from openimds.runtime import FEATURES, Feature
+
+
+def register() -> None:
+    """Install each feature once; later issues add theirs to `_ALL`."""
+    _ALL: list[Feature] = []
+    for feature in _ALL:
+        if feature not in FEATURES:
+            FEATURES.append(feature)

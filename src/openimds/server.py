@@ -1,0 +1,135 @@
+"""Running the listeners: metadata (lean protocol) and admin (uvicorn), in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import uvicorn
+
+from openimds.runtime import Runtime
+from openimds.web.access_log import AccessLog
+from openimds.web.admin_app import build_admin_app
+from openimds.web.metadata_server import MetadataProtocol, MetadataServer
+
+log = logging.getLogger("openimds")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def metadata_server(runtime: Runtime) -> MetadataServer:
+    settings = runtime.config.server
+    limiters = runtime.limiters
+    return MetadataServer(
+        runtime.service(),
+        runtime.fleet,
+        limiters,
+        server_header=settings.server_header,
+        access_log=AccessLog(enabled=settings.access_log),
+        metrics=runtime.metrics,
+        effects=runtime.apply_effects if runtime.effect_handlers else None,
+    )
+
+
+def _admin_config(runtime: Runtime) -> uvicorn.Config:
+    app = build_admin_app(
+        token=runtime.admin_token,
+        fleet=runtime.fleet,
+        metrics=runtime.metrics,
+        extra_routes=runtime.admin_routes,
+        public_paths=runtime.public_paths,
+    )
+    listen = runtime.config.admin.listen
+    common = {"log_config": None, "access_log": False, "lifespan": "off", "loop": "none"}
+    if listen.startswith("unix:"):
+        return uvicorn.Config(app, uds=listen.removeprefix("unix:"), **common)  # type: ignore[arg-type]
+    host, port = split_listen(listen)
+    return uvicorn.Config(app, host=host, port=port, **common)  # type: ignore[arg-type]
+
+
+async def serve(runtime: Runtime) -> None:
+    loop = asyncio.get_running_loop()
+    server = metadata_server(runtime)
+    host, port = split_listen(runtime.config.server.listen)
+    listener = await loop.create_server(
+        lambda: MetadataProtocol(server), host, port, reuse_address=True, backlog=2048
+    )
+    admin = uvicorn.Server(_admin_config(runtime))
+    admin_task = asyncio.create_task(admin.serve())
+    while not admin.started:
+        if admin_task.done():
+            listener.close()
+            await admin_task  # surfaces the admin listener's failure
+            raise OSError(f"cannot start the admin listener on {runtime.config.admin.listen}")
+        await asyncio.sleep(0.01)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"openimds: {_describe(listener, admin, runtime)}", flush=True)
+    ticker = asyncio.create_task(_tick(server, runtime))
+    try:
+        await stop.wait()
+    finally:
+        ticker.cancel()
+        listener.close()
+        for conn in list(server.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        admin.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await admin_task
+        server.access_log.flush()
+
+
+async def _tick(server: MetadataServer, runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        server.tick()
+        for job in runtime.background:
+            try:
+                job()
+            except Exception:
+                log.exception("background job failed")
+
+
+def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime) -> str:
+    meta = listener.sockets[0].getsockname()
+    where = f"metadata on http://{_hostport(meta)}"
+    listen = runtime.config.admin.listen
+    if listen.startswith("unix:"):
+        admin_at = listen
+    else:
+        sockets = admin.servers[0].sockets if admin.servers else []
+        admin_at = f"http://{_hostport(sockets[0].getsockname())}" if sockets else listen
+    return f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
+
+
+def _hostport(sockname: object) -> str:
+    if isinstance(sockname, tuple):
+        host = str(sockname[0])
+        return f"[{host}]:{sockname[1]}" if ":" in host else f"{host}:{sockname[1]}"
+    return str(sockname)
+
+
+def run(runtime: Runtime) -> None:
+    """Run until SIGINT/SIGTERM, on uvloop where it is installed."""
+    try:
+        import uvloop
+
+        runner: asyncio.Runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        runner = asyncio.Runner()
+    try:
+        with runner:
+            runner.run(serve(runtime))
+    except OSError as exc:
+        print(f"openimds: cannot listen: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        runtime.close()

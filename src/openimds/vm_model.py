@@ -1,0 +1,334 @@
+"""The VM file: pydantic models of one VM as a user describes it.
+
+`instance` mirrors Azure's /metadata/instance JSON at the newest api-version, so a real
+response pasted from an Azure VM validates as is. Every field is optional and defaults to
+Azure's empty value (3.1), so a five-line VM is valid. Unknown keys are refused, which
+catches typos such as `vmsize`; YAML scalars (numbers, booleans) become the strings Azure
+sends (`0` -> "0", `false` -> "false").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    field_validator,
+    model_validator,
+)
+
+_MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
+
+
+def _to_azure_string(value: Any) -> Any:
+    """Azure sends every primitive as a string; accept what YAML makes of them."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+AzStr = Annotated[str, BeforeValidator(_to_azure_string)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Plan(_Strict):
+    name: AzStr = ""
+    product: AzStr = ""
+    publisher: AzStr = ""
+
+
+class PublicKey(_Strict):
+    keyData: AzStr = ""
+    path: AzStr = ""
+
+
+class Tag(_Strict):
+    name: AzStr = ""
+    value: AzStr = ""
+
+
+class Id(_Strict):
+    id: AzStr = ""
+
+
+class Uri(_Strict):
+    uri: AzStr = ""
+
+
+class OsProfile(_Strict):
+    adminUsername: AzStr = ""
+    computerName: AzStr = ""
+    disablePasswordAuthentication: AzStr = ""
+
+
+class SecurityProfile(_Strict):
+    secureBootEnabled: AzStr = ""
+    virtualTpmEnabled: AzStr = ""
+    encryptionAtHost: AzStr = ""
+    securityType: AzStr = ""
+
+
+class AdditionalCapabilities(_Strict):
+    hibernationEnabled: AzStr = ""
+
+
+class ExtendedLocation(_Strict):
+    type: AzStr = ""
+    name: AzStr = ""
+
+
+class ImageReference(_Strict):
+    id: AzStr = ""
+    offer: AzStr = ""
+    publisher: AzStr = ""
+    sku: AzStr = ""
+    version: AzStr = ""
+    communityGalleryImageId: AzStr = ""
+    sharedGalleryImageId: AzStr = ""
+    exactVersion: AzStr = ""
+
+
+class DiffDiskSettings(_Strict):
+    option: AzStr = ""
+
+
+class DiskEncryptionKey(_Strict):
+    sourceVault: Id = Field(default_factory=Id)
+    secretUrl: AzStr = ""
+
+
+class KeyEncryptionKey(_Strict):
+    sourceVault: Id = Field(default_factory=Id)
+    keyUrl: AzStr = ""
+
+
+class EncryptionSettings(_Strict):
+    enabled: AzStr = ""
+    diskEncryptionKey: DiskEncryptionKey = Field(default_factory=DiskEncryptionKey)
+    keyEncryptionKey: KeyEncryptionKey = Field(default_factory=KeyEncryptionKey)
+
+
+class ManagedDisk(_Strict):
+    id: AzStr = ""
+    storageAccountType: AzStr = ""
+
+
+class OsDisk(_Strict):
+    caching: AzStr = ""
+    createOption: AzStr = ""
+    diffDiskSettings: DiffDiskSettings = Field(default_factory=DiffDiskSettings)
+    diskSizeGB: AzStr = ""
+    encryptionSettings: EncryptionSettings = Field(default_factory=EncryptionSettings)
+    image: Uri = Field(default_factory=Uri)
+    managedDisk: ManagedDisk = Field(default_factory=ManagedDisk)
+    name: AzStr = ""
+    osType: AzStr = ""
+    vhd: Uri = Field(default_factory=Uri)
+    writeAcceleratorEnabled: AzStr = ""
+
+
+class DataDisk(OsDisk):
+    bytesPerSecondThrottle: AzStr = ""
+    diskCapacityBytes: AzStr = ""
+    isSharedDisk: AzStr = ""
+    isUltraDisk: AzStr = ""
+    lun: AzStr = ""
+    opsPerSecondThrottle: AzStr = ""
+
+
+class ResourceDisk(_Strict):
+    size: AzStr = ""
+
+
+class StorageProfile(_Strict):
+    dataDisks: list[DataDisk] = Field(default_factory=list)
+    imageReference: ImageReference = Field(default_factory=ImageReference)
+    osDisk: OsDisk = Field(default_factory=OsDisk)
+    resourceDisk: ResourceDisk = Field(default_factory=ResourceDisk)
+
+
+class Compute(_Strict):
+    additionalCapabilities: AdditionalCapabilities = Field(
+        default_factory=AdditionalCapabilities
+    )
+    azEnvironment: AzStr = ""
+    customData: AzStr = ""
+    evictionPolicy: AzStr = ""
+    extendedLocation: ExtendedLocation = Field(default_factory=ExtendedLocation)
+    host: Id = Field(default_factory=Id)
+    hostGroup: Id = Field(default_factory=Id)
+    isHostCompatibilityLayerVm: AzStr = ""
+    licenseType: AzStr = ""
+    location: AzStr = ""
+    name: AzStr = ""
+    offer: AzStr = ""
+    osProfile: OsProfile = Field(default_factory=OsProfile)
+    osType: AzStr = ""
+    physicalZone: AzStr = ""
+    placementGroupId: AzStr = ""
+    plan: Plan = Field(default_factory=Plan)
+    platformFaultDomain: AzStr = ""
+    platformSubFaultDomain: AzStr = ""
+    platformUpdateDomain: AzStr = ""
+    priority: AzStr = ""
+    provider: AzStr = ""
+    publicKeys: list[PublicKey] = Field(default_factory=list)
+    publisher: AzStr = ""
+    resourceGroupName: AzStr = ""
+    resourceId: AzStr = ""
+    securityProfile: SecurityProfile = Field(default_factory=SecurityProfile)
+    sku: AzStr = ""
+    storageProfile: StorageProfile = Field(default_factory=StorageProfile)
+    subscriptionId: AzStr = ""
+    tags: AzStr = ""
+    tagsList: list[Tag] = Field(default_factory=list)
+    userData: AzStr = ""
+    version: AzStr = ""
+    virtualMachineScaleSet: Id = Field(default_factory=Id)
+    vmId: AzStr = ""
+    vmScaleSetName: AzStr = ""
+    vmSize: AzStr = ""
+    zone: AzStr = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tags_both_ways(cls, data: Any) -> Any:
+        """Azure sends tags twice: `k:v;k:v` and tagsList. A file may give either."""
+        if not isinstance(data, dict):
+            return data
+        tags, tags_list = data.get("tags"), data.get("tagsList")
+        if tags and not tags_list and isinstance(tags, str):
+            pairs = [t.partition(":") for t in tags.split(";") if t]
+            data = {**data, "tagsList": [{"name": k, "value": v} for k, _, v in pairs]}
+        elif tags_list and not tags and isinstance(tags_list, list):
+            joined = ";".join(
+                f"{_to_azure_string(t.get('name'))}:{_to_azure_string(t.get('value'))}"
+                for t in tags_list
+                if isinstance(t, dict)
+            )
+            data = {**data, "tags": joined}
+        return data
+
+    @model_validator(mode="after")
+    def _host_or_group(self) -> Compute:
+        if self.host.id and self.hostGroup.id:
+            raise ValueError("a VM has either host.id or hostGroup.id, never both (3.3)")
+        return self
+
+    @field_validator("customData")
+    @classmethod
+    def _custom_data_is_never_served(cls, value: str) -> str:
+        # 3.3: customData is disabled in IMDS and always "" (userData replaced it).
+        if value:
+            raise ValueError("Azure never serves customData (always \"\"); use userData")
+        return value
+
+
+class IpAddress(_Strict):
+    privateIpAddress: AzStr = ""
+    publicIpAddress: AzStr = ""
+
+
+class Ipv6Address(_Strict):
+    privateIpAddress: AzStr = ""
+
+
+class Subnet(_Strict):
+    address: AzStr = ""
+    prefix: AzStr = ""
+
+
+class Ipv4(_Strict):
+    ipAddress: list[IpAddress] = Field(default_factory=list)
+    subnet: list[Subnet] = Field(default_factory=list)
+
+
+class Ipv6(_Strict):
+    ipAddress: list[Ipv6Address] = Field(default_factory=list)
+
+
+class Interface(_Strict):
+    ipv4: Ipv4 = Field(default_factory=Ipv4)
+    ipv6: Ipv6 = Field(default_factory=Ipv6)
+    macAddress: AzStr = ""
+
+    @field_validator("macAddress")
+    @classmethod
+    def _normalise_mac(cls, value: str) -> str:
+        # 3.5: Azure sends 12 upper-case hex digits with no separators.
+        bare = value.replace(":", "").replace("-", "")
+        if value and not _MAC.match(bare):
+            raise ValueError(f"not a MAC address: {value!r} (12 hex digits, e.g. 000D3AF806EC)")
+        return bare.upper()
+
+
+class Network(_Strict):
+    interface: list[Interface] = Field(default_factory=list)
+
+
+class Instance(_Strict):
+    compute: Compute = Field(default_factory=Compute)
+    network: Network = Field(default_factory=Network)
+
+
+class PublicIp(_Strict):
+    frontendIpAddress: str = ""
+    privateIpAddress: str = ""
+
+
+class InboundRule(_Strict):
+    frontendIpAddress: str = ""
+    protocol: str = "tcp"
+    frontendPort: int = 0
+    backendPort: int = 0
+    privateIpAddress: str = ""
+
+
+class OutboundRule(_Strict):
+    frontendIpAddress: str = ""
+    privateIpAddress: str = ""
+
+
+class TunnelInterface(_Strict):
+    gatewayIpAddress: str = ""
+    gatewayPort: int = 0
+    identifier: int = 0
+    type: str = "internal"
+    protocol: str = "vxlan"
+    localIpAddress: str = ""
+    localPort: int = 0
+
+
+class LoadBalancer(_Strict):
+    """Section 9: ports and identifiers are JSON integers, the rest strings."""
+
+    publicIpAddresses: list[PublicIp] = Field(default_factory=list)
+    inboundRules: list[InboundRule] = Field(default_factory=list)
+    outboundRules: list[OutboundRule] = Field(default_factory=list)
+    # Only VMs behind a Gateway load balancer have tunnels; absent otherwise.
+    tunnelInterfaces: list[TunnelInterface] | None = None
+
+
+class VmSpec(_Strict):
+    """One VM of the file. `name` defaults to compute.name."""
+
+    name: str = ""
+    instance: Instance = Field(default_factory=Instance)
+    addresses: list[IPvAnyAddress] = Field(default_factory=list)
+    loadbalancer: LoadBalancer | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.instance.compute.name or self.instance.compute.vmId

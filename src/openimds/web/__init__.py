@@ -1,0 +1,1 @@
+"""HTTP adapters: the lean metadata listener and the admin application."""

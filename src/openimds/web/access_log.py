@@ -1,0 +1,44 @@
+"""One JSON line per request, buffered and written in batches off the request path.
+
+The listener appends a preformatted line to a list; a one-second tick (and a full
+buffer) writes the batch. Tokens never appear: lines carry method, path, status, VM,
+latency and peer, and the query string only for endpoints whose query holds no secret.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+_FLUSH_AT = 512
+
+
+class AccessLog:
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self._lines: list[str] = []
+        self.stamp = ""
+
+    def record(
+        self, method: str, path: str, status: int, vm: str, seconds: float, peer: str
+    ) -> None:
+        if '"' in path or "\\" in path or not path.isprintable():
+            path = json.dumps(path)[1:-1]
+        self._lines.append(
+            f'{{"ts":"{self.stamp}","event":"access","method":"{method}","path":"{path}",'
+            f'"status":{status},"vm":"{vm}","ms":{seconds * 1000:.3f},"peer":"{peer}"}}\n'
+        )
+        if len(self._lines) >= _FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, []
+        try:
+            self.stream.write("".join(lines))
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not take the server down

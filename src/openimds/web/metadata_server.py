@@ -1,0 +1,331 @@
+"""The metadata listener: a lean HTTP/1.1 server on asyncio (uvloop where present).
+
+Why not a framework: the benchmark in docs/performance.md shows frameworks reach under
+half of nginx on the instance GET, while a protocol that hands precomputed bytes to the
+transport matches it. httptools (llhttp) does the parsing; this module adds keep-alive,
+pipelining (requests are answered in order, synchronously), size limits, idle timeouts
+and the response cache.
+
+The hot path for a GET: resolve the caller's VM -> throttle -> look the raw target up in
+the VM's cache of finished responses (valid for one VM revision) -> write. The core runs
+only on a miss; nothing on the path serialises JSON, touches the store or takes a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+from email.utils import formatdate
+from http import HTTPStatus
+from urllib.parse import parse_qsl
+
+import httptools
+
+from openimds.core.errors import ImdsError, TooManyRequests, UnknownCaller, error_response
+from openimds.core.http import Request, Response
+from openimds.core.inventory import VmSnapshot
+from openimds.core.service import MetadataService
+from openimds.core.throttle import RateLimiter
+from openimds.fleet import Fleet
+from openimds.web.access_log import AccessLog
+from openimds.web.metrics import RequestMetrics
+
+log = logging.getLogger("openimds.metadata")
+
+MAX_URL = 8 * 1024
+MAX_HEADERS_BYTES = 16 * 1024
+MAX_HEADERS = 100
+MAX_BODY = 64 * 1024
+IDLE_TICKS = 60  # seconds an idle keep-alive connection is kept
+CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
+
+EffectsSink = Callable[[VmSnapshot, tuple[object, ...]], None]
+
+
+@dataclass(slots=True)
+class _Cached:
+    head: bytes  # status line and headers up to the Date value
+    tail: bytes  # end of headers and the body
+    route: str
+    status: int
+
+
+class _VmCache:
+    __slots__ = ("entries", "revision")
+
+    def __init__(self, revision: int) -> None:
+        self.revision = revision
+        self.entries: dict[tuple[bytes, bool], _Cached] = {}
+
+
+class MetadataServer:
+    """Shared state of all connections: the service, inventory, limits, caches, metrics."""
+
+    def __init__(
+        self,
+        service: MetadataService,
+        fleet: Fleet,
+        limiters: dict[str, RateLimiter],
+        *,
+        server_header: str,
+        access_log: AccessLog,
+        metrics: RequestMetrics,
+        effects: EffectsSink | None = None,
+    ) -> None:
+        self.service = service
+        self.fleet = fleet
+        # Route name -> its own budget ("identity"); every other route shares "imds".
+        self.limiters = limiters
+        self.any_limit = any(lim.enabled for lim in limiters.values())
+        self.access_log = access_log
+        self.metrics = metrics
+        self.effects = effects
+        self.server_token = b"Server: " + server_header.encode("latin-1") + b"\r\n"
+        self.date = b""
+        self.connections: set[MetadataProtocol] = set()
+        self._caches: dict[str, _VmCache] = {}
+        self.tick()
+
+    def tick(self) -> None:
+        """Once a second: refresh the Date value, write the access log, drop idle peers."""
+        now = time.time()
+        self.date = formatdate(now, usegmt=True).encode()
+        self.access_log.stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        self.access_log.flush()
+        for conn in list(self.connections):
+            conn.idle_tick()
+
+    def cache_for(self, vm: VmSnapshot) -> _VmCache:
+        cache = self._caches.get(vm.id)
+        if cache is None or cache.revision != vm.revision:
+            cache = _VmCache(vm.revision)
+            self._caches[vm.id] = cache
+        elif len(cache.entries) >= CACHE_ENTRIES:
+            cache.entries.clear()  # bounded: odd query strings cannot grow it forever
+        return cache
+
+    def encode(self, response: Response, route: str, close: bool) -> _Cached:
+        reason = HTTPStatus(response.status).phrase.encode()
+        extra = b"".join(
+            f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers
+        )
+        head = b"".join((
+            b"HTTP/1.1 %d %s\r\n" % (response.status, reason),
+            b"Content-Type: ", response.content_type.encode(), b"\r\n",
+            b"Content-Length: %d\r\n" % len(response.body),
+            extra,
+            b"Connection: close\r\n" if close else b"",
+            self.server_token,
+            b"Date: ",
+        ))
+        return _Cached(head, b"\r\n\r\n" + response.body, route, response.status)
+
+
+class MetadataProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: MetadataServer) -> None:
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.metadata_ok = False
+        self.body: bytearray | None = None
+        self.idle = 0
+        self.paused = False
+        self.closing = False
+
+    # -- connection lifecycle -------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) else "local"
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.transport = None
+
+    def idle_tick(self) -> None:
+        self.idle += 1
+        if self.idle >= IDLE_TICKS and self.transport is not None:
+            self.transport.close()
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its requests too.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.idle = 0
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.reject(400, "Bad request. Protocol upgrades are not supported")
+        except httptools.HttpParserError:
+            self.reject(400, "Bad request. Malformed HTTP request")
+        except _TooLarge as exc:
+            self.reject(exc.status, exc.message)
+
+    # -- parser callbacks ---------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.header_bytes = 0
+        self.metadata_ok = False
+        self.body = None
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > MAX_URL:
+            raise _TooLarge(414, "Bad request. The request URL is too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEADERS_BYTES or len(self.headers) >= MAX_HEADERS:
+            raise _TooLarge(431, "Bad request. Request headers are too large")
+        self.headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        if self.body is None:
+            self.body = bytearray()
+        self.body += body
+        if len(self.body) > MAX_BODY:
+            raise _TooLarge(413, "Bad request. The request body is too large")
+
+    def on_message_complete(self) -> None:
+        started = time.perf_counter()
+        # HTTP/1.0 peers are answered and closed: they get no keep-alive bookkeeping.
+        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
+        method = self.parser.get_method().decode("ascii", "replace")
+        cached, vm_name = self.answer(method, keep_alive)
+        transport = self.transport
+        if transport is None:
+            return
+        server = self.server
+        if method == "HEAD":  # the answer (a 405) must not carry a body after a HEAD
+            transport.write(b"".join((cached.head, server.date, b"\r\n\r\n")))
+        else:
+            transport.write(b"".join((cached.head, server.date, cached.tail)))
+        if not keep_alive:
+            self.closing = True
+            transport.close()
+        elapsed = time.perf_counter() - started
+        server.metrics.observe(cached.route, cached.status, vm_name, elapsed)
+        if server.access_log.enabled:
+            path = self.url.partition(b"?")[0].decode("latin-1")
+            server.access_log.record(method, path, cached.status, vm_name, elapsed, self.peer)
+
+    # -- answering -----------------------------------------------------------------------
+    def answer(self, method: str, keep_alive: bool) -> tuple[_Cached, str]:
+        server = self.server
+        vm = server.fleet.for_peer(self.peer)
+        if vm is None:
+            server.metrics.unknown_callers += 1
+            return server.encode(error_response(UnknownCaller()), "unknown", not keep_alive), "-"
+        fast = method == "GET" and keep_alive
+        if fast:
+            flags = self._plain_headers()
+            cache = server.cache_for(vm)
+            hit = cache.entries.get((self.url, flags))
+            if hit is not None:
+                if not self._within_budget(vm, hit.route):
+                    return self._throttled(keep_alive), vm.name
+                return hit, vm.name
+        request = self.core_request(method)
+        route = self._route_name(request)
+        if not self._within_budget(vm, route):
+            return self._throttled(keep_alive), vm.name
+        response = self._run_core(request, vm)
+        encoded = server.encode(response, route, not keep_alive)
+        if fast and response.cacheable:
+            cache.entries[(self.url, flags)] = encoded
+        return encoded, vm.name
+
+    def _plain_headers(self) -> bool:
+        """The only header facts a cacheable answer depends on: a valid Metadata header
+        and no X-Forwarded-For. Anything unusual bypasses the cache."""
+        ok = False
+        for name, value in self.headers:
+            lname = name.lower()
+            if lname == b"metadata":
+                ok = value.strip().lower() == b"true"
+            elif lname == b"x-forwarded-for":
+                return False
+        return ok
+
+    def _within_budget(self, vm: VmSnapshot, route: str) -> bool:
+        server = self.server
+        if not server.any_limit:
+            return True
+        limiter = server.limiters.get(route)
+        budget = route
+        if limiter is None:
+            limiter, budget = server.limiters["imds"], "imds"
+        return limiter.allow(f"{vm.id}/{budget}", time.monotonic())
+
+    def _throttled(self, keep_alive: bool) -> _Cached:
+        self.server.metrics.throttled += 1
+        return self.server.encode(error_response(TooManyRequests()), "throttled", not keep_alive)
+
+    def _route_name(self, request: Request) -> str:
+        endpoint = self.server.service.route(request)
+        return "unknown" if endpoint is None else endpoint.name
+
+    def core_request(self, method: str) -> Request:
+        path, _, query = self.url.decode("latin-1").partition("?")
+        return Request(
+            method=method,
+            path=path,
+            query=tuple(parse_qsl(query, keep_blank_values=True)),
+            headers=tuple(
+                (n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in self.headers
+            ),
+            body=bytes(self.body or b""),
+            peer=self.peer,
+        )
+
+    def _run_core(self, request: Request, vm: VmSnapshot) -> Response:
+        try:
+            response = self.server.service.handle(request, vm, time.time())
+            if response.effects and self.server.effects is not None:
+                self.server.effects(vm, response.effects)
+            return response
+        except ImdsError as error:
+            return error_response(error)
+        except Exception:
+            request_id = secrets.token_hex(8)
+            log.exception("internal error answering %s (request id %s)", request.path, request_id)
+            return error_response(ImdsError(f"Internal server error. Request id {request_id}"))
+
+    def reject(self, status: int, message: str) -> None:
+        """A request we cannot parse: answer once in Azure's error shape and hang up."""
+        if self.transport is None or self.closing:
+            return
+        err = ImdsError(message)
+        body = error_response(err).body
+        response = Response(status, body)
+        cached = self.server.encode(response, "malformed", close=True)
+        self.transport.write(b"".join((cached.head, self.server.date, cached.tail)))
+        self.closing = True
+        self.transport.close()
+
+
+class _TooLarge(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
