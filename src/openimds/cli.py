@@ -13,7 +13,10 @@ from openimds import __version__
 from openimds.config import Config, ConfigError, effective, json_schema, load_config
 
 CONFIG_OPTION = click.option(
-    "--config", "config_path", envvar="OPENIMDS_CONFIG", type=click.Path(dir_okay=False),
+    "--config",
+    "config_path",
+    envvar="OPENIMDS_CONFIG",
+    type=click.Path(dir_okay=False),
     help="VM/config file (YAML or JSON). Default: the built-in demo VM.",
 )
 
@@ -50,14 +53,17 @@ def serve(
     access_log: bool | None,
 ) -> None:
     """Serve the metadata API and the admin API."""
-    config = _load(config_path, {
-        "server.listen": listen,
-        "admin.listen": admin_listen,
-        "server.rate_limit": rate_limit,
-        "server.log_level": log_level,
-        "server.access_log": access_log,
-        "state.path": state_path,
-    })
+    config = _load(
+        config_path,
+        {
+            "server.listen": listen,
+            "admin.listen": admin_listen,
+            "server.rate_limit": rate_limit,
+            "server.log_level": log_level,
+            "server.access_log": access_log,
+            "state.path": state_path,
+        },
+    )
     from openimds import features, logs, server
     from openimds.runtime import build_runtime
     from openimds.store import StoreError

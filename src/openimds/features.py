@@ -7,7 +7,7 @@ from openimds.runtime import FEATURES, Feature
 
 def register() -> None:
     """Install each feature once; later issues add theirs to `_ALL`."""
-    _ALL: list[Feature] = []
-    for feature in _ALL:
+    features: list[Feature] = []
+    for feature in features:
         if feature not in FEATURES:
             FEATURES.append(feature)

@@ -18,7 +18,9 @@ def has_address() -> bool:
     ip = shutil.which("ip")
     if ip is None:
         return False
-    out = subprocess.run([ip, "-o", "address", "show", "dev", "lo"], capture_output=True, text=True)
+    out = subprocess.run(
+        [ip, "-o", "address", "show", "dev", "lo"], capture_output=True, text=True, check=False
+    )
     return "169.254.169.254/32" in out.stdout
 
 
@@ -32,7 +34,7 @@ def change(action: str) -> tuple[bool, str]:
     present = has_address()
     if (action == "up") == present:
         return True, f"169.254.169.254 is already {'on' if present else 'off'} lo"
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         return False, f"{' '.join(cmd)} failed: {result.stderr.strip()}"
     where = "added to" if action == "up" else "removed from"

@@ -160,9 +160,7 @@ class StorageProfile(_Strict):
 
 
 class Compute(_Strict):
-    additionalCapabilities: AdditionalCapabilities = Field(
-        default_factory=AdditionalCapabilities
-    )
+    additionalCapabilities: AdditionalCapabilities = Field(default_factory=AdditionalCapabilities)
     azEnvironment: AzStr = ""
     customData: AzStr = ""
     evictionPolicy: AzStr = ""
@@ -232,7 +230,7 @@ class Compute(_Strict):
     def _custom_data_is_never_served(cls, value: str) -> str:
         # 3.3: customData is disabled in IMDS and always "" (userData replaced it).
         if value:
-            raise ValueError("Azure never serves customData (always \"\"); use userData")
+            raise ValueError('Azure never serves customData (always ""); use userData')
         return value
 
 

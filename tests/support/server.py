@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -20,22 +20,27 @@ READY = re.compile(r"openimds: metadata on (http://\S+); admin on (\S+);")
 
 @dataclass
 class RunningServer:
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     metadata_url: str
     admin_url: str
     admin_token: str
     state_path: str
-    output: list[str] = field(default_factory=list)
+    log_path: Path
 
-    def get(self, path: str, *, metadata: bool = True, **kwargs: object) -> httpx.Response:
-        headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[call-overload]
+    @property
+    def output(self) -> str:
+        """Everything the server printed so far (stdout and stderr)."""
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str, *, metadata: bool = True, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
         if metadata:
             headers.setdefault("Metadata", "true")
-        return httpx.get(self.metadata_url + path, headers=headers, **kwargs)  # type: ignore[arg-type]
+        return httpx.get(self.metadata_url + path, headers=headers, **kwargs)
 
-    def admin(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.admin_token}"}
-        return httpx.request(method, self.admin_url + path, headers=headers, **kwargs)  # type: ignore[arg-type]
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.admin_token}", **kwargs.pop("headers", {})}
+        return httpx.request(method, self.admin_url + path, headers=headers, **kwargs)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
@@ -45,8 +50,6 @@ class RunningServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        rest = self.process.stdout.read() if self.process.stdout else ""
-        self.output.extend(rest.splitlines())
         return self.process.returncode
 
 
@@ -60,12 +63,23 @@ def start_server(
     admin_token: str = "test-admin-token-0123456789",
     timeout: float = 20.0,
 ) -> RunningServer:
-    """Run `openimds serve` on 127.0.0.1:0 and wait for its ready line."""
+    """Run `openimds serve` on 127.0.0.1:0 and wait for its ready line. Output goes to a
+    file (a pipe nobody reads would block the server once full)."""
     state = state_path or str(tmp / "state.db")
     cmd = [
-        sys.executable, "-m", "openimds", "serve",
-        "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-        "--state", state, "--rate-limit", "0", *args,
+        sys.executable,
+        "-m",
+        "openimds",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--state",
+        state,
+        "--rate-limit",
+        "0",
+        *args,
     ]
     if config is not None:
         cmd += ["--config", config]
@@ -74,26 +88,17 @@ def start_server(
         "OPENIMDS_ADMIN_TOKEN": admin_token,
         **(env or {}),
     }
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env
-    )
-    lines: list[str] = []
+    log_path = tmp / f"server-{time.monotonic_ns()}.log"
+    with log_path.open("wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=full_env)
     deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
-            match = READY.search(line)
-            if match:
-                return RunningServer(
-                    proc, match.group(1), match.group(2), admin_token, state, lines
-                )
-        elif proc.poll() is not None:
+        match = READY.search(log_path.read_text(errors="replace"))
+        if match:
+            return RunningServer(proc, match.group(1), match.group(2), admin_token, state, log_path)
+        if proc.poll() is not None:
             break
+        time.sleep(0.05)
     proc.kill()
-    rest = proc.stdout.read()
-    raise RuntimeError("server did not start:\n" + "\n".join(lines) + rest)
+    proc.wait()
+    raise RuntimeError("server did not start:\n" + log_path.read_text(errors="replace"))

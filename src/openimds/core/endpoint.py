@@ -34,9 +34,7 @@ class BaseEndpoint:
         return MissingMetadataHeader()
 
 
-def require_version(
-    request: Request, minimum: str, allowed: Collection[str] = GENERAL_SET
-) -> str:
+def require_version(request: Request, minimum: str, allowed: Collection[str] = GENERAL_SET) -> str:
     """The request's api-version if it is known and new enough for this endpoint;
     otherwise Azure's api-version error, whose `newest-versions` tells the client what
     to use (2.5: one body for missing, unknown and unsupported)."""

@@ -39,9 +39,7 @@ class BadRequest(ImdsError):
 
 class InvalidApiVersion(BadRequest):
     # 2.5: the current service uses one message for a missing and an unknown version.
-    message = (
-        "Bad request. api-version is invalid or was not specified in the request. " + AKA
-    )
+    message = "Bad request. api-version is invalid or was not specified in the request. " + AKA
 
     def payload(self) -> dict[str, object]:
         return {"error": self.text, "newest-versions": list(NEWEST_VERSIONS)}
@@ -59,7 +57,9 @@ class ForwardedRequest(BadRequest):
 
 class DuplicateParameter(BadRequest):
     def __init__(self, name: str) -> None:
-        super().__init__(f"Bad request. Query parameter '{name}' is specified more than once. {AKA}")
+        super().__init__(
+            f"Bad request. Query parameter '{name}' is specified more than once. {AKA}"
+        )
 
 
 class LeafNeedsText(BadRequest):

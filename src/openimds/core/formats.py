@@ -44,6 +44,4 @@ def _text(node: Node) -> str:
     if isinstance(node, Mapping):
         items = node.items()
         return "\n".join(k + ("" if isinstance(v, str) else "/") for k, v in items)
-    return "\n".join(
-        str(i) + ("" if isinstance(v, str) else "/") for i, v in enumerate(node)
-    )
+    return "\n".join(str(i) + ("" if isinstance(v, str) else "/") for i, v in enumerate(node))

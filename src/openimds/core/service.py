@@ -64,7 +64,9 @@ class MetadataService:
         _reject_duplicates(request)
         if endpoint is None:
             require_version(request, GENERAL_VERSIONS[0])
-            raise NotFound(f'API isn\'t found: Path = "{request.path}", Method = "{request.method}"')
+            raise NotFound(
+                f'API isn\'t found: Path = "{request.path}", Method = "{request.method}"'
+            )
         if request.method not in endpoint.methods:
             raise MethodNotAllowed(
                 endpoint.methods,

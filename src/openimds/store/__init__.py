@@ -1,5 +1,5 @@
 """State that must survive a restart: admin token, keys, events. One interface, many backends."""
 
-from openimds.store.base import Store, StoreError, open_store
+from openimds.store.base import Delete, Put, Store, StoreError, open_store
 
-__all__ = ["Store", "StoreError", "open_store"]
+__all__ = ["Delete", "Put", "Store", "StoreError", "open_store"]

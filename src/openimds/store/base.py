@@ -1,7 +1,16 @@
-"""The store interface every backend implements, and how a backend is chosen."""
+"""The store interface every backend implements, and how a backend is chosen.
+
+Two shapes of data cover every feature: settings (one value per key: the admin token,
+counters) and records (values grouped by kind: signing keys, CA material, scheduled
+events, approvals). Features serialise their own values (JSON); the store only keeps
+them durably. `write_batch` is atomic, so a change that touches several records (an
+approval and the document incarnation) is all there after a crash, or not at all.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -9,18 +18,44 @@ class StoreError(Exception):
     """A backend failure, translated at the store boundary (DESIGN.md: errors)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Put:
+    kind: str
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    kind: str
+    key: str
+
+
 class Store(Protocol):
-    """Durable key-value settings; later issues add tables of their own.
-
-    `put_setting_once` is how generated secrets are kept: the first writer wins, so two
-    processes starting on one database agree on the same value.
-    """
-
     def get_setting(self, key: str) -> str | None: ...
 
     def put_setting(self, key: str, value: str) -> None: ...
 
-    def put_setting_once(self, key: str, value: str) -> str: ...
+    def put_setting_once(self, key: str, value: str) -> str:
+        """Store `value` unless the key exists; return what is stored. The first writer
+        wins, so two processes on one database agree on a generated secret."""
+        ...
+
+    def get_record(self, kind: str, key: str) -> str | None: ...
+
+    def list_records(self, kind: str) -> list[tuple[str, str]]:
+        """All (key, value) of a kind, ordered by key."""
+        ...
+
+    def put_record(self, kind: str, key: str, value: str) -> None: ...
+
+    def put_record_once(self, kind: str, key: str, value: str) -> str: ...
+
+    def delete_record(self, kind: str, key: str) -> None: ...
+
+    def write_batch(self, ops: Sequence[Put | Delete]) -> None:
+        """Apply all operations atomically and durably."""
+        ...
 
     def close(self) -> None: ...
 

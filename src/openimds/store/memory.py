@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from openimds.store.base import Delete, Put
+
 
 class MemoryStore:
     def __init__(self) -> None:
         self._settings: dict[str, str] = {}
+        self._records: dict[str, dict[str, str]] = {}
 
     def get_setting(self, key: str) -> str | None:
         return self._settings.get(key)
@@ -16,5 +21,27 @@ class MemoryStore:
     def put_setting_once(self, key: str, value: str) -> str:
         return self._settings.setdefault(key, value)
 
+    def get_record(self, kind: str, key: str) -> str | None:
+        return self._records.get(kind, {}).get(key)
+
+    def list_records(self, kind: str) -> list[tuple[str, str]]:
+        return sorted(self._records.get(kind, {}).items())
+
+    def put_record(self, kind: str, key: str, value: str) -> None:
+        self._records.setdefault(kind, {})[key] = value
+
+    def put_record_once(self, kind: str, key: str, value: str) -> str:
+        return self._records.setdefault(kind, {}).setdefault(key, value)
+
+    def delete_record(self, kind: str, key: str) -> None:
+        self._records.get(kind, {}).pop(key, None)
+
+    def write_batch(self, ops: Sequence[Put | Delete]) -> None:
+        for op in ops:
+            if isinstance(op, Put):
+                self.put_record(op.kind, op.key, op.value)
+            else:
+                self.delete_record(op.kind, op.key)
+
     def close(self) -> None:
-        self._settings.clear()
+        """Nothing to release."""

@@ -1,7 +1,8 @@
 """The embedded default backend: one SQLite file, private to its owner.
 
 WAL journal with synchronous=FULL: a write that returned is on disk, so a SIGKILL right
-after an approval or a key was issued loses nothing.
+after an approval or a key was issued loses nothing. One connection, guarded by a lock,
+so the event loop and worker threads can share it.
 """
 
 from __future__ import annotations
@@ -9,16 +10,25 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
-from openimds.store.base import StoreError
+from openimds.store.base import Delete, Put, StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS records (
+    kind  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 """
+
+_Row = tuple[object, ...]
 
 
 class SqliteStore:
@@ -35,18 +45,9 @@ class SqliteStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open state database {path}: {exc}") from exc
 
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """For backends' own tables (keys, events); callers hold `lock` while using it."""
-        return self._db
-
-    @property
-    def lock(self) -> threading.Lock:
-        return self._lock
-
     def get_setting(self, key: str) -> str | None:
-        row = self._query("SELECT value FROM settings WHERE key = ?", (key,))
-        return None if row is None else str(row[0])
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def put_setting(self, key: str, value: str) -> None:
         self._execute(
@@ -58,18 +59,64 @@ class SqliteStore:
     def put_setting_once(self, key: str, value: str) -> str:
         self._execute("INSERT OR IGNORE INTO settings(key, value) VALUES(?, ?)", (key, value))
         stored = self.get_setting(key)
-        assert stored is not None
+        if stored is None:
+            raise StoreError(f"state database {self.path}: setting {key} vanished")
         return stored
+
+    def get_record(self, kind: str, key: str) -> str | None:
+        rows = self._query("SELECT value FROM records WHERE kind = ? AND key = ?", (kind, key))
+        return str(rows[0][0]) if rows else None
+
+    def list_records(self, kind: str) -> list[tuple[str, str]]:
+        rows = self._query("SELECT key, value FROM records WHERE kind = ? ORDER BY key", (kind,))
+        return [(str(k), str(v)) for k, v in rows]
+
+    def put_record(self, kind: str, key: str, value: str) -> None:
+        self.write_batch([Put(kind, key, value)])
+
+    def put_record_once(self, kind: str, key: str, value: str) -> str:
+        self._execute(
+            "INSERT OR IGNORE INTO records(kind, key, value) VALUES(?, ?, ?)", (kind, key, value)
+        )
+        stored = self.get_record(kind, key)
+        if stored is None:
+            raise StoreError(f"state database {self.path}: record {kind}/{key} vanished")
+        return stored
+
+    def delete_record(self, kind: str, key: str) -> None:
+        self.write_batch([Delete(kind, key)])
+
+    def write_batch(self, ops: Sequence[Put | Delete]) -> None:
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for op in ops:
+                        if isinstance(op, Put):
+                            self._db.execute(
+                                "INSERT INTO records(kind, key, value) VALUES(?, ?, ?) "
+                                "ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value",
+                                (op.kind, op.key, op.value),
+                            )
+                        else:
+                            self._db.execute(
+                                "DELETE FROM records WHERE kind = ? AND key = ?", (op.kind, op.key)
+                            )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"state database {self.path}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def _query(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+    def _query(self, sql: str, args: tuple[object, ...]) -> list[_Row]:
         try:
             with self._lock:
-                row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
-                return row
+                return list(self._db.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
             raise StoreError(f"state database {self.path}: {exc}") from exc
 

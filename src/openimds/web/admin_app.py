@@ -83,13 +83,18 @@ def build_admin_app(
           200:
             description: The effective VM inventory, as the VM file model validated it.
         """
-        return JSONResponse({
-            "vms": [
-                {"name": name, "revision": fleet.vms[name].revision,
-                 **spec.model_dump(mode="json", exclude_none=True)}
-                for name, spec in fleet.specs.items()
-            ]
-        })
+        return JSONResponse(
+            {
+                "vms": [
+                    {
+                        "name": name,
+                        "revision": fleet.vms[name].revision,
+                        **spec.model_dump(mode="json", exclude_none=True),
+                    }
+                    for name, spec in fleet.specs.items()
+                ]
+            }
+        )
 
     async def openapi(request: Request) -> Response:
         """

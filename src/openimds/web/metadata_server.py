@@ -19,9 +19,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import cast
 from urllib.parse import parse_qsl
 
 import httptools
@@ -111,18 +111,20 @@ class MetadataServer:
 
     def encode(self, response: Response, route: str, close: bool) -> _Cached:
         reason = HTTPStatus(response.status).phrase.encode()
-        extra = b"".join(
-            f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers
+        extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers)
+        head = b"".join(
+            (
+                b"HTTP/1.1 %d %s\r\n" % (response.status, reason),
+                b"Content-Type: ",
+                response.content_type.encode(),
+                b"\r\n",
+                b"Content-Length: %d\r\n" % len(response.body),
+                extra,
+                b"Connection: close\r\n" if close else b"",
+                self.server_token,
+                b"Date: ",
+            )
         )
-        head = b"".join((
-            b"HTTP/1.1 %d %s\r\n" % (response.status, reason),
-            b"Content-Type: ", response.content_type.encode(), b"\r\n",
-            b"Content-Length: %d\r\n" % len(response.body),
-            extra,
-            b"Connection: close\r\n" if close else b"",
-            self.server_token,
-            b"Date: ",
-        ))
         return _Cached(head, b"\r\n\r\n" + response.body, route, response.status)
 
 
