@@ -132,3 +132,6 @@ def _net(action: str) -> None:
     ok, message = change(action)
     click.echo(message, err=not ok)
     sys.exit(0 if ok else 1)
+
+
+# Feature command groups (one module each under openimds/commands/), registered here.

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import ClassVar, Protocol
 
-from openimds.core.errors import ImdsError, InvalidApiVersion, MissingMetadataHeader
+from openimds.core.errors import (
+    ImdsError,
+    InvalidApiVersion,
+    MissingMetadataHeader,
+    TooManyRequests,
+)
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.versions import GENERAL_SET
@@ -20,6 +25,8 @@ class Endpoint(Protocol):
 
     def missing_header(self) -> ImdsError: ...
 
+    def throttled(self) -> ImdsError: ...
+
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response: ...
 
 
@@ -32,6 +39,9 @@ class BaseEndpoint:
 
     def missing_header(self) -> ImdsError:
         return MissingMetadataHeader()
+
+    def throttled(self) -> ImdsError:
+        return TooManyRequests()
 
 
 def require_version(request: Request, minimum: str, allowed: Collection[str] = GENERAL_SET) -> str:

@@ -35,6 +35,10 @@ class MetadataService:
             tuple(s for s in path.split("/") if s): endpoint for path, endpoint in routes
         }
 
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(self._routes.values())
+
     def route(self, request: Request) -> Endpoint | None:
         """The endpoint a path belongs to, trailing slash or not (INFERRED)."""
         segments = request.segments()

@@ -88,6 +88,15 @@ class MetadataServer:
         self.server_token = b"Server: " + server_header.encode("latin-1") + b"\r\n"
         self.date = b""
         self.connections: set[MetadataProtocol] = set()
+        # Each endpoint words its 429 in its own shape (identity: error/error_description).
+        self.throttled = {
+            name: self.encode(error_response(error), "throttled", close=False)
+            for name, error in (("unknown", TooManyRequests()),)
+        }
+        for endpoint in service.endpoints:
+            self.throttled[endpoint.name] = self.encode(
+                error_response(endpoint.throttled()), "throttled", close=False
+            )
         self._caches: dict[str, _VmCache] = {}
         self.tick()
 
@@ -245,12 +254,12 @@ class MetadataProtocol(asyncio.Protocol):
             hit = cache.entries.get((self.url, flags))
             if hit is not None:
                 if not self._within_budget(vm, hit.route):
-                    return self._throttled(keep_alive), vm.name
+                    return self._throttled(hit.route, keep_alive), vm.name
                 return hit, vm.name
         request = self.core_request(method)
         route = self._route_name(request)
         if not self._within_budget(vm, route):
-            return self._throttled(keep_alive), vm.name
+            return self._throttled(route, keep_alive), vm.name
         response = self._run_core(request, vm)
         encoded = server.encode(response, route, not keep_alive)
         if fast and response.cacheable:
@@ -279,9 +288,13 @@ class MetadataProtocol(asyncio.Protocol):
             limiter, budget = server.limiters["imds"], "imds"
         return limiter.allow(f"{vm.id}/{budget}", time.monotonic())
 
-    def _throttled(self, keep_alive: bool) -> _Cached:
-        self.server.metrics.throttled += 1
-        return self.server.encode(error_response(TooManyRequests()), "throttled", not keep_alive)
+    def _throttled(self, route: str, keep_alive: bool) -> _Cached:
+        server = self.server
+        server.metrics.throttled += 1
+        cached = server.throttled.get(route) or server.throttled["unknown"]
+        if keep_alive:
+            return cached
+        return server.encode(error_response(TooManyRequests()), "throttled", close=True)
 
     def _route_name(self, request: Request) -> str:
         endpoint = self.server.service.route(request)
