@@ -63,6 +63,9 @@ class ServerSettings(_Section):
     rate_limit: float = Field(5.0, ge=0, description="requests/s per VM; 0 turns it off")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
+    idle_timeout: float = Field(
+        60.0, gt=0, le=3600, description="seconds a connection may go without a request"
+    )
     # 11: Azure answers with `Server: IMDS/<build>`.
     server_header: str = "IMDS/150.870.65.1854"
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
+import stat
 import sys
 
 import uvicorn
@@ -34,6 +37,7 @@ def metadata_server(runtime: Runtime) -> MetadataServer:
         access_log=AccessLog(enabled=settings.access_log),
         metrics=runtime.metrics,
         effects=runtime.apply_effects if runtime.effect_handlers else None,
+        idle_timeout=settings.idle_timeout,
     )
 
 
@@ -60,8 +64,9 @@ async def serve(runtime: Runtime) -> None:
     listener = await loop.create_server(
         lambda: MetadataProtocol(server), host, port, reuse_address=True, backlog=2048
     )
+    admin_sock = _admin_unix_socket(runtime.config.admin.listen)
     admin = uvicorn.Server(_admin_config(runtime))
-    admin_task = asyncio.create_task(admin.serve())
+    admin_task = asyncio.create_task(admin.serve([admin_sock] if admin_sock else None))
     while not admin.started:
         if admin_task.done():
             listener.close()
@@ -84,7 +89,37 @@ async def serve(runtime: Runtime) -> None:
         admin.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await admin_task
+        if admin_sock is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(runtime.config.admin.listen.removeprefix("unix:"))
         server.access_log.flush()
+
+
+def _admin_unix_socket(listen: str) -> socket.socket | None:
+    """Bind the admin Unix socket ourselves, owner-only (0600) from the first moment:
+    uvicorn would make it 0666. A stale socket left by a crash is replaced; a live one
+    (another server answers on it) is an error."""
+    if not listen.startswith("unix:"):
+        return None
+    path = listen.removeprefix("unix:")
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise OSError(f"{path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(path) == 0:
+                raise OSError(f"{path} is in use by another server")
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(path)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    return sock
 
 
 async def _tick(server: MetadataServer, runtime: Runtime) -> None:

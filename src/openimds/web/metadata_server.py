@@ -41,7 +41,13 @@ MAX_URL = 8 * 1024
 MAX_HEADERS_BYTES = 16 * 1024
 MAX_HEADERS = 100
 MAX_BODY = 64 * 1024
-IDLE_TICKS = 60  # seconds an idle keep-alive connection is kept
+# httptools buffers a header line in full before calling on_header, so the bytes of an
+# unfinished request head are counted as they arrive (docs/http.md, limits).
+MAX_HEAD_BYTES = MAX_URL + MAX_HEADERS_BYTES + 1024
+# A client that pipelines requests but never reads its answers: past this much unsent
+# output the connection is dropped (reading is already paused at the transport's mark).
+MAX_PENDING_OUTPUT = 4 * 1024 * 1024
+IDLE_TIMEOUT = 60.0  # seconds a connection may go without completing a request
 CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
 
 EffectsSink = Callable[[VmSnapshot, tuple[object, ...]], None]
@@ -60,7 +66,7 @@ class _VmCache:
 
     def __init__(self, revision: int) -> None:
         self.revision = revision
-        self.entries: dict[tuple[bytes, bool], _Cached] = {}
+        self.entries: dict[tuple[bytes, int], _Cached] = {}
 
 
 class MetadataServer:
@@ -76,6 +82,7 @@ class MetadataServer:
         access_log: AccessLog,
         metrics: RequestMetrics,
         effects: EffectsSink | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.service = service
         self.fleet = fleet
@@ -85,6 +92,7 @@ class MetadataServer:
         self.access_log = access_log
         self.metrics = metrics
         self.effects = effects
+        self.idle_ticks = max(1, round(idle_timeout))
         self.server_token = b"Server: " + server_header.encode("latin-1") + b"\r\n"
         self.date = b""
         self.connections: set[MetadataProtocol] = set()
@@ -151,7 +159,9 @@ class MetadataProtocol(asyncio.Protocol):
         self.metadata_ok = False
         self.body: bytearray | None = None
         self.idle = 0
-        self.paused = False
+        self.in_head = False  # between the start of a request and the end of its headers
+        self.answered = False
+        self.head_bytes = 0
         self.closing = False
 
     # -- connection lifecycle -------------------------------------------------------
@@ -167,8 +177,11 @@ class MetadataProtocol(asyncio.Protocol):
         self.transport = None
 
     def idle_tick(self) -> None:
+        # Whole seconds since the last complete request (closed between idle_timeout and
+        # idle_timeout + 1 s); a client trickling a request that never ends goes too.
         self.idle += 1
-        if self.idle >= IDLE_TICKS and self.transport is not None:
+        if self.idle > self.server.idle_ticks and self.transport is not None:
+            self.closing = True
             self.transport.close()
 
     def pause_writing(self) -> None:
@@ -181,15 +194,30 @@ class MetadataProtocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        self.idle = 0
+        if self.closing:
+            return  # after `Connection: close` or an error nothing more is read
+        if self.in_head:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self.reject(431, _TooLarge.HEADERS)
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.reject(400, "Bad request. Protocol upgrades are not supported")
-        except httptools.HttpParserError:
-            self.reject(400, "Bad request. Malformed HTTP request")
-        except _TooLarge as exc:
-            self.reject(exc.status, exc.message)
+            # The request itself was answered (an Upgrade header is ignored, RFC 9110
+            # 7.8); the parser stops there, so the connection ends.
+            if not self.answered or self.transport is None:
+                self.reject(400, "Bad request. Protocol upgrades are not supported")
+            else:
+                self.closing = True
+                self.transport.close()
+        except httptools.HttpParserError as exc:
+            # httptools wraps what a callback raised; the size limits surface here.
+            cause = exc.__context__
+            if isinstance(cause, _TooLarge):
+                self.reject(cause.status, cause.message)
+            else:
+                self.reject(400, "Bad request. Malformed HTTP request")
 
     # -- parser callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -198,6 +226,9 @@ class MetadataProtocol(asyncio.Protocol):
         self.header_bytes = 0
         self.metadata_ok = False
         self.body = None
+        self.in_head = True
+        self.head_bytes = 0
+        self.answered = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -207,17 +238,29 @@ class MetadataProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value)
         if self.header_bytes > MAX_HEADERS_BYTES or len(self.headers) >= MAX_HEADERS:
-            raise _TooLarge(431, "Bad request. Request headers are too large")
+            raise _TooLarge(431, _TooLarge.HEADERS)
         self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        # Refuse a declared oversized body before any of it is read.
+        for name, value in self.headers:
+            length = value.strip()
+            if name.lower() == b"content-length" and length.isdigit() and int(length) > MAX_BODY:
+                raise _TooLarge(413, _TooLarge.BODY)
 
     def on_body(self, body: bytes) -> None:
         if self.body is None:
             self.body = bytearray()
         self.body += body
         if len(self.body) > MAX_BODY:
-            raise _TooLarge(413, "Bad request. The request body is too large")
+            raise _TooLarge(413, _TooLarge.BODY)
 
     def on_message_complete(self) -> None:
+        if self.closing:
+            return  # pipelined after a request that closes the connection: not answered
+        self.idle = 0
+        self.answered = True
         started = time.perf_counter()
         # HTTP/1.0 peers are answered and closed: they get no keep-alive bookkeeping.
         keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
@@ -234,6 +277,9 @@ class MetadataProtocol(asyncio.Protocol):
         if not keep_alive:
             self.closing = True
             transport.close()
+        elif transport.get_write_buffer_size() > MAX_PENDING_OUTPUT:
+            self.closing = True
+            transport.abort()
         elapsed = time.perf_counter() - started
         server.metrics.observe(cached.route, cached.status, vm_name, elapsed)
         if server.access_log.enabled:
@@ -249,9 +295,10 @@ class MetadataProtocol(asyncio.Protocol):
             return server.encode(error_response(UnknownCaller()), "unknown", not keep_alive), "-"
         fast = method == "GET" and keep_alive
         if fast:
-            flags = self._plain_headers()
+            flags = self._header_state()
+            fast = flags != _UNCACHEABLE
             cache = server.cache_for(vm)
-            hit = cache.entries.get((self.url, flags))
+            hit = cache.entries.get((self.url, flags)) if fast else None
             if hit is not None:
                 if not self._within_budget(vm, hit.route):
                     return self._throttled(hit.route, keep_alive), vm.name
@@ -266,17 +313,22 @@ class MetadataProtocol(asyncio.Protocol):
             cache.entries[(self.url, flags)] = encoded
         return encoded, vm.name
 
-    def _plain_headers(self) -> bool:
-        """The only header facts a cacheable answer depends on: a valid Metadata header
-        and no X-Forwarded-For. Anything unusual bypasses the cache."""
-        ok = False
+    def _header_state(self) -> int:
+        """The only header facts a cacheable answer depends on, as part of its cache key:
+        Metadata header valid or not. X-Forwarded-For, or a Metadata header given twice
+        (the core reads the first), bypasses the cache."""
+        state = _NO_METADATA
+        seen = False
         for name, value in self.headers:
             lname = name.lower()
             if lname == b"metadata":
-                ok = value.strip().lower() == b"true"
+                if seen:
+                    return _UNCACHEABLE
+                seen = True
+                state = _METADATA if value.strip().lower() == b"true" else _NO_METADATA
             elif lname == b"x-forwarded-for":
-                return False
-        return ok
+                return _UNCACHEABLE
+        return state
 
     def _within_budget(self, vm: VmSnapshot, route: str) -> bool:
         server = self.server
@@ -339,7 +391,13 @@ class MetadataProtocol(asyncio.Protocol):
         self.transport.close()
 
 
+_METADATA, _NO_METADATA, _UNCACHEABLE = 1, 0, -1
+
+
 class _TooLarge(Exception):
+    HEADERS = "Bad request. Request headers are too large"
+    BODY = "Bad request. The request body is too large"
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

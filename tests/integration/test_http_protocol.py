@@ -1,0 +1,249 @@
+"""HTTP/1.1 on the metadata listener, byte by byte over raw sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.rawhttp import RawConnection, exchange, get
+from tests.support.server import RunningServer, start_server
+
+DOC = "/metadata/instance?api-version=2021-02-01"
+LEAF = "/metadata/instance/compute/name?api-version=2021-02-01&format=text"
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(live: RunningServer) -> None:
+    with RawConnection(live.metadata_url) as conn:
+        for _ in range(50):
+            conn.send(get(LEAF))
+            response = conn.read_response()
+            assert response.status == 200
+            assert response.body == b"demo-vm"
+            assert response.header("connection") is None
+
+
+def test_pipelined_requests_are_answered_in_order(live: RunningServer) -> None:
+    paths = [LEAF, "/metadata/versions", "/nope?api-version=2021-02-01", DOC, LEAF]
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(b"".join(get(p) for p in paths))
+        statuses = [conn.read_response() for _ in paths]
+    assert [r.status for r in statuses] == [200, 200, 404, 200, 200]
+    assert statuses[0].body == statuses[4].body == b"demo-vm"
+    assert b"apiVersions" in statuses[1].body
+    assert b'"compute"' in statuses[3].body
+
+
+def test_connection_close_is_honoured_and_later_pipelined_requests_ignored(
+    live: RunningServer,
+) -> None:
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(get(LEAF, extra="Connection: close\r\n") + get(LEAF))
+        response = conn.read_response()
+        assert response.status == 200
+        assert response.header("connection") == "close"
+        assert conn.is_closed_by_peer()
+        assert conn.buffer == b""  # the second request got no answer
+
+
+def test_http_1_0_is_answered_and_closed(live: RunningServer) -> None:
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(get(LEAF, version="1.0"))
+        response = conn.read_response()
+        assert response.status == 200
+        assert response.body == b"demo-vm"
+        assert response.header("connection") == "close"
+        assert conn.is_closed_by_peer()
+
+
+def test_head_gets_405_without_a_body(live: RunningServer) -> None:
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(b"HEAD " + DOC.encode() + b" HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n\r\n")
+        response = conn.read_response(head=True)
+        assert response.status == 405
+        assert response.header("allow") == "GET"
+        assert int(response.header("content-length") or 0) > 0
+        # The connection is still usable and nothing (no body) precedes the next answer.
+        conn.send(get(LEAF))
+        follow = conn.read_response()
+        assert follow.status == 200
+        assert follow.body == b"demo-vm"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_get_405_with_allow(live: RunningServer, method: str) -> None:
+    body = b"{}" if method in ("POST", "PUT", "PATCH") else b""
+    request = (
+        f"{method} /metadata/instance?api-version=2021-02-01 HTTP/1.1\r\nHost: x\r\n"
+        f"Metadata: true\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    response = exchange(live.metadata_url, request)
+    assert response.status == 405
+    assert response.header("allow") == "GET"
+    assert response.body == (
+        b'{"error":"Http method isn\'t allowed: Path = \\"/metadata/instance\\", '
+        b'Method = \\"' + method.encode() + b'\\""}'
+    )
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /metadata/versions HTTP/9.9\r\n\r\n",
+        b"GET /metadata/versions HTTP/1.1\r\nBad Header Name: x\r\n\r\n",
+        b"GET /metadata/versions HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,  # a TLS ClientHello
+    ],
+)
+def test_malformed_request_gets_400_and_the_connection_closed(
+    live: RunningServer, request_bytes: bytes
+) -> None:
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(request_bytes)
+        response = conn.read_response()
+        assert response.status == 400
+        assert response.header("connection") == "close"
+        assert response.header("content-type") == "application/json; charset=utf-8"
+        assert response.body == b'{"error":"Bad request. Malformed HTTP request"}'
+        assert conn.is_closed_by_peer()
+
+
+def test_upgrade_is_ignored_and_answered_once(live: RunningServer) -> None:
+    request = get(LEAF, extra="Connection: Upgrade\r\nUpgrade: websocket\r\n")
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(request)
+        response = conn.read_response()
+        # Served as a plain GET (the Upgrade is ignored), then the connection ends.
+        assert response.status == 200
+        assert response.body == b"demo-vm"
+        assert conn.is_closed_by_peer()
+        assert conn.buffer == b""  # exactly one answer
+
+
+def _oversized_cases() -> list[tuple[bytes, int]]:
+    long_url = b"GET /metadata/instance?x=" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n"
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
+    big_header = b"X-Big: " + b"b" * 40_000 + b"\r\n"
+    return [
+        (long_url, 414),
+        (b"GET /metadata/versions HTTP/1.1\r\n" + many + b"\r\n", 431),
+        (b"GET /metadata/versions HTTP/1.1\r\n" + big_header + b"\r\n", 431),
+        (b"POST /metadata/instance HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n", 413),
+        (
+            b"POST /metadata/instance HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"".join(b"8000\r\n" + b"z" * 0x8000 + b"\r\n" for _ in range(3)),
+            413,
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), _oversized_cases())
+def test_oversized_requests_are_refused(
+    live: RunningServer, request_bytes: bytes, status: int
+) -> None:
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(request_bytes)
+        response = conn.read_response()
+        assert response.status == status
+        assert response.header("connection") == "close"
+        assert conn.is_closed_by_peer()
+
+
+def test_endless_header_line_sent_in_pieces_is_cut_off(live: RunningServer) -> None:
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(b"GET /metadata/versions HTTP/1.1\r\nX-Endless: ")
+        sent = 0
+        with pytest.raises(OSError):  # the server answers 431 and hangs up mid-stream
+            while sent < 10_000_000:
+                conn.send(b"e" * 4096)
+                sent += 4096
+        response = conn.read_response()
+        assert response.status == 431
+    assert sent < 1_000_000
+
+
+def test_request_sent_slowly_in_many_pieces_is_answered(live: RunningServer) -> None:
+    request = get(LEAF, extra="User-Agent: slow-client\r\n")
+    with RawConnection(live.metadata_url) as conn:
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(request), 3):
+            conn.send(request[i : i + 3])
+            time.sleep(0.002)
+        response = conn.read_response()
+    assert response.status == 200
+    assert response.body == b"demo-vm"
+
+
+def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout(tmp_path: Path) -> None:
+    config = tmp_path / "vm.yaml"
+    config.write_text("server:\n  idle_timeout: 1\ninstance:\n  compute:\n    name: idle-vm\n")
+    running = start_server(tmp_path, config=str(config))
+    try:
+        with (
+            RawConnection(running.metadata_url) as busy,
+            RawConnection(running.metadata_url) as idle,
+        ):
+            idle.send(get(LEAF))
+            assert idle.read_response().body == b"idle-vm"
+            started = time.monotonic()
+            # A connection that keeps completing requests is not idle.
+            while time.monotonic() - started < 2.5:
+                busy.send(get(LEAF))
+                assert busy.read_response().status == 200
+                time.sleep(0.2)
+            assert idle.is_closed_by_peer(timeout=0.1)
+            # Half a request is not activity: the connection still goes.
+            busy.send(b"GET /metadata/versions HTTP/1.1\r\n")
+            assert busy.is_closed_by_peer(timeout=4)
+            assert time.monotonic() - started < 6
+    finally:
+        running.stop()
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_client_that_never_reads_does_not_grow_server_memory(live: RunningServer) -> None:
+    before = _rss_kib(live.process.pid)
+    burst = get(DOC) * 200
+    with RawConnection(live.metadata_url) as conn:
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.sock.setblocking(False)
+        sent = 0
+        stalled_since = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                sent += conn.sock.send(burst)
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > 0.5:
+                    break  # the server stopped reading us
+                time.sleep(0.01)
+            except OSError:
+                break  # or dropped us
+        growth = _rss_kib(live.process.pid) - before
+    # The server read a bounded amount and buffered a bounded amount of answers.
+    assert sent < 64 * 1024 * 1024
+    assert growth < 48 * 1024, f"server grew by {growth} KiB after {sent} bytes"
+    # And it still serves everyone else.
+    assert exchange(live.metadata_url, get(LEAF)).body == b"demo-vm"
+    assert os.path.exists(f"/proc/{live.process.pid}")
+
+
+def test_connect_is_refused(live: RunningServer) -> None:
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        response = conn.read_response()
+        assert response.status in (400, 405)
+        assert conn.is_closed_by_peer()
+        assert conn.buffer == b""
