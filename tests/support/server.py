@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 READY = re.compile(r"openimds: metadata on (http://\S+); admin on (\S+);")
+GENERATED = re.compile(r"generated an admin token .*: (\S+)")
 
 
 @dataclass
@@ -58,15 +59,19 @@ def start_server(
     *,
     config: str | None = None,
     args: Sequence[str] = (),
+    prefix: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     state_path: str | None = None,
-    admin_token: str = "test-admin-token-0123456789",
+    admin_token: str | None = "test-admin-token-0123456789",
+    rate_limit: str | None = "0",
     timeout: float = 20.0,
 ) -> RunningServer:
     """Run `openimds serve` on 127.0.0.1:0 and wait for its ready line. Output goes to a
-    file (a pipe nobody reads would block the server once full)."""
+    file (a pipe nobody reads would block the server once full). `prefix` wraps the
+    command, e.g. `nsenter --net=...` to run the server inside a network namespace."""
     state = state_path or str(tmp / "state.db")
     cmd = [
+        *prefix,
         sys.executable,
         "-m",
         "openimds",
@@ -77,15 +82,14 @@ def start_server(
         "127.0.0.1:0",
         "--state",
         state,
-        "--rate-limit",
-        "0",
+        *(("--rate-limit", rate_limit) if rate_limit is not None else ()),
         *args,
     ]
     if config is not None:
         cmd += ["--config", config]
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")},
-        "OPENIMDS_ADMIN_TOKEN": admin_token,
+        **({"OPENIMDS_ADMIN_TOKEN": admin_token} if admin_token is not None else {}),
         **(env or {}),
     }
     log_path = tmp / f"server-{time.monotonic_ns()}.log"
@@ -93,9 +97,13 @@ def start_server(
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=full_env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        match = READY.search(log_path.read_text(errors="replace"))
+        output = log_path.read_text(errors="replace")
+        match = READY.search(output)
         if match:
-            return RunningServer(proc, match.group(1), match.group(2), admin_token, state, log_path)
+            # Without a configured token the server prints the one it generated (once).
+            generated = GENERATED.search(output)
+            token = admin_token or (generated.group(1) if generated else "")
+            return RunningServer(proc, match.group(1), match.group(2), token, state, log_path)
         if proc.poll() is not None:
             break
         time.sleep(0.05)

@@ -1,0 +1,141 @@
+"""The metadata listener's response cache, driven through a fake transport (no sockets)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from openimds.core.app import build_service
+from openimds.core.throttle import RateLimiter
+from openimds.fleet import Fleet
+from openimds.vm_model import VmSpec
+from openimds.web.access_log import AccessLog
+from openimds.web.metadata_server import MetadataProtocol, MetadataServer
+from openimds.web.metrics import RequestMetrics
+
+DOC = "/metadata/instance?api-version=2021-02-01"
+DATE = re.compile(rb"Date: [^\r]*\r\n")
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else None
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def _spec(name: str, location: str = "westeurope") -> VmSpec:
+    return VmSpec.model_validate({"instance": {"compute": {"name": name, "location": location}}})
+
+
+def _server(fleet: Fleet) -> MetadataServer:
+    return MetadataServer(
+        build_service(),
+        fleet,
+        {"imds": RateLimiter(0)},
+        server_header="IMDS/test",
+        access_log=AccessLog(enabled=False),
+        metrics=RequestMetrics(),
+    )
+
+
+def _ask(server: MetadataServer, path: str, headers: str = "Metadata: true\r\n") -> bytes:
+    """One request on a fresh connection; the raw answer without its Date line."""
+    transport = FakeTransport()
+    proto = MetadataProtocol(server)
+    proto.connection_made(transport)  # type: ignore[arg-type]
+    proto.data_received(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+    return DATE.sub(b"", transport.written)
+
+
+def _status(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def _body(raw: bytes) -> Any:
+    return json.loads(raw.partition(b"\r\n\r\n")[2])
+
+
+def test_cached_answer_equals_uncached_answer() -> None:
+    server = _server(Fleet([_spec("vm-a")]))
+    first = _ask(server, DOC)
+    assert server.cache_for(server.fleet.vms["vm-a"]).entries  # the miss filled the cache
+    second = _ask(server, DOC)
+    assert first == second
+    # A fresh server (nothing cached) renders the same bytes.
+    assert _ask(_server(Fleet([_spec("vm-a")])), DOC) == first
+    # Connection: close bypasses the cache; the body is the same.
+    uncached = _ask(server, DOC, "Metadata: true\r\nConnection: close\r\n")
+    assert _body(uncached) == _body(first)
+
+
+def test_other_header_states_never_get_the_cached_success() -> None:
+    server = _server(Fleet([_spec("vm-a")]))
+    assert _status(_ask(server, DOC)) == 200
+    for headers in (
+        "",
+        "Metadata: false\r\n",
+        "Metadata: true\r\nX-Forwarded-For: 10.0.0.9\r\n",
+        "Metadata: false\r\nMetadata: true\r\n",  # the first value counts
+    ):
+        assert _status(_ask(server, DOC, headers)) == 400, headers
+    assert _status(_ask(server, DOC)) == 200
+
+
+def test_each_error_is_cached_under_its_own_cause() -> None:
+    server = _server(Fleet([_spec("vm-a")]))
+    forwarded = _ask(server, DOC, "Metadata: true\r\nX-Forwarded-For: 10.0.0.9\r\n")
+    missing = _ask(server, DOC, "")
+    assert "X-Forwarded-For" in _body(forwarded)["error"]
+    assert "metadata header" in _body(missing)["error"]
+    # A doubled header whose first value is true is a success for the core; it must not
+    # be filed under "no header" either.
+    assert _status(_ask(server, DOC, "Metadata: true\r\nMetadata: false\r\n")) == 200
+    assert _ask(server, DOC, "") == missing
+
+
+def test_a_changed_vm_is_never_served_stale() -> None:
+    fleet = Fleet([_spec("vm-a", "westeurope")])
+    server = _server(fleet)
+    path = "/metadata/instance/compute/location?api-version=2021-02-01&format=text"
+    assert _ask(server, path).endswith(b"westeurope")
+    assert _ask(server, path).endswith(b"westeurope")  # now from the cache
+    fleet.replace([_spec("vm-a", "northeurope")])
+    assert _ask(server, path).endswith(b"northeurope")
+    assert _body(_ask(server, DOC))["compute"]["location"] == "northeurope"
+
+
+def test_vms_do_not_share_cached_answers() -> None:
+    fleet = Fleet(
+        [
+            VmSpec.model_validate({"instance": {"compute": {"name": n}}, "addresses": [a]})
+            for n, a in (("vm-a", "127.0.0.1"), ("vm-b", "127.0.0.2"))
+        ]
+    )
+    server = _server(fleet)
+    assert _body(_ask(server, DOC))["compute"]["name"] == "vm-a"
+    transport = FakeTransport()
+    transport.get_extra_info = lambda name: ("127.0.0.2", 1)  # type: ignore[method-assign]
+    proto = MetadataProtocol(server)
+    proto.connection_made(transport)  # type: ignore[arg-type]
+    proto.data_received(f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\n\r\n".encode())
+    assert _body(transport.written)["compute"]["name"] == "vm-b"
