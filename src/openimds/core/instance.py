@@ -60,7 +60,17 @@ def walk(document: Node, route: Sequence[str]) -> Node:
         elif isinstance(node, str):
             raise NotFound()
         else:
-            if not segment.isdigit() or int(segment) >= len(node):
-                raise NotFound()
-            node = node[int(segment)]
+            node = node[_index(segment, len(node))]
     return node
+
+
+def _index(segment: str, length: int) -> int:
+    """An array index written canonically: ASCII digits, no sign, no leading zero
+    (INFERRED, Azure is silent). `str.isdigit` alone would pass "²" on to int()."""
+    digits = segment.isascii() and segment.isdigit()
+    if not digits or (segment[0] == "0" and segment != "0") or len(segment) > len(str(length)):
+        raise NotFound()
+    index = int(segment)
+    if index >= length:
+        raise NotFound()
+    return index

@@ -2,8 +2,8 @@
 
 Paths use dots for objects and `[]` for array items. A path that is not listed inherits
 the version of its nearest listed ancestor, so only the fields that arrived later than
-their parent need a row. tests/unit/test_instance_fields.py checks this table against the
-reference and against the VM-file model.
+their parent need a row. tests/unit/core/test_instance_fields.py checks this table against
+the reference and against the VM-file model.
 """
 
 from __future__ import annotations

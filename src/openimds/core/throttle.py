@@ -29,12 +29,14 @@ class RateLimiter:
         """Take one token for `key`; False when the budget is spent. rate 0 = no limit."""
         if self.rate <= 0:
             return True
+        # Below 1 request/s the bucket must still hold one whole token, or it never refills.
+        capacity = max(self.rate, 1.0)
         bucket = self._buckets.get(key)
         if bucket is None:
-            self._buckets[key] = _Bucket(self.rate - 1.0, now)
+            self._buckets[key] = _Bucket(capacity - 1.0, now)
             return True
         elapsed = max(0.0, now - bucket.stamp)
-        bucket.tokens = min(self.rate, bucket.tokens + elapsed * self.rate)
+        bucket.tokens = min(capacity, bucket.tokens + elapsed * self.rate)
         bucket.stamp = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0

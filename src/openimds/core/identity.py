@@ -1,0 +1,213 @@
+"""The managed-identity endpoints (section 7): /metadata/identity/oauth2/token and
+/metadata/identity/info.
+
+Selection rules (7), applied in this order:
+1. At most one of client_id, object_id, msi_res_id (alias mi_res_id); two -> invalid_request.
+2. A selector names an identity of the VM (ids compare case-insensitively, as Entra and
+   ARM ids do); system-assigned may be named too. No match -> "Identity not found".
+3. No selector: the system-assigned identity; else the only user-assigned one; else, with
+   several user-assigned, Azure's "Multiple user assigned identities exist..." error.
+4. A VM with no identity at all -> "Identity not found" (the live answer, TF-669).
+
+Every bad request is a 400: clients retry 404/410/429/5xx and would hang (13).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from openimds.core.endpoint import BaseEndpoint
+from openimds.core.errors import ImdsError
+from openimds.core.formats import to_json
+from openimds.core.http import Request, Response
+from openimds.core.inventory import VmSnapshot
+from openimds.core.tokens import (
+    IdSource,
+    ManagedIdentity,
+    TokenCache,
+    TokenPolicy,
+    TokenSigner,
+    echo_fields,
+    mint,
+    render,
+)
+from openimds.core.versions import GENERAL_SET, IDENTITY_MIN
+
+# 7 (MI): the one documented wording for every malformed token request.
+MALFORMED = (
+    "The request is missing a required parameter, includes an invalid parameter value, "
+    "includes a parameter more than once, or is otherwise malformed."
+)
+SELECTORS = ("client_id", "object_id", "msi_res_id", "mi_res_id")
+
+
+class IdentityError(ImdsError):
+    """Errors of the identity endpoints: `{"error": code, "error_description": text}`."""
+
+    status = 400
+    code: ClassVar[str] = "invalid_request"
+    message = MALFORMED
+
+    def payload(self) -> dict[str, object]:
+        return {"error": self.code, "error_description": self.text}
+
+
+class MalformedRequest(IdentityError):
+    """Missing resource, bad api-version, two selectors, bad bypass_cache (7, MI)."""
+
+
+class IdentityNotFound(IdentityError):
+    # 7: live body (TF-669, I-21322).
+    message = "Identity not found"
+
+
+class MultipleIdentities(IdentityError):
+    # 7: live body (KV-43).
+    message = (
+        "Multiple user assigned identities exist, please specify the clientId / resourceId "
+        "of the identity in the token request"
+    )
+
+
+class IdentityHeaderMissing(IdentityError):
+    # 5 (MI table).
+    code = "bad_request_102"
+    message = "Required metadata header not specified"
+
+
+class IdentityThrottled(IdentityError):
+    # 7: the wording is SILENT; the swagger's error enum has too_many_requests.
+    status = 429
+    code = "too_many_requests"
+    message = "Too many requests. The managed identity endpoint allows 20 requests per second"
+
+
+@dataclass(frozen=True, slots=True)
+class VmIdentities:
+    tenant_id: str
+    system: ManagedIdentity | None = None
+    user: tuple[ManagedIdentity, ...] = ()
+
+    @property
+    def all(self) -> tuple[ManagedIdentity, ...]:
+        return ((self.system,) if self.system else ()) + self.user
+
+
+class IdentityDirectory(Protocol):
+    """The identities of a VM with every id filled in (generated ones are the shell's)."""
+
+    def identities(self, vm: VmSnapshot) -> VmIdentities | None: ...
+
+
+def select(identities: VmIdentities | None, request: Request) -> ManagedIdentity:
+    """The identity a token request asks for, by the rules at the top of this module."""
+    given = [(name, request.param(name)) for name in SELECTORS]
+    chosen = [(name, value) for name, value in given if value is not None]
+    if len(chosen) > 1 or any(not value for _, value in chosen):
+        raise MalformedRequest()
+    if identities is None or not identities.all:
+        raise IdentityNotFound()
+    if chosen:
+        name, value = chosen[0]
+        return _match(identities, name, value or "")
+    if identities.system is not None:
+        return identities.system
+    if len(identities.user) == 1:
+        return identities.user[0]
+    raise MultipleIdentities()
+
+
+def _match(identities: VmIdentities, name: str, value: str) -> ManagedIdentity:
+    wanted = value.strip().lower()
+    for identity in identities.all:
+        if name == "client_id":
+            candidate = identity.client_id
+        elif name == "object_id":
+            candidate = identity.object_id
+        else:
+            candidate = identity.resource_id
+        if candidate.lower() == wanted:
+            return identity
+    raise IdentityNotFound()
+
+
+def require_identity_version(request: Request) -> str:
+    """Any general api-version >= 2018-02-01 (2.3, INFERRED); else invalid_request."""
+    version = request.param("api-version")
+    if version is None or version not in GENERAL_SET or version < IDENTITY_MIN:
+        raise MalformedRequest()
+    return version
+
+
+class _IdentityBase(BaseEndpoint):
+    name: ClassVar[str] = "identity"  # one budget for both paths (5: 20 requests/s)
+
+    def __init__(self, directory: IdentityDirectory) -> None:
+        self.directory = directory
+
+    def missing_header(self) -> ImdsError:
+        return IdentityHeaderMissing()
+
+    def throttled(self) -> ImdsError:
+        return IdentityThrottled()
+
+
+class TokenEndpoint(_IdentityBase):
+    """GET /metadata/identity/oauth2/token. Never cacheable by the HTTP adapter: the body
+    carries a countdown, and a minted token must not outlive its cache entry."""
+
+    def __init__(
+        self,
+        directory: IdentityDirectory,
+        signer: TokenSigner,
+        cache: TokenCache,
+        policy: TokenPolicy,
+        new_id: IdSource,
+    ) -> None:
+        super().__init__(directory)
+        self.signer = signer
+        self.cache = cache
+        self.policy = policy
+        self.new_id = new_id
+
+    def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
+        require_identity_version(request)
+        resource = request.param("resource")
+        if not resource:
+            raise MalformedRequest()
+        bypass = request.param("bypass_cache")
+        if bypass is not None and bypass != "true":  # 7: the only valid value
+            raise MalformedRequest()
+        identities = self.directory.identities(vm)
+        identity = select(identities, request)
+        assert identities is not None  # select() raised otherwise
+        key = (vm.id, identity.client_id, resource)
+        token = None if bypass else self.cache.fresh(key, now, self.policy.refresh_margin)
+        if token is None:
+            tenant = identities.tenant_id
+            token = mint(self.signer, identity, tenant, resource, self.policy, now, self.new_id())
+            self.cache.put(key, token, now)
+        return Response(200, render(token, now, _echoes(request)), cacheable=False)
+
+
+def _echoes(request: Request) -> bytes:
+    fields: Mapping[str, str] = {
+        name: value
+        for name in ("object_id", "msi_res_id")
+        if (value := request.param(name)) is not None
+    }
+    return echo_fields(fields) if fields else b""
+
+
+class IdentityInfoEndpoint(_IdentityBase):
+    """GET /metadata/identity/info -> {"tenantId": ...} (SPEC-23 only)."""
+
+    def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
+        require_identity_version(request)
+        identities = self.directory.identities(vm)
+        if identities is None or not identities.all:
+            raise IdentityNotFound()
+        # A pure function of (request, VM revision): the adapter may keep the bytes.
+        return Response(200, to_json({"tenantId": identities.tenant_id}), cacheable=True)

@@ -1,0 +1,1 @@
+"""Real cryptography: signing keys, JWTs, certificates. Core hands it bytes."""

@@ -1,0 +1,39 @@
+"""Which VM is asking (DESIGN.md, caller identification)."""
+
+from __future__ import annotations
+
+from openimds.core.caller import CallerResolver
+from openimds.core.inventory import VmSnapshot
+
+
+def vm(name: str, *addresses: str) -> VmSnapshot:
+    return VmSnapshot(id=name, name=name, revision=1, instance={}, addresses=addresses)
+
+
+def test_one_vm_without_addresses_answers_everyone() -> None:
+    resolver = CallerResolver([vm("only")])
+    for peer in ("127.0.0.1", "::1", "10.9.8.7", "local", ""):
+        assert resolver.resolve(peer) == "only"
+
+
+def test_one_vm_with_addresses_answers_only_those() -> None:
+    resolver = CallerResolver([vm("a", "10.0.0.4")])
+    assert resolver.resolve("10.0.0.4") == "a"
+    assert resolver.resolve("10.0.0.5") is None
+
+
+def test_fleet_by_source_address() -> None:
+    resolver = CallerResolver([vm("a", "10.0.0.4", "fd00::4"), vm("b", "10.0.0.5")])
+    assert resolver.resolve("10.0.0.4") == "a"
+    assert resolver.resolve("fd00::4") == "a"
+    assert resolver.resolve("10.0.0.5") == "b"
+    assert resolver.resolve("10.0.0.6") is None
+
+
+def test_ipv4_mapped_peers_from_dual_stack_sockets() -> None:
+    resolver = CallerResolver([vm("a", "10.0.0.4"), vm("b", "10.0.0.5")])
+    assert resolver.resolve("::ffff:10.0.0.5") == "b"
+
+
+def test_no_vms_answers_nobody() -> None:
+    assert CallerResolver([]).resolve("127.0.0.1") is None
