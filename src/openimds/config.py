@@ -31,6 +31,9 @@ ENV_VARS: dict[str, str] = {
     "OPENIMDS_ADMIN_LISTEN": "admin.listen",
     "OPENIMDS_ADMIN_TOKEN": "admin.token",
     "OPENIMDS_STATE": "state.path",
+    "OPENIMDS_IDENTITY_ISSUER": "identity.issuer",
+    "OPENIMDS_IDENTITY_RATE_LIMIT": "identity.rate_limit",
+    "OPENIMDS_IDENTITY_TOKEN_LIFETIME": "identity.token_lifetime",
 }
 
 
@@ -90,10 +93,28 @@ class StateSettings(_Section):
     path: str = Field(default_factory=default_state_path)
 
 
+class IdentitySettings(_Section):
+    """Managed-identity tokens (docs/identity.md)."""
+
+    token_lifetime: int = Field(86400, ge=900, le=7 * 86400, description="seconds")
+    # `{tenant}` becomes the VM's tenant id; Entra's v1 form by default.
+    issuer: str = "https://sts.windows.net/{tenant}/"
+    rate_limit: float = Field(20.0, ge=0, description="token requests/s per VM; 0 = off")
+    tenant_id: str | None = Field(None, description="for VMs that name none; else generated")
+
+    @field_validator("issuer")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"the issuer must be an http(s) URL, got {value!r}")
+        return value
+
+
 class Config(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     vms: list[VmSpec] = Field(min_length=1)
 
     @field_validator("vms")

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from openimds.identity_model import Identities
+
 _MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
 
 
@@ -326,6 +328,7 @@ class VmSpec(_Strict):
     instance: Instance = Field(default_factory=Instance)
     addresses: list[IPvAnyAddress] = Field(default_factory=list)
     loadbalancer: LoadBalancer | None = None
+    identities: Identities | None = None
 
     @property
     def display_name(self) -> str:

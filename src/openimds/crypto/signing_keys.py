@@ -76,9 +76,7 @@ def _encode(key: SigningKey) -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    return json.dumps(
-        {"kid": key.kid, "created": key.created, "retired": key.retired, "pem": pem}
-    )
+    return json.dumps({"kid": key.kid, "created": key.created, "retired": key.retired, "pem": pem})
 
 
 def _decode(value: str) -> SigningKey:
@@ -149,7 +147,7 @@ class KeyRing:
         """Keys whose tokens may still be valid: the active one and recent retirees."""
         return [k for k in self._keys if (t := self.removal_time(k)) is None or t > now]
 
-    def jwks(self, now: float) -> dict[str, object]:
+    def jwks(self, now: float) -> dict[str, list[dict[str, str]]]:
         return {"keys": [k.public_jwk() for k in self.published(now)]}
 
     def prune(self, now: float) -> list[str]:
