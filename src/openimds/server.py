@@ -19,6 +19,7 @@ from openimds.web.admin_app import build_admin_app
 from openimds.web.metadata_server import MetadataProtocol, MetadataServer
 
 log = logging.getLogger("openimds")
+_VERBOSE = ("debug", "info")
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -34,7 +35,8 @@ def metadata_server(runtime: Runtime) -> MetadataServer:
         runtime.fleet,
         limiters,
         server_header=settings.server_header,
-        access_log=AccessLog(enabled=settings.access_log),
+        # Access lines are info-level events: --log-level warning or error silences them.
+        access_log=AccessLog(enabled=settings.access_log and settings.log_level in _VERBOSE),
         metrics=runtime.metrics,
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         idle_timeout=settings.idle_timeout,

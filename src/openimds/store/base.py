@@ -31,6 +31,24 @@ class Delete:
     key: str
 
 
+def check_text(**fields: object) -> None:
+    """Keys and values are text (features serialise their own JSON); anything else is a
+    programming error reported as a StoreError before any change is made."""
+    for name, value in fields.items():
+        if not isinstance(value, str):
+            raise StoreError(f"the store keeps text; {name} is {type(value).__name__}")
+
+
+def check_batch(ops: Sequence[Put | Delete]) -> None:
+    for op in ops:
+        if isinstance(op, Put):
+            check_text(kind=op.kind, key=op.key, value=op.value)
+        elif isinstance(op, Delete):
+            check_text(kind=op.kind, key=op.key)
+        else:
+            raise StoreError(f"not a store operation: {type(op).__name__}")
+
+
 class Store(Protocol):
     def get_setting(self, key: str) -> str | None: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from openimds.store.base import Delete, Put
+from openimds.store.base import Delete, Put, check_batch, check_text
 
 
 class MemoryStore:
@@ -16,9 +16,11 @@ class MemoryStore:
         return self._settings.get(key)
 
     def put_setting(self, key: str, value: str) -> None:
+        check_text(key=key, value=value)
         self._settings[key] = value
 
     def put_setting_once(self, key: str, value: str) -> str:
+        check_text(key=key, value=value)
         return self._settings.setdefault(key, value)
 
     def get_record(self, kind: str, key: str) -> str | None:
@@ -28,15 +30,18 @@ class MemoryStore:
         return sorted(self._records.get(kind, {}).items())
 
     def put_record(self, kind: str, key: str, value: str) -> None:
+        check_text(kind=kind, key=key, value=value)
         self._records.setdefault(kind, {})[key] = value
 
     def put_record_once(self, kind: str, key: str, value: str) -> str:
+        check_text(kind=kind, key=key, value=value)
         return self._records.setdefault(kind, {}).setdefault(key, value)
 
     def delete_record(self, kind: str, key: str) -> None:
         self._records.get(kind, {}).pop(key, None)
 
     def write_batch(self, ops: Sequence[Put | Delete]) -> None:
+        check_batch(ops)  # all or nothing: nothing below can fail once this passed
         for op in ops:
             if isinstance(op, Put):
                 self.put_record(op.kind, op.key, op.value)

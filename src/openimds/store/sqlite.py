@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from openimds.store.base import Delete, Put, StoreError
+from openimds.store.base import Delete, Put, StoreError, check_batch, check_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
@@ -50,6 +50,7 @@ class SqliteStore:
         return str(rows[0][0]) if rows else None
 
     def put_setting(self, key: str, value: str) -> None:
+        check_text(key=key, value=value)
         self._execute(
             "INSERT INTO settings(key, value) VALUES(?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -57,6 +58,7 @@ class SqliteStore:
         )
 
     def put_setting_once(self, key: str, value: str) -> str:
+        check_text(key=key, value=value)
         self._execute("INSERT OR IGNORE INTO settings(key, value) VALUES(?, ?)", (key, value))
         stored = self.get_setting(key)
         if stored is None:
@@ -75,6 +77,7 @@ class SqliteStore:
         self.write_batch([Put(kind, key, value)])
 
     def put_record_once(self, kind: str, key: str, value: str) -> str:
+        check_text(kind=kind, key=key, value=value)
         self._execute(
             "INSERT OR IGNORE INTO records(kind, key, value) VALUES(?, ?, ?)", (kind, key, value)
         )
@@ -87,6 +90,7 @@ class SqliteStore:
         self.write_batch([Delete(kind, key)])
 
     def write_batch(self, ops: Sequence[Put | Delete]) -> None:
+        check_batch(ops)
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")

@@ -26,8 +26,11 @@ class AccessLog:
     ) -> None:
         if '"' in path or "\\" in path or not path.isprintable():
             path = json.dumps(path)[1:-1]
+        if '"' in vm or "\\" in vm:  # VM names come from the user's file
+            vm = json.dumps(vm)[1:-1]
         self._lines.append(
-            f'{{"ts":"{self.stamp}","event":"access","method":"{method}","path":"{path}",'
+            f'{{"ts":"{self.stamp}","level":"info","event":"access","method":"{method}",'
+            f'"path":"{path}",'
             f'"status":{status},"vm":"{vm}","ms":{seconds * 1000:.3f},"peer":"{peer}"}}\n'
         )
         if len(self._lines) >= _FLUSH_AT:

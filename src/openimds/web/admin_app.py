@@ -8,6 +8,7 @@ without one (listed in `public_paths`).
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -48,6 +49,21 @@ class TokenAuth(BaseHTTPMiddleware):
                 headers={"WWW-Authenticate": 'Bearer realm="openimds-admin"'},
             )
         return await call_next(request)
+
+
+def _with_path_parameters(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare each `{name}` of a path on its operations, which a valid OpenAPI document
+    needs and route docstrings rarely spell out."""
+    for path, operations in schema.get("paths", {}).items():
+        names = re.findall(r"{([^}:]+)(?::[^}]*)?}", path)
+        for operation in operations.values():
+            declared = {p.get("name") for p in operation.get("parameters", [])}
+            operation.setdefault("parameters", []).extend(
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in names
+                if n not in declared
+            )
+    return schema
 
 
 def build_admin_app(
@@ -102,7 +118,8 @@ def build_admin_app(
           200:
             description: This OpenAPI description.
         """
-        return _schemas.OpenAPIResponse(request)
+        # JSON, as the path promises (Starlette's OpenAPIResponse would answer YAML).
+        return JSONResponse(_with_path_parameters(_schemas.get_schema(request.app.routes)))
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -1,0 +1,193 @@
+"""One contract, every backend: what a feature may rely on from `runtime.store`."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from openimds.store import Delete, Put, Store, StoreError, open_store
+from openimds.store.memory import MemoryStore
+from openimds.store.sqlite import SqliteStore
+
+Opener = Callable[[], Store]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    backend: Store = (
+        MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "state.db"))
+    )
+    yield backend
+    backend.close()
+
+
+def test_settings_round_trip(store: Store) -> None:
+    assert store.get_setting("k") is None
+    store.put_setting("k", "v1")
+    assert store.get_setting("k") == "v1"
+    store.put_setting("k", "v2")
+    assert store.get_setting("k") == "v2"
+    store.put_setting("empty", "")
+    assert store.get_setting("empty") == ""
+
+
+def test_put_setting_once_first_writer_wins(store: Store) -> None:
+    assert store.put_setting_once("token", "first") == "first"
+    assert store.put_setting_once("token", "second") == "first"
+    assert store.get_setting("token") == "first"
+
+
+def test_records_round_trip_per_kind(store: Store) -> None:
+    assert store.get_record("keys", "a") is None
+    store.put_record("keys", "a", '{"n": 1}')
+    store.put_record("events", "a", "other kind")
+    assert store.get_record("keys", "a") == '{"n": 1}'
+    assert store.get_record("events", "a") == "other kind"
+    store.put_record("keys", "a", "replaced")
+    assert store.get_record("keys", "a") == "replaced"
+    store.delete_record("keys", "a")
+    assert store.get_record("keys", "a") is None
+    assert store.get_record("events", "a") == "other kind"
+    store.delete_record("keys", "never-there")  # deleting nothing is not an error
+
+
+def test_put_record_once_first_writer_wins(store: Store) -> None:
+    assert store.put_record_once("ca", "root", "pem-1") == "pem-1"
+    assert store.put_record_once("ca", "root", "pem-2") == "pem-1"
+    assert store.put_record_once("other", "root", "pem-3") == "pem-3"
+
+
+def test_list_records_is_ordered_by_key_and_scoped_to_its_kind(store: Store) -> None:
+    keys = ["b", "a", "B", "a10", "a2", "é", "z", "0"]
+    for key in keys:
+        store.put_record("events", key, f"v-{key}")
+    store.put_record("keys", "aa", "not listed")
+    listed = store.list_records("events")
+    assert [k for k, _ in listed] == sorted(keys)
+    assert all(v == f"v-{k}" for k, v in listed)
+    assert store.list_records("nothing") == []
+
+
+def test_write_batch_applies_puts_and_deletes_together(store: Store) -> None:
+    store.put_record("events", "old", "x")
+    store.write_batch(
+        [Put("events", "e1", "1"), Put("approvals", "e1", "yes"), Delete("events", "old")]
+    )
+    assert store.list_records("events") == [("e1", "1")]
+    assert store.get_record("approvals", "e1") == "yes"
+    store.write_batch([])  # an empty batch is fine
+
+
+def test_a_failing_batch_leaves_nothing(store: Store) -> None:
+    store.put_record("events", "keep", "before")
+    with pytest.raises(StoreError):
+        store.write_batch(
+            [
+                Put("events", "new", "1"),
+                Delete("events", "keep"),
+                Put("events", "bad", None),  # type: ignore[arg-type]
+            ]
+        )
+    assert store.get_record("events", "new") is None
+    assert store.get_record("events", "keep") == "before"
+    assert store.list_records("events") == [("keep", "before")]
+
+
+def test_values_must_be_text(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.put_record("events", "n", 5)  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        store.put_setting("n", None)  # type: ignore[arg-type]
+    assert store.get_record("events", "n") is None
+    assert store.get_setting("n") is None
+
+
+def test_open_store_chooses_the_backend(tmp_path: Path) -> None:
+    memory = open_store(":memory:")
+    assert isinstance(memory, MemoryStore)
+    sqlite = open_store(str(tmp_path / "s.db"))
+    assert isinstance(sqlite, SqliteStore)
+    sqlite.close()
+
+
+# -- SQLite only: durability, file modes, errors -----------------------------------------
+
+
+def test_sqlite_keeps_everything_across_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    first = SqliteStore(path)
+    first.put_setting_once("admin_token", "tok")
+    first.write_batch([Put("keys", "k1", "v1"), Put("keys", "k2", "v2")])
+    first.delete_record("keys", "k2")
+    first.close()
+    second = SqliteStore(path)
+    assert second.get_setting("admin_token") == "tok"
+    assert second.list_records("keys") == [("k1", "v1")]
+    assert second.put_setting_once("admin_token", "other") == "tok"
+    second.close()
+
+
+def test_sqlite_files_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "state.db"
+    store = SqliteStore(str(path))
+    store.put_record("keys", "k", "secret")
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    for name in os.listdir(path.parent):  # the database and its WAL/shm files
+        assert stat.S_IMODE(os.stat(path.parent / name).st_mode) == 0o600, name
+    store.close()
+
+
+def test_sqlite_tightens_a_too_open_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.touch(mode=0o644)
+    os.chmod(path, 0o644)
+    SqliteStore(str(path)).close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_sqlite_failure_in_the_middle_of_a_batch_rolls_back(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    store = SqliteStore(path)
+    store.put_record("events", "keep", "before")
+    # A database-level failure on the third statement (a trigger stands in for a full disk).
+    store._db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.key = 'boom' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    with pytest.raises(StoreError, match="refused"):
+        store.write_batch(
+            [Put("events", "new", "1"), Delete("events", "keep"), Put("events", "boom", "x")]
+        )
+    assert store.list_records("events") == [("keep", "before")]
+    store.write_batch([Put("events", "after", "ok")])  # the store is still usable
+    assert store.get_record("events", "after") == "ok"
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "directory", "parent-is-file"])
+def test_sqlite_bad_files_raise_store_error(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "state.db"
+    if kind == "corrupt":
+        path.write_bytes(b"this is not a database" * 100)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        (tmp_path / "file").write_text("x")
+        path = tmp_path / "file" / "state.db"
+    with pytest.raises(StoreError) as caught:
+        SqliteStore(str(path))
+    assert str(path) in str(caught.value)
+    assert not isinstance(caught.value, OSError)
+
+
+def test_sqlite_use_after_close_raises_store_error(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    store.close()
+    with pytest.raises(StoreError):
+        store.get_setting("k")
+    with pytest.raises(StoreError):
+        store.write_batch([Put("k", "k", "v")])
