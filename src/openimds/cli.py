@@ -135,3 +135,7 @@ def _net(action: str) -> None:
 
 
 # Feature command groups (one module each under openimds/commands/), registered here.
+
+from openimds.commands.keys import keys as _keys  # noqa: E402
+
+main.add_command(_keys)

@@ -1,0 +1,76 @@
+"""`openimds keys ...`: list and rotate the managed-identity token signing keys of a
+running server, through its admin API (the server keeps them in its state store)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    envvar="OPENIMDS_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="The server's config file (admin listener and token). Default: built-in settings.",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+
+
+def _call(config_path: str | None, method: str, path: str) -> Any:
+    from openimds.admin_client import AdminError, request
+    from openimds.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"openimds: invalid configuration\n{exc}", err=True)
+        sys.exit(2)
+    try:
+        return request(config, method, path)
+    except AdminError as exc:
+        click.echo(f"openimds: {exc}", err=True)
+        sys.exit(1)
+
+
+def _when(epoch: int | None) -> str:
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
+
+
+@click.group("keys")
+def keys() -> None:
+    """Token signing keys (managed identities)."""
+
+
+@keys.command("list")
+@CONFIG_OPTION
+@JSON_OPTION
+def list_keys(config_path: str | None, as_json: bool) -> None:
+    """Show every published signing key: the active one and retired ones still in the JWKS."""
+    data = _call(config_path, "GET", "/identity/keys")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = [("KID", "STATE", "CREATED", "REMOVED AFTER")]
+    for key in data["keys"]:
+        state = "active" if key["active"] else "retired"
+        rows.append((key["kid"], state, _when(key["created"]), _when(key["removeAfter"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@keys.command("rotate")
+@CONFIG_OPTION
+@JSON_OPTION
+def rotate(config_path: str | None, as_json: bool) -> None:
+    """Create a new signing key and make it active. Tokens signed with the previous key
+    stay valid (its public key stays in the JWKS) until they expire."""
+    data = _call(config_path, "POST", "/identity/keys/rotate")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(f"active key: {data['kid']} (previous: {data['previous']}, still published)")
