@@ -62,13 +62,21 @@ def _admin_config(runtime: Runtime) -> uvicorn.Config:
 async def serve(runtime: Runtime) -> None:
     loop = asyncio.get_running_loop()
     server = metadata_server(runtime)
-    host, port = split_listen(runtime.config.server.listen)
-    listener = await loop.create_server(
-        lambda: MetadataProtocol(server), host, port, reuse_address=True, backlog=2048
-    )
-    admin_sock = _admin_unix_socket(runtime.config.admin.listen)
+    # Both sockets are bound here, before anything is served, so a busy port is one
+    # clear OSError (run() prints it) rather than uvicorn's SystemExit from a task.
+    admin_sock = _admin_socket(runtime.config.admin.listen)
+    listen = runtime.config.server.listen
+    host, port = split_listen(listen)
+    try:
+        listener = await loop.create_server(
+            lambda: MetadataProtocol(server), host, port, reuse_address=True, backlog=2048
+        )
+    except OSError as exc:
+        admin_sock.close()
+        _remove_unix_socket(runtime.config.admin.listen)
+        raise OSError(f"metadata listener {listen}: {exc.strerror or exc}") from None
     admin = uvicorn.Server(_admin_config(runtime))
-    admin_task = asyncio.create_task(admin.serve([admin_sock] if admin_sock else None))
+    admin_task = asyncio.create_task(admin.serve([admin_sock]))
     while not admin.started:
         if admin_task.done():
             listener.close()
@@ -91,33 +99,47 @@ async def serve(runtime: Runtime) -> None:
         admin.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await admin_task
-        if admin_sock is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(runtime.config.admin.listen.removeprefix("unix:"))
+        _remove_unix_socket(runtime.config.admin.listen)
         server.access_log.flush()
 
 
-def _admin_unix_socket(listen: str) -> socket.socket | None:
+def _admin_socket(listen: str) -> socket.socket:
+    """The admin listener's socket, bound and listening."""
+    if listen.startswith("unix:"):
+        return _admin_unix_socket(listen.removeprefix("unix:"))
+    host, port = split_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        raise OSError(f"admin listener {listen}: {exc.strerror or exc}") from None
+
+
+def _remove_unix_socket(listen: str) -> None:
+    if listen.startswith("unix:"):
+        with contextlib.suppress(OSError):
+            os.unlink(listen.removeprefix("unix:"))
+
+
+def _admin_unix_socket(path: str) -> socket.socket:
     """Bind the admin Unix socket ourselves, owner-only (0600) from the first moment:
     uvicorn would make it 0666. A stale socket left by a crash is replaced; a live one
     (another server answers on it) is an error."""
-    if not listen.startswith("unix:"):
-        return None
-    path = listen.removeprefix("unix:")
     if os.path.exists(path):
         if not stat.S_ISSOCK(os.stat(path).st_mode):
-            raise OSError(f"{path} exists and is not a socket")
+            raise OSError(f"admin listener unix:{path}: exists and is not a socket")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             if probe.connect_ex(path) == 0:
-                raise OSError(f"{path} is in use by another server")
+                raise OSError(f"admin listener unix:{path}: address already in use")
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)
     try:
         sock.bind(path)
-    except OSError:
+        sock.listen(128)
+    except OSError as exc:
         sock.close()
-        raise
+        raise OSError(f"admin listener unix:{path}: {exc.strerror or exc}") from None
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)

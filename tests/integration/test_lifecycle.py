@@ -1,0 +1,119 @@
+"""Starting and stopping: clear startup errors, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.rawhttp import RawConnection, get
+from tests.support.server import start_server
+
+LEAF = "/metadata/instance/compute/name?api-version=2021-02-01&format=text"
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    yield holder.getsockname()[1]
+    holder.close()
+
+
+def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")}
+    env["OPENIMDS_ADMIN_TOKEN"] = "test-admin-token-0123456789"
+    defaults = {
+        "--listen": "127.0.0.1:0",
+        "--admin-listen": "127.0.0.1:0",
+        "--state": str(tmp_path / "state.db"),
+    }
+    given = dict(zip(args[::2], args[1::2], strict=True))
+    flags = [x for kv in {**defaults, **given}.items() for x in kv]
+    return subprocess.run(
+        [sys.executable, "-m", "openimds", "serve", *flags],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+
+def _assert_one_clear_message(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert "openimds: metadata on" not in output  # never claimed to be ready
+    for word in words:
+        assert word in output, output
+
+
+def test_metadata_port_in_use(tmp_path: Path, busy_port: int) -> None:
+    result = _serve(tmp_path, "--listen", f"127.0.0.1:{busy_port}")
+    _assert_one_clear_message(result, "cannot listen", str(busy_port), "in use")
+    assert result.stderr.count("openimds:") == 1
+
+
+def test_admin_port_in_use(tmp_path: Path, busy_port: int) -> None:
+    result = _serve(tmp_path, "--admin-listen", f"127.0.0.1:{busy_port}")
+    _assert_one_clear_message(result, "cannot listen", str(busy_port), "in use")
+
+
+def test_live_admin_socket_in_use(tmp_path: Path) -> None:
+    path = tmp_path / "admin.sock"
+    holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    holder.bind(str(path))
+    holder.listen()
+    try:
+        result = _serve(tmp_path, "--admin-listen", f"unix:{path}")
+    finally:
+        holder.close()
+    _assert_one_clear_message(result, "cannot listen", str(path), "in use")
+
+
+@pytest.mark.parametrize("kind", ["directory", "parent-is-file", "corrupt"])
+def test_bad_state_path(tmp_path: Path, kind: str) -> None:
+    state = tmp_path / "state.db"
+    if kind == "directory":
+        state.mkdir()
+    elif kind == "parent-is-file":
+        (tmp_path / "file").write_text("x")
+        state = tmp_path / "file" / "state.db"
+    else:
+        state.write_bytes(b"garbage" * 200)
+    result = _serve(tmp_path, "--state", str(state))
+    _assert_one_clear_message(result, str(state))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
+    running = start_server(tmp_path)
+    with RawConnection(running.metadata_url) as idle:
+        idle.send(get(LEAF))
+        assert idle.read_response().status == 200
+        assert running.stop(signal.SIGTERM) == 0
+        assert idle.is_closed_by_peer(timeout=2)  # open connections are closed
+    with pytest.raises(OSError):
+        socket.create_connection(
+            ("127.0.0.1", int(running.metadata_url.rsplit(":", 1)[1])), timeout=2
+        )
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(running.admin_url + "/healthz", timeout=2)
+    assert "Traceback" not in running.output
+
+
+def test_sigint_stops_gracefully(tmp_path: Path) -> None:
+    running = start_server(tmp_path)
+    assert running.get(LEAF).text == "demo-vm"
+    assert running.stop(signal.SIGINT) == 0
+    assert "Traceback" not in running.output
