@@ -72,7 +72,7 @@ def serve(
     features.register()
     try:
         runtime = build_runtime(config)
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:
         click.echo(f"openimds: {exc}", err=True)
         sys.exit(2)
     server.run(runtime)
@@ -139,3 +139,7 @@ def _net(action: str) -> None:
 from openimds.commands.keys import keys as _keys  # noqa: E402
 
 main.add_command(_keys)
+
+from openimds.commands.events import events as _events  # noqa: E402
+
+main.add_command(_events)

@@ -110,10 +110,35 @@ class IdentitySettings(_Section):
         return value
 
 
+class EventNotices(_Section):
+    """Default NotBefore lead time per event type, in seconds (Azure's minimum notice, 8)."""
+
+    freeze: float = Field(900, ge=0)
+    reboot: float = Field(900, ge=0)
+    redeploy: float = Field(600, ge=0)
+    preempt: float = Field(30, ge=0)
+    # 8: Terminate notice is the scale set's own setting, 5 to 15 minutes.
+    terminate: float = Field(300, ge=300, le=900)
+
+
+class EventsSettings(_Section):
+    """Scheduled events (docs/scheduled-events.md)."""
+
+    scenario: str | None = Field(None, description="timeline file loaded once at start")
+    approval: Literal["any", "all"] = Field(
+        "any", description="any: one affected VM's approval starts an event (Azure); all: every"
+    )
+    completion_delay: float = Field(
+        60.0, ge=0, description="seconds a Started event stays listed after its duration"
+    )
+    notice: EventNotices = Field(default_factory=EventNotices)
+
+
 class Config(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     vms: list[VmSpec] = Field(min_length=1)
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute
 
 from openimds.config import Config
@@ -44,6 +45,8 @@ class Runtime:
     )
     background: list[Callable[[], None]] = field(default_factory=list)  # run every tick
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Prometheus collectors of the features, registered on the admin app's /metrics.
+    collectors: list[Collector] = field(default_factory=list)
 
     def service(self) -> MetadataService:
         return build_service(self.endpoints)

@@ -50,6 +50,7 @@ def _admin_config(runtime: Runtime) -> uvicorn.Config:
         metrics=runtime.metrics,
         extra_routes=runtime.admin_routes,
         public_paths=runtime.public_paths,
+        collectors=runtime.collectors,
     )
     listen = runtime.config.admin.listen
     common = {"log_config": None, "access_log": False, "lifespan": "off", "loop": "none"}

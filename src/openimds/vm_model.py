@@ -328,6 +328,9 @@ class VmSpec(_Strict):
     instance: Instance = Field(default_factory=Instance)
     addresses: list[IPvAnyAddress] = Field(default_factory=list)
     loadbalancer: LoadBalancer | None = None
+    # Not served by IMDS (no such instance field); scheduled events target it (8: events for
+    # an availability set reach every VM in it).
+    availabilitySet: str = ""
     identities: Identities | None = None
 
     @property

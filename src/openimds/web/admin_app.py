@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -73,9 +74,12 @@ def build_admin_app(
     metrics: RequestMetrics,
     extra_routes: Iterable[BaseRoute] = (),
     public_paths: Iterable[str] = (),
+    collectors: Iterable[Collector] = (),
 ) -> Starlette:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(MetricsCollector(metrics))
+    for collector in collectors:
+        registry.register(collector)
 
     async def healthz(request: Request) -> Response:
         """

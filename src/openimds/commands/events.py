@@ -1,0 +1,166 @@
+"""`openimds events ...`: schedule, list, start, complete, cancel and load scheduled events
+on a running server, through its admin API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    envvar="OPENIMDS_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="The server's config file (admin listener and token). Default: built-in settings.",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+
+
+def _call(config_path: str | None, method: str, path: str, body: Any = None) -> Any:
+    from openimds.admin_client import AdminError, request
+    from openimds.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"openimds: invalid configuration\n{exc}", err=True)
+        sys.exit(2)
+    try:
+        return request(config, method, path, json=body)
+    except AdminError as exc:
+        click.echo(f"openimds: {exc}", err=True)
+        sys.exit(1)
+
+
+def _when(iso: str | None) -> str:
+    return "-" if iso is None else iso.replace("T", " ")
+
+
+def _table(events: list[dict[str, Any]]) -> str:
+    if not events:
+        return "no live events"
+    rows = [("EVENT ID", "TYPE", "STATE", "NOT BEFORE", "RESOURCES", "APPROVED")]
+    for e in events:
+        approved = ", ".join(f"{a['vm']} at {_when(a['at'])}" for a in e["approvals"]) or "-"
+        not_before = "" if e["state"] == "Started" else _when(e["notBefore"])
+        rows.append(
+            (e["eventId"], e["type"], e["state"], not_before, ",".join(e["resources"]), approved)
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in rows
+    )
+
+
+@click.group("events")
+def events() -> None:
+    """Scheduled events of a running server (Freeze, Reboot, Redeploy, Preempt, Terminate)."""
+
+
+@events.command("schedule")
+@click.argument(
+    "event_type", type=click.Choice(["Freeze", "Reboot", "Redeploy", "Preempt", "Terminate"])
+)
+@click.option("--vm", help="One VM, by name.")
+@click.option("--scale-set", help="Every VM of a scale set (compute.vmScaleSetName).")
+@click.option("--availability-set", help="Every VM of an availability set.")
+@click.option("--placement-group", help="Every VM of a placement group (compute.placementGroupId).")
+@click.option("--tag", help="Every VM with this tag, NAME=VALUE.")
+@click.option("--not-before", help="+5m, +30s, RFC 3339 or RFC 1123. Default: the type's notice.")
+@click.option("--at", "at", help="When the event is posted (default now); same forms.")
+@click.option("--duration", type=int, help="DurationInSeconds (-1 unknown, 0 no impact).")
+@click.option("--description", help="Description text.")
+@click.option("--source", type=click.Choice(["Platform", "User"]), help="EventSource.")
+@click.option("--complete-after", type=float, help="Seconds Started lasts after the duration.")
+@click.option("--approval", type=click.Choice(["any", "all"]), help="Approvals needed to start.")
+@click.option("--id", "event_id", help="Use this EventId instead of a random GUID.")
+@CONFIG_OPTION
+@JSON_OPTION
+def schedule(event_type: str, config_path: str | None, as_json: bool, **opts: Any) -> None:
+    """Schedule an event of EVENT_TYPE for the selected VMs."""
+    targets = {
+        "vm": opts.pop("vm"),
+        "scaleSet": opts.pop("scale_set"),
+        "availabilitySet": opts.pop("availability_set"),
+        "placementGroup": opts.pop("placement_group"),
+        "tag": opts.pop("tag"),
+    }
+    chosen = {k: v for k, v in targets.items() if v is not None}
+    if len(chosen) > 1:
+        raise click.UsageError(
+            "give one of --vm, --scale-set, --availability-set, --placement-group, --tag"
+        )
+    names = {
+        "not_before": "notBefore",
+        "at": "at",
+        "duration": "durationInSeconds",
+        "description": "description",
+        "source": "eventSource",
+        "complete_after": "completeAfter",
+        "approval": "approval",
+        "event_id": "eventId",
+    }
+    body: dict[str, Any] = {"type": event_type}
+    if chosen:
+        body["target"] = chosen
+    body.update({names[k]: v for k, v in opts.items() if v is not None})
+    answer = _call(config_path, "POST", "/events", body)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    for event in answer["events"]:
+        click.echo(event["eventId"])
+
+
+@events.command("list")
+@CONFIG_OPTION
+@JSON_OPTION
+def list_events(config_path: str | None, as_json: bool) -> None:
+    """Live events: state, NotBefore, affected VMs, who approved and when."""
+    answer = _call(config_path, "GET", "/events")
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    else:
+        click.echo(_table(answer["events"]))
+
+
+def _action(name: str, help_text: str) -> None:
+    @events.command(name, help=help_text)
+    @click.argument("event_id")
+    @CONFIG_OPTION
+    def command(event_id: str, config_path: str | None) -> None:
+        answer = _call(config_path, "POST", f"/events/{event_id}/{name}")
+        after = answer.get("event")
+        click.echo(f"{event_id}: {'removed' if after is None else after['state']}")
+
+
+_action("start", 'Start EVENT_ID now (NotBefore becomes "").')
+_action("complete", "Remove the Started event EVENT_ID now.")
+_action("cancel", "Cancel EVENT_ID: a Pending or Scheduled event is removed.")
+
+
+@events.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@CONFIG_OPTION
+@JSON_OPTION
+def load(path: str, config_path: str | None, as_json: bool) -> None:
+    """Load a scenario file (YAML or JSON); its relative times count from now."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        click.echo(f"openimds: {path}: {exc}", err=True)
+        sys.exit(2)
+    answer = _call(config_path, "POST", "/events/scenario", data)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    click.echo(f"loaded {len(answer['events'])} event(s)")
+    for event in answer["events"]:
+        click.echo(f"{event['eventId']}  {event['type']}  {event['state']}")

@@ -1,0 +1,205 @@
+"""GET and POST /metadata/scheduledevents (imds-reference.md 8, versions 2.2).
+
+The endpoint reads the live events through an injected port (`book_at(now)`: the shell's
+state, advanced to `now`) and never writes: an approval comes back as an `Approve` effect,
+which the shell persists before the 200 is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+from openimds.core.endpoint import BaseEndpoint
+from openimds.core.errors import AKA, BadRequest, InvalidApiVersion
+from openimds.core.formats import parse_format, to_json
+from openimds.core.http import Request, Response
+from openimds.core.inventory import VmSnapshot
+from openimds.core.scheduled_events import Event, EventBook, EventType, visible_id
+from openimds.core.versions import GENERAL_SET, SCHEDULED_EVENTS_VERSIONS
+
+_SE_SET: Final[frozenset[str]] = frozenset(SCHEDULED_EVENTS_VERSIONS)
+
+# 2.2: the SE version each field and event type appeared in.
+DESCRIPTION_SINCE: Final = "2019-04-01"
+EVENT_SOURCE_SINCE: Final = "2019-08-01"
+DURATION_SINCE: Final = "2020-07-01"
+TYPE_SINCE: Final[dict[EventType, str]] = {
+    "Freeze": "2017-03-01",
+    "Reboot": "2017-03-01",
+    "Redeploy": "2017-03-01",
+    "Preempt": "2017-11-01",
+    "Terminate": "2019-01-01",
+}
+# 2.2: before 2017-08-01 IaaS resource names carried a leading underscore.
+PLAIN_NAMES_SINCE: Final = "2017-08-01"
+
+
+class InvalidScheduledEventsVersion(InvalidApiVersion):
+    """Azure's api-version error; `newest-versions` names the scheduled-events list, which
+    is the one a client of this endpoint can use (INFERRED, docs/scheduled-events.md)."""
+
+    def payload(self) -> dict[str, object]:
+        newest = list(reversed(SCHEDULED_EVENTS_VERSIONS[-3:]))
+        return {"error": self.text, "newest-versions": newest}
+
+
+class MalformedStartRequests(BadRequest):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f'Bad request. {detail}. Expected {{"StartRequests": [{{"EventId": "<id>"}}]}}. {AKA}'
+        )
+
+
+class UnknownEventId(BadRequest):
+    # 8: SILENT on an unknown id; a 400 naming it tells a handler not to retry it.
+    def __init__(self, event_id: str) -> None:
+        super().__init__(
+            f"Bad request. EventId '{event_id}' is not a scheduled event of this virtual "
+            f"machine; nothing was approved. {AKA}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Approve:
+    """Effect: `vm` approved these events at `at`."""
+
+    vm: str
+    event_ids: tuple[str, ...]
+    at: float
+
+
+def schema_version(api_version: str) -> str:
+    """The SE version whose fields a request gets: its own, or for a general version the
+    nearest SE version at or below it (2.2 INFERRED). InvalidApiVersion if neither."""
+    if api_version not in _SE_SET and api_version not in GENERAL_SET:
+        raise InvalidScheduledEventsVersion()
+    lower = [v for v in SCHEDULED_EVENTS_VERSIONS if v <= api_version]
+    if not lower:
+        raise InvalidScheduledEventsVersion()
+    return lower[-1]
+
+
+_DAYS: Final = ("Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed")  # 1970-01-01 was a Thursday
+_MONTHS: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+
+
+def rfc1123(epoch: float) -> str:
+    """8: NotBefore reads like "Mon, 19 Sep 2016 18:29:47 GMT". Computed by arithmetic
+    (the civil-from-days algorithm) so the core needs no time or locale module."""
+    days, secs = divmod(int(epoch), 86400)
+    era_day = days + 719468
+    era, doe = divmod(era_day, 146097)
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    hh, rest = divmod(secs, 3600)
+    mm, ss = divmod(rest, 60)
+    return (
+        f"{_DAYS[days % 7]}, {day:02d} {_MONTHS[month - 1]} {year:04d} "
+        f"{hh:02d}:{mm:02d}:{ss:02d} GMT"
+    )
+
+
+def render_event(event: Event, version: str) -> dict[str, object]:
+    names = event.resources
+    if version < PLAIN_NAMES_SINCE:
+        names = tuple("_" + name for name in names)
+    out: dict[str, object] = {
+        "EventId": event.id,
+        "EventType": event.type,
+        "ResourceType": "VirtualMachine",
+        "Resources": list(names),
+        "EventStatus": event.state,
+        "NotBefore": "" if event.state == "Started" else rfc1123(event.not_before),
+    }
+    if version >= DESCRIPTION_SINCE:
+        out["Description"] = event.description
+    if version >= EVENT_SOURCE_SINCE:
+        out["EventSource"] = event.source
+    if version >= DURATION_SINCE:
+        out["DurationInSeconds"] = event.duration
+    return out
+
+
+def document(book: EventBook, vm: str, api_version: str) -> dict[str, object]:
+    """A VM's document at an api-version. Event types newer than the version are left out
+    (2.2 gates them); the incarnation is the VM's, shared by every version."""
+    version = schema_version(api_version)
+    events = [render_event(e, version) for e in book.for_vm(vm) if TYPE_SINCE[e.type] <= version]
+    return {"DocumentIncarnation": book.incarnation(vm), "Events": events}
+
+
+def parse_start_requests(body: bytes) -> tuple[str, ...]:
+    """The EventIds of a POST body. Any content type is accepted: the documented
+    PowerShell sample sends JSON as a form (INFERRED, docs/scheduled-events.md)."""
+    if not body.strip():
+        raise MalformedStartRequests("The request body is empty")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedStartRequests(f"The request body is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or "StartRequests" not in data:
+        raise MalformedStartRequests("The request body has no StartRequests")
+    requests = data["StartRequests"]
+    if not isinstance(requests, list):
+        raise MalformedStartRequests("StartRequests must be an array")
+    ids: list[str] = []
+    for item in requests:
+        event_id = item.get("EventId") if isinstance(item, dict) else None
+        if not isinstance(event_id, str) or not event_id:
+            raise MalformedStartRequests("Each StartRequests item needs an EventId string")
+        ids.append(event_id)
+    return tuple(ids)
+
+
+BookPort = Callable[[float], EventBook]
+
+
+class ScheduledEventsEndpoint(BaseEndpoint):
+    name: ClassVar[str] = "scheduledevents"
+    methods: ClassVar[tuple[str, ...]] = ("GET", "POST")
+
+    def __init__(self, book_at: BookPort) -> None:
+        self._book_at = book_at
+
+    def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
+        version = request.param("api-version")
+        if version is None:
+            raise InvalidScheduledEventsVersion()
+        schema_version(version)
+        parse_format(request.param("format"), allow_text=False)
+        book = self._book_at(now)
+        if request.method == "POST":
+            return self._approve(request, vm, book, now)
+        # Time-dependent (NotBefore passes, events end): never cached.
+        return Response(200, to_json(document(book, vm.id, version)))
+
+    def _approve(self, request: Request, vm: VmSnapshot, book: EventBook, now: float) -> Response:
+        ids = parse_start_requests(request.body)
+        resolved: list[str] = []
+        for event_id in ids:
+            found = visible_id(book, vm.id, event_id)
+            if found is None:
+                raise UnknownEventId(event_id)
+            resolved.append(found)
+        # 8: the POST's response body is SILENT; an empty 200 is what handlers check for.
+        return Response(200, b"", effects=(Approve(vm.id, tuple(resolved), now),))

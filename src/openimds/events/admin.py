@@ -1,0 +1,142 @@
+"""Admin API of scheduled events (token-protected by the admin app).
+
+GET  /events                    live events, their state and approvals; incarnations
+POST /events                    schedule one event (a ScheduleRequest)
+GET  /events/{id}               one event
+POST /events/{id}/start         start now
+POST /events/{id}/complete      remove a Started event now
+POST /events/{id}/cancel        remove a Pending or Scheduled event
+POST /events/scenario           load a scenario (its relative times count from now)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from openimds.core.scheduled_events import (
+    DuplicateEvent,
+    Event,
+    InvalidTransition,
+    Trigger,
+    UnknownEvent,
+)
+from openimds.events.schedule import ScheduleError, validate_request
+from openimds.events.service import EventsService
+from openimds.store import StoreError
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def view(event: Event) -> dict[str, Any]:
+    """An event as operators see it: everything, including who approved and when."""
+    approved = {a.vm for a in event.approvals}
+    return {
+        "eventId": event.id,
+        "type": event.type,
+        "state": event.state,
+        "vms": list(event.vms),
+        "resources": list(event.resources),
+        "postedAt": iso(event.posted_at),
+        "notBefore": iso(event.not_before),
+        "startedAt": iso(event.started_at),
+        "removalAt": iso(event.removal_at),
+        "durationInSeconds": event.duration,
+        "description": event.description,
+        "eventSource": event.source,
+        "completeAfter": event.hold,
+        "approval": event.policy,
+        "approvals": [{"vm": a.vm, "at": iso(a.at)} for a in event.approvals],
+        "awaiting": [vm for vm in event.vms if vm not in approved],
+    }
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Operator mistakes become 4xx with a sentence; store failures a 503."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ScheduleError as exc:
+            return _error(400, str(exc))
+        except UnknownEvent as exc:
+            return _error(404, f"no live event {exc.event_id}")
+        except (InvalidTransition, DuplicateEvent) as exc:
+            return _error(409, str(exc))
+        except StoreError as exc:
+            return _error(503, f"state store: {exc}")
+
+    return run
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError as exc:
+        raise ScheduleError(f"the body is not JSON: {exc}") from None
+
+
+def routes(service: EventsService) -> list[BaseRoute]:
+    async def list_events(request: Request) -> Response:
+        book = service.book_at(service.clock())
+        events = sorted(book.events.values(), key=lambda e: (e.posted_at, e.id))
+        return JSONResponse(
+            {"events": [view(e) for e in events], "incarnations": dict(book.incarnations)}
+        )
+
+    async def schedule(request: Request) -> Response:
+        scheduled = service.schedule([validate_request(await _json_body(request))])
+        return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
+
+    async def scenario(request: Request) -> Response:
+        scheduled = service.load_scenario(await _json_body(request))
+        return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
+
+    async def one(request: Request) -> Response:
+        event_id = request.path_params["event_id"]
+        event = service.book_at(service.clock()).events.get(event_id)
+        if event is None:
+            raise UnknownEvent(event_id)
+        return JSONResponse(view(event))
+
+    def act(trigger: Trigger) -> Handler:
+        async def handler(request: Request) -> Response:
+            event_id = request.path_params["event_id"]
+            after = service.run(event_id, trigger)
+            return JSONResponse(
+                {"eventId": event_id, "event": None if after is None else view(after)}
+            )
+
+        return handler
+
+    def _live(event: Event) -> Event:
+        # The stored version (it may already have been posted or started).
+        return service.book.events.get(event.id, event)
+
+    return [
+        Route("/events", _guarded(list_events), methods=["GET"]),
+        Route("/events", _guarded(schedule), methods=["POST"]),
+        Route("/events/scenario", _guarded(scenario), methods=["POST"]),
+        Route("/events/{event_id}", _guarded(one), methods=["GET"]),
+        Route("/events/{event_id}/start", _guarded(act("start")), methods=["POST"]),
+        Route("/events/{event_id}/complete", _guarded(act("complete")), methods=["POST"]),
+        Route("/events/{event_id}/cancel", _guarded(act("cancel")), methods=["POST"]),
+    ]

@@ -1,0 +1,81 @@
+"""How scheduled events sit in the state store: records of our own kinds, JSON values.
+
+- `scheduled_event/<id>`: one live event (state, times, approvals). Removed with the event.
+- `scheduled_event_incarnation/<vm>`: a VM's DocumentIncarnation; kept forever, so it never
+  goes back, even for a VM whose events are all gone.
+- `scheduled_event_scenario/<sha256>`: a scenario file already loaded at start.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from openimds.core.scheduled_events import Approval, Event, EventBook
+from openimds.store import Delete, Put, Store
+
+EVENT = "scheduled_event"
+INCARNATION = "scheduled_event_incarnation"
+SCENARIO = "scheduled_event_scenario"
+
+
+def encode(event: Event) -> str:
+    return json.dumps(
+        {
+            "id": event.id,
+            "type": event.type,
+            "vms": list(event.vms),
+            "resources": list(event.resources),
+            "posted_at": event.posted_at,
+            "not_before": event.not_before,
+            "duration": event.duration,
+            "description": event.description,
+            "source": event.source,
+            "hold": event.hold,
+            "policy": event.policy,
+            "state": event.state,
+            "started_at": event.started_at,
+            "approvals": [[a.vm, a.at] for a in event.approvals],
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode(text: str) -> Event:
+    data: dict[str, Any] = json.loads(text)
+    return Event(
+        id=data["id"],
+        type=data["type"],
+        vms=tuple(data["vms"]),
+        resources=tuple(data["resources"]),
+        posted_at=float(data["posted_at"]),
+        not_before=float(data["not_before"]),
+        duration=int(data["duration"]),
+        description=data["description"],
+        source=data["source"],
+        hold=float(data["hold"]),
+        policy=data["policy"],
+        state=data["state"],
+        started_at=None if data["started_at"] is None else float(data["started_at"]),
+        approvals=tuple(Approval(str(vm), float(at)) for vm, at in data["approvals"]),
+    )
+
+
+def load(store: Store) -> EventBook:
+    events = {key: decode(value) for key, value in store.list_records(EVENT)}
+    incarnations = {key: int(value) for key, value in store.list_records(INCARNATION)}
+    return EventBook(events, incarnations)
+
+
+def changes(old: EventBook, new: EventBook) -> Sequence[Put | Delete]:
+    """The writes that turn the stored `old` into `new`."""
+    ops: list[Put | Delete] = []
+    for event_id, event in new.events.items():
+        if old.events.get(event_id) != event:
+            ops.append(Put(EVENT, event_id, encode(event)))
+    ops.extend(Delete(EVENT, event_id) for event_id in old.events if event_id not in new.events)
+    for vm, value in new.incarnations.items():
+        if old.incarnations.get(vm) != value:
+            ops.append(Put(INCARNATION, vm, str(value)))
+    return ops

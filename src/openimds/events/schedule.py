@@ -1,0 +1,251 @@
+"""What an operator asks for (admin API, CLI, scenario files) and how it becomes events.
+
+Times: `+5m`, `+90s`, `+1h30m`, `now`, a number of seconds (relative), an RFC 3339 time
+with a zone (`2026-11-25T20:00:00Z`) or an RFC 1123 one (`Wed, 25 Nov 2026 20:00:00 GMT`).
+A relative `at` counts from the anchor (now, or server start for the scenario in the
+config); a relative `notBefore` counts from `at`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from openimds.config import EventsSettings
+from openimds.core.scheduled_events import Event, EventSource, EventType, Policy
+from openimds.vm_model import VmSpec
+
+TargetKind = Literal["vm", "scaleSet", "availabilitySet", "placementGroup", "tag"]
+TARGET_KINDS: tuple[TargetKind, ...] = (
+    "vm",
+    "scaleSet",
+    "availabilitySet",
+    "placementGroup",
+    "tag",
+)
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_RELATIVE = re.compile(r"^\+?((?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+|\d+(?:\.\d+)?)$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+# Azure's own wording where the reference quotes it (8); ours for Preempt and Terminate.
+DESCRIPTIONS: dict[EventType, str] = {
+    "Freeze": (
+        "Virtual machine is being paused because of a memory-preserving Live Migration operation."
+    ),
+    "Reboot": "Virtual machine is going to be restarted as requested by authorized user.",
+    "Redeploy": "Host server is undergoing maintenance.",
+    "Preempt": "Virtual machine is being evicted to free up Spot capacity.",
+    "Terminate": "Virtual machine is being deleted from its scale set.",
+}
+SOURCES: dict[EventType, EventSource] = {
+    "Freeze": "Platform",
+    "Reboot": "User",
+    "Redeploy": "Platform",
+    "Preempt": "Platform",
+    "Terminate": "User",
+}
+# Expected outage in seconds (8: -1 unknown); the documented Freeze sample says 5.
+DURATIONS: dict[EventType, int] = {
+    "Freeze": 5,
+    "Reboot": -1,
+    "Redeploy": -1,
+    "Preempt": -1,
+    "Terminate": -1,
+}
+
+
+class ScheduleError(ValueError):
+    """A request that cannot become an event, worded for the operator."""
+
+
+def parse_time(value: str | float, base: float) -> float:
+    """Epoch seconds for an absolute time, or `base` plus a relative one."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return base + float(value)
+    if not isinstance(value, str):
+        raise ScheduleError(f"not a time: {value!r}")
+    text = value.strip()
+    if text == "now":
+        return base
+    match = _RELATIVE.match(text)
+    if match:
+        body = match.group(1)
+        parts = _PART.findall(body)
+        if not parts:
+            return base + float(body)
+        return base + sum(float(n) * _UNITS[u] for n, u in parts)
+    return _absolute(text)
+
+
+def _absolute(text: str) -> float:
+    parsed: datetime | None = None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            parsed = None
+    if parsed is None:
+        raise ScheduleError(
+            f"not a time: {text!r} (use +5m, +30s, now, RFC 3339 or RFC 1123 with a zone)"
+        )
+    if parsed.tzinfo is None:
+        raise ScheduleError(f"{text!r} has no time zone; add Z or an offset")
+    return parsed.timestamp()
+
+
+def parse_target(value: str | Mapping[str, str]) -> tuple[TargetKind, str]:
+    """`vm:NAME`, `scaleSet:NAME`, `availabilitySet:NAME`, `placementGroup:ID`, `tag:K=V`,
+    or the same as a one-key mapping."""
+    if isinstance(value, str):
+        kind, sep, arg = value.partition(":")
+        if not sep:
+            raise ScheduleError(f"target {value!r}: expected KIND:VALUE, e.g. vm:web-0")
+    elif len(value) == 1:
+        ((kind, arg),) = value.items()
+    else:
+        raise ScheduleError("target: give exactly one of " + ", ".join(TARGET_KINDS))
+    if kind not in TARGET_KINDS:
+        raise ScheduleError(f"target kind {kind!r}: expected one of {', '.join(TARGET_KINDS)}")
+    if not isinstance(arg, str) or not arg:
+        raise ScheduleError(f"target {kind}: needs a value")
+    if kind == "tag" and "=" not in arg:
+        raise ScheduleError(f"target tag {arg!r}: expected NAME=VALUE")
+    return kind, arg
+
+
+def _matches(spec: VmSpec, kind: TargetKind, arg: str) -> bool:
+    compute = spec.instance.compute
+    if kind == "vm":
+        return arg in (spec.display_name, compute.name)
+    if kind == "scaleSet":
+        return compute.vmScaleSetName == arg
+    if kind == "availabilitySet":
+        return spec.availabilitySet == arg
+    if kind == "placementGroup":
+        return compute.placementGroupId == arg
+    name, _, tag_value = arg.partition("=")
+    return any(t.name == name and t.value == tag_value for t in compute.tagsList)
+
+
+def resolve_target(
+    specs: Mapping[str, VmSpec], target: str | Mapping[str, str] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(VM ids, Resources names) a target selects; with one VM, no target means it."""
+    if target is None:
+        if len(specs) != 1:
+            raise ScheduleError("target: required when the server has several VMs")
+        chosen = list(specs.items())
+    else:
+        kind, arg = parse_target(target)
+        chosen = [(vm_id, s) for vm_id, s in specs.items() if _matches(s, kind, arg)]
+        if not chosen:
+            raise ScheduleError(f"target {kind}:{arg} matches no VM")
+    chosen.sort()
+    return (
+        tuple(vm_id for vm_id, _ in chosen),
+        tuple(s.instance.compute.name or vm_id for vm_id, s in chosen),
+    )
+
+
+class ScheduleRequest(BaseModel):
+    """One event to schedule; the camelCase names are the admin API's and the scenario's."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+    type: EventType
+    target: str | dict[str, str] | None = None
+    at: str | float = "now"
+    not_before: str | float | None = None
+    duration_in_seconds: int | None = Field(None, ge=-1)
+    description: str | None = None
+    event_source: EventSource | None = None
+    complete_after: float | None = Field(None, ge=0)
+    approval: Policy | None = None
+    event_id: str | None = Field(None, min_length=1, max_length=64)
+
+    @field_validator("event_id")
+    @classmethod
+    def _plain_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]+", value):
+            raise ValueError("eventId may hold letters, digits, '.', '_' and '-' only")
+        return value
+
+
+def notice(settings: EventsSettings, event_type: EventType) -> float:
+    notices = settings.notice
+    return float(getattr(notices, event_type.lower()))
+
+
+def build_event(
+    request: ScheduleRequest,
+    *,
+    specs: Mapping[str, VmSpec],
+    settings: EventsSettings,
+    anchor: float,
+    new_id: Callable[[], str],
+) -> Event:
+    """The core event a request describes, with every default filled in."""
+    vms, names = resolve_target(specs, request.target)
+    posted = parse_time(request.at, anchor)
+    if request.not_before is None:
+        not_before = posted + notice(settings, request.type)
+    else:
+        not_before = parse_time(request.not_before, posted)
+    duration = request.duration_in_seconds
+    return Event(
+        id=request.event_id or new_id(),
+        type=request.type,
+        vms=vms,
+        resources=names,
+        posted_at=posted,
+        not_before=not_before,
+        duration=DURATIONS[request.type] if duration is None else duration,
+        description=request.description
+        if request.description is not None
+        else DESCRIPTIONS[request.type],
+        source=request.event_source or SOURCES[request.type],
+        hold=settings.completion_delay
+        if request.complete_after is None
+        else request.complete_after,
+        policy=request.approval or settings.approval,
+    )
+
+
+def new_event_id() -> str:
+    """A random GUID, as Azure's EventIds are."""
+    return str(uuid.uuid4())
+
+
+def scenario_requests(data: Any) -> list[ScheduleRequest]:
+    """A scenario: `{"events": [...]}` or a bare list, each item a schedule request."""
+    items = data.get("events") if isinstance(data, dict) else data
+    if isinstance(data, dict) and set(data) - {"events"}:
+        extra = ", ".join(sorted(set(data) - {"events"}))
+        raise ScheduleError(f"scenario: unknown top-level key(s) {extra}; expected `events`")
+    if not isinstance(items, list):
+        raise ScheduleError("scenario: expected a list of events (or `events:` holding one)")
+    return [validate_request(item, f"scenario event {i}") for i, item in enumerate(items)]
+
+
+def validate_request(data: Any, where: str = "event") -> ScheduleRequest:
+    """A ScheduleRequest, or a ScheduleError listing every problem with its field."""
+    try:
+        return ScheduleRequest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ScheduleError(f"{where}: {problems}") from None

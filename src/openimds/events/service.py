@@ -1,0 +1,146 @@
+"""The live scheduled events of a server: held in memory, advanced by the clock, persisted.
+
+The state is loaded from the store once, at start. After that it is advanced on the
+1-second tick and on every scheduledevents request, using `now`, without reading the
+store. Every change is written with one atomic `write_batch` before it is kept in memory,
+so an approval whose 200 went out survives a SIGKILL, and incarnations never go back.
+
+Everything here runs on the event loop (the metadata listener, the admin app and the
+tick share it), so there is no lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from openimds.config import EventsSettings
+from openimds.core.inventory import VmSnapshot
+from openimds.core.scheduled_events import (
+    Event,
+    EventBook,
+    Result,
+    Trigger,
+    advance,
+    approve,
+    command,
+    post,
+)
+from openimds.core.scheduled_events_api import Approve
+from openimds.events import records
+from openimds.events.metrics import EventMetrics
+from openimds.events.schedule import (
+    ScheduleError,
+    ScheduleRequest,
+    build_event,
+    new_event_id,
+    scenario_requests,
+)
+from openimds.store import Delete, Put, Store
+from openimds.vm_model import VmSpec
+
+
+class EventsService:
+    def __init__(
+        self,
+        store: Store,
+        settings: EventsSettings,
+        specs: Callable[[], Mapping[str, VmSpec]],
+        *,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = new_event_id,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.specs = specs
+        self.clock = clock
+        self.new_id = new_id
+        self.metrics = EventMetrics()
+        self.book = records.load(store)
+        self.started_at = clock()
+
+    # -- the metadata side --------------------------------------------------------------
+    def book_at(self, now: float) -> EventBook:
+        """The port the endpoint reads: the state advanced to `now`."""
+        self._apply(advance(self.book, now))
+        return self.book
+
+    def tick(self) -> None:
+        self.book_at(self.clock())
+
+    def on_effects(self, vm: VmSnapshot, effects: tuple[object, ...]) -> None:
+        """Persist approvals handed back by the endpoint, before its 200 is written."""
+        for effect in effects:
+            if isinstance(effect, Approve):
+                self._apply(approve(self.book, effect.vm, effect.event_ids, effect.at))
+
+    # -- the operator side ---------------------------------------------------------------
+    def schedule(
+        self, requests: Sequence[ScheduleRequest], anchor: float | None = None
+    ) -> list[Event]:
+        """Add events, all or none, in one write. Relative `at` counts from `anchor`."""
+        return self._schedule(requests, anchor, ())
+
+    def _schedule(
+        self,
+        requests: Sequence[ScheduleRequest],
+        anchor: float | None,
+        extra: Sequence[Put | Delete],
+    ) -> list[Event]:
+        now = self.clock()
+        base = now if anchor is None else anchor
+        specs = self.specs()
+        events = [
+            build_event(r, specs=specs, settings=self.settings, anchor=base, new_id=self.new_id)
+            for r in requests
+        ]
+        if len({e.id for e in events}) != len(events):
+            raise ScheduleError("two events of the request have the same eventId")
+        result = advance(self.book, now)
+        steps = list(result.steps)
+        for event in events:
+            result = post(result.book, event, now)
+            steps.extend(result.steps)
+        self._apply(Result(result.book, tuple(steps)), extra)
+        return events
+
+    def run(self, event_id: str, trigger: Trigger) -> Event | None:
+        """An operator's start / complete / cancel. The event after it, None if removed."""
+        result = command(self.book, event_id, trigger, self.clock())
+        self._apply(result)
+        return result.book.events.get(event_id)
+
+    def load_scenario(self, data: Any, anchor: float | None = None) -> list[Event]:
+        return self.schedule(scenario_requests(data), anchor)
+
+    def load_scenario_file(self, path: str) -> list[Event]:
+        """The configured scenario, once per state store: a restart does not replay it.
+        Its relative times count from this server's start."""
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise ScheduleError(f"events.scenario {path}: cannot read: {exc.strerror}") from exc
+        digest = hashlib.sha256(raw).hexdigest()
+        if self.store.get_record(records.SCENARIO, digest) is not None:
+            return []
+        try:
+            data = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ScheduleError(f"events.scenario {path}: not YAML or JSON: {exc}") from exc
+        mark = Put(records.SCENARIO, digest, str(self.started_at))
+        return self._schedule(scenario_requests(data), self.started_at, (mark,))
+
+    # -- persistence --------------------------------------------------------------------------
+    def _apply(self, result: Result, extra: Sequence[Put | Delete] = ()) -> None:
+        """Write the change, then keep it: a failed write leaves memory as it was."""
+        ops = [*records.changes(self.book, result.book), *extra]
+        if ops:
+            self.store.write_batch(ops)
+        self.book = result.book
+        if result.steps:
+            self.metrics.record(result.steps)

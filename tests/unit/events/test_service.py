@@ -1,0 +1,189 @@
+"""The events service: memory first, every change written in one batch, nothing read per
+request, state back after a restart. Virtual clock, in-memory and SQLite stores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from openimds.config import EventsSettings
+from openimds.core.inventory import VmSnapshot
+from openimds.core.scheduled_events_api import Approve
+from openimds.events import records
+from openimds.events.metrics import EventsCollector
+from openimds.events.schedule import ScheduleError, validate_request
+from openimds.events.service import EventsService
+from openimds.store import Delete, Put, Store, StoreError, open_store
+from openimds.store.memory import MemoryStore
+from openimds.vm_model import VmSpec
+
+T0 = 1_764_000_000.0
+SPECS = {
+    name: VmSpec.model_validate(
+        {"name": name, "instance": {"compute": {"name": name, "vmScaleSetName": "pool"}}}
+    )
+    for name in ("vm-a", "vm-b")
+}
+VM_A = VmSnapshot(id="vm-a", name="vm-a", revision=1, instance={})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingStore(MemoryStore):
+    """Counts what the service asks of the store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.batches: list[Sequence[Put | Delete]] = []
+        self.fail = False
+
+    def list_records(self, kind: str) -> list[tuple[str, str]]:
+        self.reads += 1
+        return super().list_records(kind)
+
+    def get_record(self, kind: str, key: str) -> str | None:
+        self.reads += 1
+        return super().get_record(kind, key)
+
+    def write_batch(self, ops: Sequence[Put | Delete]) -> None:
+        if self.fail:
+            raise StoreError("disk full")
+        self.batches.append(list(ops))
+        super().write_batch(ops)
+
+
+def service(store: Store, clock: Clock, **settings: object) -> EventsService:
+    ids = iter(f"id-{n}" for n in range(100))
+    return EventsService(
+        store,
+        EventsSettings.model_validate(settings),
+        lambda: SPECS,
+        clock=clock,
+        new_id=lambda: next(ids),
+    )
+
+
+def schedule(svc: EventsService, **fields: object) -> str:
+    data = {"type": "Reboot", "target": "vm:vm-a", "notBefore": "+10m", **fields}
+    return svc.schedule([validate_request(data)])[0].id
+
+
+def test_requests_never_read_the_store_and_write_only_on_change() -> None:
+    store, clock = CountingStore(), Clock()
+    svc = service(store, clock)
+    reads_after_load = store.reads
+    event_id = schedule(svc)
+    assert len(store.batches) == 1
+    for second in range(1, 60):
+        svc.book_at(T0 + second)
+        svc.tick()
+    assert store.reads == reads_after_load
+    assert len(store.batches) == 1, "nothing changed, nothing written"
+    svc.on_effects(VM_A, (Approve("vm-a", (event_id,), T0 + 60),))
+    (batch,) = store.batches[1:]
+    kinds = sorted((op.kind, op.key) for op in batch)
+    assert kinds == [(records.EVENT, event_id), (records.INCARNATION, "vm-a")]
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    clock = Clock()
+    first = service(open_store(path), clock, approval="all")
+    event_id = schedule(first, target="scaleSet:pool", approval="all")
+    first.schedule([validate_request({"type": "Freeze", "target": "vm:vm-b"})])
+    first.on_effects(VM_A, (Approve("vm-a", (event_id,), T0 + 5),))
+    before = first.book
+    first.store.close()  # as after a SIGKILL: only what was written is there
+    again = service(open_store(path), clock)
+    assert again.book == before
+    assert [(a.vm, a.at) for a in again.book.events[event_id].approvals] == [("vm-a", T0 + 5)]
+    assert again.book.events[event_id].state == "Scheduled"
+    assert again.book.incarnation("vm-a") == 1 and again.book.incarnation("vm-b") == 2
+    again.store.close()
+
+
+def test_incarnations_outlive_their_events() -> None:
+    store, clock = CountingStore(), Clock()
+    svc = service(store, clock)
+    event_id = schedule(svc, durationInSeconds=0)
+    started = svc.run(event_id, "start")
+    assert started is not None and started.state == "Started"
+    assert svc.run(event_id, "complete") is None
+    assert svc.book.events == {} and svc.book.incarnation("vm-a") == 3
+    reloaded = service(store, clock)
+    assert reloaded.book.incarnation("vm-a") == 3
+    assert store.list_records(records.EVENT) == []
+
+
+def test_a_failed_write_keeps_the_old_state() -> None:
+    store, clock = CountingStore(), Clock()
+    svc = service(store, clock)
+    event_id = schedule(svc)
+    before = svc.book
+    store.fail = True
+    with pytest.raises(StoreError):
+        svc.on_effects(VM_A, (Approve("vm-a", (event_id,), T0 + 1),))
+    assert svc.book == before
+
+
+def test_a_batch_with_a_bad_event_schedules_nothing() -> None:
+    store, clock = CountingStore(), Clock()
+    svc = service(store, clock)
+    good = validate_request({"type": "Reboot", "target": "vm:vm-a"})
+    bad = validate_request({"type": "Reboot", "target": "vm:ghost"})
+    with pytest.raises(ScheduleError):
+        svc.schedule([good, bad])
+    dupes = [validate_request({"type": "Reboot", "eventId": "x", "target": "vm:vm-a"})] * 2
+    with pytest.raises(ScheduleError, match="same eventId"):
+        svc.schedule(dupes)
+    assert svc.book.events == {} and store.batches == []
+
+
+def test_the_configured_scenario_loads_once_per_store(tmp_path: Path) -> None:
+    scenario = tmp_path / "drill.yaml"
+    scenario.write_text(
+        "events:\n"
+        "  - {type: Preempt, target: 'vm:vm-a', at: +10s}\n"
+        "  - {type: Freeze, target: 'vm:vm-b', at: +0s, notBefore: +1m}\n"
+    )
+    store, clock = CountingStore(), Clock()
+    svc = service(store, clock)
+    loaded = svc.load_scenario_file(str(scenario))
+    assert [e.posted_at for e in loaded] == [T0 + 10, T0]
+    assert loaded[1].not_before == T0 + 60
+    clock.now += 100
+    assert service(store, clock).load_scenario_file(str(scenario)) == []
+    with pytest.raises(ScheduleError, match="cannot read"):
+        svc.load_scenario_file(str(tmp_path / "missing.yaml"))
+    (tmp_path / "bad.yaml").write_text("events: [\n")
+    with pytest.raises(ScheduleError, match="not YAML"):
+        svc.load_scenario_file(str(tmp_path / "bad.yaml"))
+
+
+def test_metrics_by_type_state_and_approval_latency() -> None:
+    store, clock = CountingStore(), Clock()
+    svc = service(store, clock)
+    first = schedule(svc)
+    schedule(svc, type="Preempt", target="vm:vm-b", at="+1h")
+    svc.on_effects(VM_A, (Approve("vm-a", (first,), T0 + 7),))
+    registry = CollectorRegistry()
+    registry.register(EventsCollector(svc.metrics, lambda: svc.book))
+    text = generate_latest(registry).decode()
+    assert 'openimds_scheduled_events{state="Started",type="Reboot"} 1.0' in text
+    assert 'openimds_scheduled_events{state="Pending",type="Preempt"} 1.0' in text
+    assert (
+        'openimds_scheduled_event_transitions_total{trigger="approved",type="Reboot"} 1.0' in text
+    )
+    assert 'openimds_scheduled_event_approval_latency_seconds_bucket{le="5.0"} 0.0' in text
+    assert 'openimds_scheduled_event_approval_latency_seconds_bucket{le="10.0"} 1.0' in text
+    assert "openimds_scheduled_event_approval_latency_seconds_sum 7.0" in text
