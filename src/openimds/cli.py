@@ -143,3 +143,8 @@ main.add_command(_keys)
 from openimds.commands.events import events as _events  # noqa: E402
 
 main.add_command(_events)
+
+from openimds.commands.attested import attested_group, ca_group  # noqa: E402
+
+main.add_command(ca_group)
+main.add_command(attested_group)

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from openimds.vm_model import VmSpec
 
@@ -134,10 +142,89 @@ class EventsSettings(_Section):
     notice: EventNotices = Field(default_factory=EventNotices)
 
 
+class AttestedSettings(_Section):
+    """Attested data (docs/attested.md): document validity, answer cache, certificates."""
+
+    validity_seconds: int = Field(21600, gt=0, description="how long a signed document is valid")
+    cache_ttl_seconds: float = Field(5.0, ge=0, description="reuse a signed answer; 0: off")
+    cache_size: int = Field(1024, ge=1, description="signed answers kept at most")
+    cached_nonce_quirk: bool = Field(
+        False, description="Azure's quirk: within the cache TTL, return the cached nonce"
+    )
+    cloud: Literal["public", "usgov", "china", "germany"] | None = Field(
+        None, description="sign as this cloud for every VM instead of following azEnvironment"
+    )
+    san_dns_names: list[str] = Field(
+        default_factory=list, description="DNS names of the signing certificate (not the cloud's)"
+    )
+    issuer_base_url: str | None = Field(
+        None, description="base URL of the admin listener as clients reach it (AIA CA Issuers)"
+    )
+    ca_cert_file: str | None = None
+    ca_key_file: str | None = None
+    signing_cert_file: str | None = None
+    signing_key_file: str | None = None
+    chain_file: str | None = None
+
+    @model_validator(mode="after")
+    def _files_pair_up(self) -> AttestedSettings:
+        if (self.ca_cert_file is None) != (self.ca_key_file is None):
+            raise ValueError("give ca_cert_file and ca_key_file together")
+        if (self.signing_cert_file is None) != (self.signing_key_file is None):
+            raise ValueError("give signing_cert_file and signing_key_file together")
+        if self.ca_cert_file is not None and self.signing_cert_file is not None:
+            raise ValueError("give either a CA (ca_*_file) or a signing certificate, not both")
+        if self.chain_file is not None and self.signing_cert_file is None:
+            raise ValueError("chain_file goes with signing_cert_file")
+        return self
+
+
+class EventNotices(_Section):
+    """Default NotBefore lead time per event type, in seconds (Azure's minimum notice, 8)."""
+
+    freeze: float = Field(900, ge=0)
+    reboot: float = Field(900, ge=0)
+    redeploy: float = Field(600, ge=0)
+    preempt: float = Field(30, ge=0)
+    # 8: Terminate notice is the scale set's own setting, 5 to 15 minutes.
+    terminate: float = Field(300, ge=300, le=900)
+
+
+class EventsSettings(_Section):
+    """Scheduled events (docs/scheduled-events.md)."""
+
+    scenario: str | None = Field(None, description="timeline file loaded once at start")
+    approval: Literal["any", "all"] = Field(
+        "any", description="any: one affected VM's approval starts an event (Azure); all: every"
+    )
+    completion_delay: float = Field(
+        60.0, ge=0, description="seconds a Started event stays listed after its duration"
+    )
+    notice: EventNotices = Field(default_factory=EventNotices)
+
+
+class IdentitySettings(_Section):
+    """Managed-identity tokens (docs/identity.md)."""
+
+    token_lifetime: int = Field(86400, ge=900, le=7 * 86400, description="seconds")
+    # `{tenant}` becomes the VM's tenant id; Entra's v1 form by default.
+    issuer: str = "https://sts.windows.net/{tenant}/"
+    rate_limit: float = Field(20.0, ge=0, description="token requests/s per VM; 0 = off")
+    tenant_id: str | None = Field(None, description="for VMs that name none; else generated")
+
+    @field_validator("issuer")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"the issuer must be an http(s) URL, got {value!r}")
+        return value
+
+
 class Config(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    attested: AttestedSettings = Field(default_factory=AttestedSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     vms: list[VmSpec] = Field(min_length=1)

@@ -10,7 +10,10 @@ def register() -> None:
     from openimds import identity_feature
     from openimds.events import feature as events_feature
 
+    from openimds import attested_feature
+
     features: list[Feature] = []
+    features.append(attested_feature.install)
     features.append(events_feature.install)
     features.append(identity_feature.install)
     for feature in features:
