@@ -1,0 +1,27 @@
+"""`net up/down` without root only says what to run (the real run is in tests/integration)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from openimds import netsetup
+from openimds.cli import main
+
+
+@pytest.mark.parametrize(("action", "verb"), [("up", "add"), ("down", "del")])
+def test_without_root_it_prints_the_command(
+    monkeypatch: pytest.MonkeyPatch, action: str, verb: str
+) -> None:
+    monkeypatch.setattr(netsetup.os, "geteuid", lambda: 1000)
+    ok, message = netsetup.change(action)
+    assert not ok
+    assert message == f"this needs root; run: sudo ip address {verb} 169.254.169.254/32 dev lo"
+    result = CliRunner().invoke(main, ["net", action])
+    assert result.exit_code == 1
+    assert f"sudo ip address {verb} 169.254.169.254/32 dev lo" in result.output
+
+
+def test_command_shape() -> None:
+    assert netsetup.command("up") == ["ip", "address", "add", "169.254.169.254/32", "dev", "lo"]
+    assert netsetup.command("down") == ["ip", "address", "del", "169.254.169.254/32", "dev", "lo"]
