@@ -7,11 +7,9 @@ field path and what is allowed; the CLI prints it and exits with status 2.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from openimds.config_report import Sources, file_schema, format_errors
 from openimds.vm_model import VmSpec
 
 ENV_PREFIX = "OPENIMDS_"
@@ -43,6 +42,10 @@ ENV_VARS: dict[str, str] = {
     "OPENIMDS_IDENTITY_RATE_LIMIT": "identity.rate_limit",
     "OPENIMDS_IDENTITY_TOKEN_LIFETIME": "identity.token_lifetime",
 }
+
+
+# Keys of one VM, which a single-VM file may give at the top instead of a `vms` list.
+VM_KEYS = frozenset(VmSpec.model_fields)
 
 
 class ConfigError(Exception):
@@ -99,47 +102,6 @@ class AdminSettings(_Section):
 
 class StateSettings(_Section):
     path: str = Field(default_factory=default_state_path)
-
-
-class IdentitySettings(_Section):
-    """Managed-identity tokens (docs/identity.md)."""
-
-    token_lifetime: int = Field(86400, ge=900, le=7 * 86400, description="seconds")
-    # `{tenant}` becomes the VM's tenant id; Entra's v1 form by default.
-    issuer: str = "https://sts.windows.net/{tenant}/"
-    rate_limit: float = Field(20.0, ge=0, description="token requests/s per VM; 0 = off")
-    tenant_id: str | None = Field(None, description="for VMs that name none; else generated")
-
-    @field_validator("issuer")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"the issuer must be an http(s) URL, got {value!r}")
-        return value
-
-
-class EventNotices(_Section):
-    """Default NotBefore lead time per event type, in seconds (Azure's minimum notice, 8)."""
-
-    freeze: float = Field(900, ge=0)
-    reboot: float = Field(900, ge=0)
-    redeploy: float = Field(600, ge=0)
-    preempt: float = Field(30, ge=0)
-    # 8: Terminate notice is the scale set's own setting, 5 to 15 minutes.
-    terminate: float = Field(300, ge=300, le=900)
-
-
-class EventsSettings(_Section):
-    """Scheduled events (docs/scheduled-events.md)."""
-
-    scenario: str | None = Field(None, description="timeline file loaded once at start")
-    approval: Literal["any", "all"] = Field(
-        "any", description="any: one affected VM's approval starts an event (Azure); all: every"
-    )
-    completion_delay: float = Field(
-        60.0, ge=0, description="seconds a Started event stays listed after its duration"
-    )
-    notice: EventNotices = Field(default_factory=EventNotices)
 
 
 class AttestedSettings(_Section):
@@ -224,9 +186,9 @@ class Config(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     state: StateSettings = Field(default_factory=StateSettings)
-    attested: AttestedSettings = Field(default_factory=AttestedSettings)
-    events: EventsSettings = Field(default_factory=EventsSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
+    attested: AttestedSettings = Field(default_factory=AttestedSettings)
     vms: list[VmSpec] = Field(min_length=1)
 
     @field_validator("vms")
@@ -239,21 +201,6 @@ class Config(_Section):
         if len(vms) > 1 and any(not vm.addresses for vm in vms):
             raise ValueError("with several VMs, every VM must list the `addresses` it calls from")
         return vms
-
-
-@dataclass
-class Sources:
-    """Where each setting came from, so an error can point at the right place."""
-
-    file: str | None = None
-    overrides: dict[str, str] = field(default_factory=dict)
-
-    def origin(self, loc: tuple[str | int, ...]) -> str:
-        dotted = ".".join(str(p) for p in loc)
-        for path, origin in self.overrides.items():
-            if dotted == path or dotted.startswith(path + "."):
-                return origin
-        return self.file or "built-in demo VM"
 
 
 def demo_vm() -> dict[str, Any]:
@@ -284,9 +231,8 @@ def read_file(path: str) -> dict[str, Any]:
 
 def normalise(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
     """A file with one VM may leave out the `vms` list: its VM keys sit at the top."""
-    vm_keys = set(VmSpec.model_fields)
-    top_vm = {k: v for k, v in data.items() if k in vm_keys}
-    rest = {k: v for k, v in data.items() if k not in vm_keys}
+    top_vm = {k: v for k, v in data.items() if k in VM_KEYS}
+    rest = {k: v for k, v in data.items() if k not in VM_KEYS}
     if top_vm and "vms" in rest:
         keys = ", ".join(sorted(top_vm))
         raise ConfigError(f"{origin}: give either a `vms` list or one VM's keys ({keys}), not both")
@@ -314,8 +260,9 @@ def load_config(
 ) -> Config:
     """Assemble and validate the effective configuration."""
     env = os.environ if env is None else env
-    sources = Sources(file=path)
-    data = normalise(read_file(path), path) if path else {}
+    raw = read_file(path) if path else {}
+    sources = Sources(file=path, shorthand="vms" not in raw and bool(set(raw) & VM_KEYS))
+    data = normalise(raw, path) if path else {}
     data.setdefault("vms", [demo_vm()])
     for var, dotted in ENV_VARS.items():
         if var in env:
@@ -328,52 +275,7 @@ def load_config(
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, sources)) from None
-
-
-def format_errors(exc: ValidationError, sources: Sources) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        lines.append(f"{sources.origin(loc)}: {where}: {_explain(err, loc)}")
-    return "\n".join(lines)
-
-
-def _explain(err: Mapping[str, Any], loc: tuple[str | int, ...]) -> str:
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        name = str(loc[-1])
-        hint = difflib.get_close_matches(name, allowed, n=1)
-        text = f"unknown field {name!r}"
-        if hint:
-            text += f" (did you mean {hint[0]!r}?)"
-        return text + f"; allowed: {', '.join(allowed)}"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    return message
-
-
-def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
-    """The field names of the model at a location, for 'unknown field' hints."""
-    model: Any = Config
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if info is None:
-            return []
-        model = _model_of(info.annotation)
-    return sorted(model.model_fields) if hasattr(model, "model_fields") else []
-
-
-def _model_of(annotation: Any) -> Any:
-    for candidate in (annotation, *getattr(annotation, "__args__", ())):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-        for inner in getattr(candidate, "__args__", ()):
-            if isinstance(inner, type) and issubclass(inner, BaseModel):
-                return inner
-    return None
+        raise ConfigError(format_errors(exc, sources, Config)) from None
 
 
 def effective(config: Config) -> dict[str, Any]:
@@ -386,7 +288,4 @@ def effective(config: Config) -> dict[str, Any]:
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the configuration file (shipped as docs/config.schema.json)."""
-    schema: dict[str, Any] = Config.model_json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "openimds configuration"
-    return schema
+    return file_schema(Config, VmSpec)

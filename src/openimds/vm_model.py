@@ -38,7 +38,10 @@ def _to_azure_string(value: Any) -> Any:
     return value
 
 
-AzStr = Annotated[str, BeforeValidator(_to_azure_string)]
+# The schema admits what YAML makes of a scalar; validation turns it into a string.
+AzStr = Annotated[
+    str, BeforeValidator(_to_azure_string, json_schema_input_type=str | int | float | bool | None)
+]
 
 
 class _Strict(BaseModel):
