@@ -60,12 +60,15 @@ class LoopbackOnlyNetwork:
                 "ip link set lo up && echo up && exec sleep 3600",
             ],
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-        assert self.holder.stdout is not None
+        assert self.holder.stdout is not None and self.holder.stderr is not None
         ready = self.holder.stdout.readline()
         if ready != b"up\n":
+            why = self.holder.stderr.read().decode(errors="replace").strip()
             self.close()
-            pytest.fail("could not create a network namespace (needs unshare and ip)")
+            need = "unprivileged user namespaces" if rootless else "unshare and ip"
+            pytest.fail(f"could not create a network namespace (needs {need}): {why}")
         pid = self.holder.pid
         # Guard: never run a client in the host's namespace by mistake.
         assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
@@ -76,8 +79,9 @@ class LoopbackOnlyNetwork:
         if self.holder.poll() is None:
             self.holder.kill()
         self.holder.wait()
-        if self.holder.stdout is not None:
-            self.holder.stdout.close()
+        for stream in (self.holder.stdout, self.holder.stderr):
+            if stream is not None:
+                stream.close()
 
 
 # Nothing listens in a fresh namespace but the server, whose port is ephemeral (>= 1024).
