@@ -105,7 +105,9 @@ def test_unknown_caller_gets_404_and_is_counted(fleet: RunningServer) -> None:
     assert float(unknown.group(1)) >= 2
     assert re.search(r'^openimds_requests_total\{.*status="404".*vm="-"\} \S+$', metrics, re.M)
     assert re.search(r'^openimds_requests_total\{.*status="200".*vm="vm-b"\} \S+$', metrics, re.M)
-    assert re.search(r'^openimds_requests_total\{.*status="429".*vm="vm-b"\} \S+$', metrics, re.M)
+    assert re.search(
+        r'^openimds_requests_total\{route="instance",status="429",vm="vm-b"\} \S+$', metrics, re.M
+    )
     throttled = re.search(r"^openimds_throttled_total (\S+)$", metrics, re.M)
     assert throttled is not None
     assert float(throttled.group(1)) >= 1

@@ -96,15 +96,15 @@ class MetadataServer:
         self.server_token = b"Server: " + server_header.encode("latin-1") + b"\r\n"
         self.date = b""
         self.connections: set[MetadataProtocol] = set()
-        # Each endpoint words its 429 in its own shape (identity: error/error_description).
-        self.throttled = {
-            name: self.encode(error_response(error), "throttled", close=False)
-            for name, error in (("unknown", TooManyRequests()),)
-        }
+        # Each endpoint words its 429 in its own shape (identity: error/error_description);
+        # the answer is counted under the endpoint's route with status 429.
+        self.throttle_errors: dict[str, ImdsError] = {"unknown": TooManyRequests()}
         for endpoint in service.endpoints:
-            self.throttled[endpoint.name] = self.encode(
-                error_response(endpoint.throttled()), "throttled", close=False
-            )
+            self.throttle_errors[endpoint.name] = endpoint.throttled()
+        self.throttled = {
+            name: self.encode(error_response(error), name, close=False)
+            for name, error in self.throttle_errors.items()
+        }
         self._caches: dict[str, _VmCache] = {}
         self.tick()
 
@@ -343,10 +343,11 @@ class MetadataProtocol(asyncio.Protocol):
     def _throttled(self, route: str, keep_alive: bool) -> _Cached:
         server = self.server
         server.metrics.throttled += 1
-        cached = server.throttled.get(route) or server.throttled["unknown"]
+        if route not in server.throttled:
+            route = "unknown"
         if keep_alive:
-            return cached
-        return server.encode(error_response(TooManyRequests()), "throttled", close=True)
+            return server.throttled[route]
+        return server.encode(error_response(server.throttle_errors[route]), route, close=True)
 
     def _route_name(self, request: Request) -> str:
         endpoint = self.server.service.route(request)
@@ -382,13 +383,18 @@ class MetadataProtocol(asyncio.Protocol):
         """A request we cannot parse: answer once in Azure's error shape and hang up."""
         if self.transport is None or self.closing:
             return
-        err = ImdsError(message)
-        body = error_response(err).body
-        response = Response(status, body)
-        cached = self.server.encode(response, "malformed", close=True)
-        self.transport.write(b"".join((cached.head, self.server.date, cached.tail)))
+        server = self.server
+        body = error_response(ImdsError(message)).body
+        cached = server.encode(Response(status, body), "malformed", close=True)
+        self.transport.write(b"".join((cached.head, server.date, cached.tail)))
         self.closing = True
         self.transport.close()
+        # Counted and logged like any request; the method is known once the URL started.
+        server.metrics.observe("malformed", status, "-", 0.0)
+        if server.access_log.enabled:
+            method = self.parser.get_method().decode("ascii", "replace") if self.url else "-"
+            path = self.url.partition(b"?")[0][:200].decode("latin-1")
+            server.access_log.record(method, path, status, "-", 0.0, self.peer)
 
 
 _METADATA, _NO_METADATA, _UNCACHEABLE = 1, 0, -1
