@@ -485,3 +485,13 @@ def test_examples_load() -> None:
 
 def test_demo_vm_file_is_the_reference_vm() -> None:
     assert json.loads(DEMO_VM.read_text()) == reference_vm_data()
+
+
+def test_yaml_examples_in_the_docs_load(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    assert len(blocks) >= 3
+    for index, block in enumerate(blocks):
+        path = tmp_path / f"block{index}.yaml"
+        path.write_text(block)
+        assert load(str(path)).vms
