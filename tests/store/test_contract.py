@@ -191,3 +191,14 @@ def test_sqlite_use_after_close_raises_store_error(tmp_path: Path) -> None:
         store.get_setting("k")
     with pytest.raises(StoreError):
         store.write_batch([Put("k", "k", "v")])
+
+
+def test_sqlite_two_handles_on_one_file_agree_on_a_generated_secret(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    first, second = SqliteStore(path), SqliteStore(path)
+    assert first.put_setting_once("admin_token", "from-first") == "from-first"
+    assert second.put_setting_once("admin_token", "from-second") == "from-first"
+    second.write_batch([Put("keys", "k", "v")])
+    assert first.get_record("keys", "k") == "v"  # committed writes are visible at once
+    first.close()
+    second.close()
