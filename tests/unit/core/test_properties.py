@@ -45,12 +45,25 @@ KNOWN_SEGMENTS = [
     ".",
 ]
 SEGMENT = st.one_of(st.sampled_from(KNOWN_SEGMENTS), st.text(LATIN1, max_size=12))
+# Real routes of the reference VM, so that odd segments also land on arrays and leaves.
+ROUTES = [
+    [],
+    ["compute"],
+    ["network", "interface"],
+    ["network", "interface", "0", "ipv4", "ipAddress"],
+    ["network", "interface", "0", "ipv4", "subnet", "0"],
+    ["compute", "publicKeys"],
+    ["compute", "tagsList"],
+    ["compute", "storageProfile", "dataDisks"],
+    ["compute", "vmId"],
+]
+ROUTE = st.builds(
+    lambda known, rest: [*known, *rest], st.sampled_from(ROUTES), st.lists(SEGMENT, max_size=3)
+)
 PATH = st.builds(
     lambda prefix, rest, slash: "/" + "/".join([*prefix, *rest]) + ("/" if slash else ""),
-    st.sampled_from(
-        [[], ["metadata"], ["metadata", "instance"], ["metadata", "instance", "compute"]]
-    ),
-    st.lists(SEGMENT, max_size=6),
+    st.sampled_from([[], ["metadata"], ["metadata", "instance"]]),
+    st.one_of(ROUTE, st.lists(SEGMENT, max_size=6)),
     st.booleans(),
 )
 PARAM_NAME = st.one_of(
@@ -120,7 +133,7 @@ def test_core_always_answers_in_azures_shapes(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    route=st.lists(SEGMENT, max_size=6),
+    route=ROUTE,
     version=st.sampled_from(GENERAL_VERSIONS),
     fmt=st.sampled_from([None, "json", "text"]),
 )
