@@ -11,8 +11,10 @@ def register() -> None:
     from openimds.events import feature as events_feature
 
     from openimds import attested_feature
+    from openimds.events import feature as events_feature
 
     features: list[Feature] = []
+    features.append(events_feature.install)
     features.append(attested_feature.install)
     features.append(events_feature.install)
     features.append(identity_feature.install)
