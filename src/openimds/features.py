@@ -7,16 +7,12 @@ from openimds.runtime import FEATURES, Feature
 
 def register() -> None:
     """Install each feature once; later issues add theirs to `_ALL`."""
-    from openimds import identity_feature
-    from openimds.events import feature as events_feature
-
-    from openimds import attested_feature
+    from openimds import attested_feature, identity_feature
     from openimds.events import feature as events_feature
 
     features: list[Feature] = []
     features.append(events_feature.install)
     features.append(attested_feature.install)
-    features.append(events_feature.install)
     features.append(identity_feature.install)
     for feature in features:
         if feature not in FEATURES:
