@@ -24,6 +24,7 @@ from openimds.core.formats import to_json
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.tokens import (
+    CacheKey,
     IdSource,
     ManagedIdentity,
     TokenCache,
@@ -41,6 +42,7 @@ MALFORMED = (
     "includes a parameter more than once, or is otherwise malformed."
 )
 SELECTORS = ("client_id", "object_id", "msi_res_id", "mi_res_id")
+PLAN_LIMIT = 1024  # remembered query strings; odd ones cannot grow it without bound
 
 
 class IdentityError(ImdsError):
@@ -171,8 +173,33 @@ class TokenEndpoint(_IdentityBase):
         self.cache = cache
         self.policy = policy
         self.new_id = new_id
+        self._plans: dict[tuple[str, int, tuple[tuple[str, str], ...]], _Plan] = {}
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
+        # The same query string from the same VM revision always selects the same
+        # identity: remember that, so a cached-token request only formats bytes.
+        memo = (vm.id, vm.revision, request.query)
+        plan = self._plans.get(memo)
+        if plan is None:
+            plan = self._plan(request, vm)
+            if len(self._plans) >= PLAN_LIMIT:
+                self._plans.clear()
+            self._plans[memo] = plan
+        token = None if plan.bypass else self.cache.fresh(plan.key, now, self.policy.refresh_margin)
+        if token is None:
+            token = mint(
+                self.signer,
+                plan.identity,
+                plan.tenant,
+                plan.key[2],
+                self.policy,
+                now,
+                self.new_id(),
+            )
+            self.cache.put(plan.key, token, now)
+        return Response(200, render(token, now, plan.echo), cacheable=False)
+
+    def _plan(self, request: Request, vm: VmSnapshot) -> _Plan:
         require_identity_version(request)
         resource = request.param("resource")
         if not resource:
@@ -182,14 +209,20 @@ class TokenEndpoint(_IdentityBase):
             raise MalformedRequest()
         identities = self.directory.identities(vm)
         identity = select(identities, request)
-        assert identities is not None  # select() raised otherwise
+        tenant = identities.tenant_id if identities is not None else ""
         key = (vm.id, identity.client_id, resource)
-        token = None if bypass else self.cache.fresh(key, now, self.policy.refresh_margin)
-        if token is None:
-            tenant = identities.tenant_id
-            token = mint(self.signer, identity, tenant, resource, self.policy, now, self.new_id())
-            self.cache.put(key, token, now)
-        return Response(200, render(token, now, _echoes(request)), cacheable=False)
+        return _Plan(identity, tenant, key, bypass is not None, _echoes(request))
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a valid token request asks for, worked out once per query string."""
+
+    identity: ManagedIdentity
+    tenant: str
+    key: CacheKey
+    bypass: bool
+    echo: bytes
 
 
 def _echoes(request: Request) -> bytes:
