@@ -373,3 +373,11 @@ def test_info_errors_in_identity_shape() -> None:
     assert (r.status, body(r)) == (400, MALFORMED)
     r = World(full()).get(path="/metadata/identity/info", header=False)
     assert body(r)["error"] == "bad_request_102"
+
+
+def test_selection_follows_a_new_vm_revision() -> None:
+    world = World(VmIdentities(TENANT, SYSTEM))
+    assert body(world.get())["client_id"] == SYSTEM.client_id
+    world.directory.value = VmIdentities(TENANT, None, (USER1,))
+    world.vm = VmSnapshot(id="vm", name="vm", revision=2, instance={})
+    assert body(world.get())["client_id"] == USER1.client_id
