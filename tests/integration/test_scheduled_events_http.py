@@ -168,6 +168,8 @@ def test_targets_and_operator_commands(fleet: tuple[RunningServer, Path]) -> Non
     bad = server.admin("POST", "/events", json={"type": "Reboot", "target": "tag:role=none"})
     assert bad.status_code == 400 and "matches no VM" in bad.json()["error"]
     assert httpx.get(server.admin_url + "/events").status_code == 401
+    paths = server.admin("GET", "/openapi.json").json()["paths"]
+    assert {"/events", "/events/scenario", "/events/{event_id}/cancel"} <= set(paths)
 
 
 def test_malformed_posts_over_http(server: RunningServer) -> None:

@@ -219,6 +219,12 @@ def _settle(event: Event, now: float, steps: list[Step]) -> Event | None:
     return current
 
 
+def next_due(book: EventBook) -> float:
+    """The earliest time at which `advance` would change anything (inf: never)."""
+    times = [due[1] for e in book.events.values() if (due := _due(e, float("inf")))]
+    return min(times, default=float("inf"))
+
+
 def advance(book: EventBook, now: float) -> Result:
     """Bring every event up to `now`."""
     steps: list[Step] = []

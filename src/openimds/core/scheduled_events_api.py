@@ -180,6 +180,9 @@ class ScheduledEventsEndpoint(BaseEndpoint):
 
     def __init__(self, book_at: BookPort) -> None:
         self._book_at = book_at
+        # (VM, version) -> the book a body was rendered from, and the body. A book is
+        # replaced whole on every change, so identity says whether the body is current.
+        self._rendered: dict[tuple[str, str], tuple[EventBook, bytes]] = {}
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
         version = request.param("api-version")
@@ -190,8 +193,19 @@ class ScheduledEventsEndpoint(BaseEndpoint):
         book = self._book_at(now)
         if request.method == "POST":
             return self._approve(request, vm, book, now)
-        # Time-dependent (NotBefore passes, events end): never cached.
-        return Response(200, to_json(document(book, vm.id, version)))
+        # Time-dependent (NotBefore passes, events end): never cached by the listener.
+        return Response(200, self._body(book, vm.id, version))
+
+    def _body(self, book: EventBook, vm: str, version: str) -> bytes:
+        key = (vm, version)
+        hit = self._rendered.get(key)
+        if hit is not None and hit[0] is book:
+            return hit[1]
+        if len(self._rendered) >= 4096:
+            self._rendered.clear()  # bounded: many VMs x versions cannot grow it forever
+        body = to_json(document(book, vm, version))
+        self._rendered[key] = (book, body)
+        return body
 
     def _approve(self, request: Request, vm: VmSnapshot, book: EventBook, now: float) -> Response:
         ids = parse_start_requests(request.body)

@@ -11,6 +11,7 @@ POST /events/scenario           load a scenario (its relative times count from n
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -72,6 +73,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def _guarded(handler: Handler) -> Handler:
     """Operator mistakes become 4xx with a sentence; store failures a 503."""
 
+    @functools.wraps(handler)
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
@@ -96,6 +98,11 @@ async def _json_body(request: Request) -> Any:
 
 def routes(service: EventsService) -> list[BaseRoute]:
     async def list_events(request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: Live events with state and approvals, and each VM's DocumentIncarnation.
+        """
         book = service.book_at(service.clock())
         events = sorted(book.events.values(), key=lambda e: (e.posted_at, e.id))
         return JSONResponse(
@@ -103,14 +110,35 @@ def routes(service: EventsService) -> list[BaseRoute]:
         )
 
     async def schedule(request: Request) -> Response:
+        """
+        responses:
+          201:
+            description: The event scheduled (fields in docs/scheduled-events.md).
+          400:
+            description: The request cannot become an event (the error says why).
+        """
         scheduled = service.schedule([validate_request(await _json_body(request))])
         return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
     async def scenario(request: Request) -> Response:
+        """
+        responses:
+          201:
+            description: The events of the scenario; relative times count from now.
+          400:
+            description: The request cannot become an event (the error says why).
+        """
         scheduled = service.load_scenario(await _json_body(request))
         return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
     async def one(request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: One live event.
+          404:
+            description: No live event has this id.
+        """
         event_id = request.path_params["event_id"]
         event = service.book_at(service.clock()).events.get(event_id)
         if event is None:
@@ -119,6 +147,15 @@ def routes(service: EventsService) -> list[BaseRoute]:
 
     def act(trigger: Trigger) -> Handler:
         async def handler(request: Request) -> Response:
+            """
+            responses:
+              200:
+                description: The event after the change (null once removed).
+              404:
+                description: No live event has this id.
+              409:
+                description: The event's state does not allow this change.
+            """
             event_id = request.path_params["event_id"]
             after = service.run(event_id, trigger)
             return JSONResponse(

@@ -451,3 +451,16 @@ def test_dispatcher_rules_apply() -> None:
     assert harness.call(query="api-version=2020-07-01&format=text").status == 400
     assert harness.call(query="api-version=2019-04-01").status == 200  # SE-only version
     assert harness.call(query="api-version=2021-02-01").status == 200  # general version
+
+
+def test_next_due_is_the_earliest_time_driven_step() -> None:
+    from openimds.core.scheduled_events import next_due
+
+    assert next_due(EventBook()) == float("inf")
+    book = post(EventBook(), event(at=T0 + 50), T0).book
+    assert next_due(book) == T0 + 50  # posting
+    book = posted(event())
+    assert next_due(book) == T0 + 900  # NotBefore
+    book = command(book, "E1", "start", T0 + 1).book
+    assert next_due(book) == T0 + 1 + 5 + 60  # removal
+    assert advance(book, next_due(book) - 0.001).book is book
