@@ -110,7 +110,7 @@ def test_malformed_requests_are_counted_and_logged() -> None:
     sink = Capture()
     server = _server(rate=0, sink=sink)
     transport = _send(server, b"GET /x?secret=1 HTTP/1.1\r\nBad Header: y\r\n\r\n")
-    assert transport.closed
+    assert transport.finished
     assert server.metrics.requests[("malformed", 400, "-")] == 1
     server.access_log.flush()
     line = json.loads(sink.text)
@@ -123,4 +123,4 @@ def test_nothing_is_answered_after_the_connection_is_closing() -> None:
     ask = b"GET /metadata/versions HTTP/1.1\r\nMetadata: true\r\n"
     transport = _send(server, ask + b"Connection: close\r\n\r\n" + ask + b"\r\n")
     assert len(_bodies(transport.written)) == 1
-    assert transport.closed
+    assert transport.finished

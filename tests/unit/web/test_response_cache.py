@@ -22,6 +22,7 @@ class FakeTransport:
     def __init__(self) -> None:
         self.written = b""
         self.closed = False
+        self.eof = False
 
     def write(self, data: bytes) -> None:
         self.written += data
@@ -31,6 +32,17 @@ class FakeTransport:
 
     def abort(self) -> None:
         self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+    @property
+    def finished(self) -> bool:
+        """Closed, or half-closed after the last answer (a lingering close)."""
+        return self.closed or self.eof
 
     def get_extra_info(self, name: str) -> Any:
         return ("127.0.0.1", 40000) if name == "peername" else None
