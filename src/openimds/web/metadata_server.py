@@ -47,7 +47,6 @@ MAX_HEAD_BYTES = MAX_URL + MAX_HEADERS_BYTES + 1024
 # A client that pipelines requests but never reads its answers: past this much unsent
 # output the connection is dropped (reading is already paused at the transport's mark).
 MAX_PENDING_OUTPUT = 4 * 1024 * 1024
-MAX_LINGER_BYTES = 256 * 1024  # discarded after the last answer before hanging up
 IDLE_TIMEOUT = 60.0  # seconds a connection may go without completing a request
 CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
 
@@ -123,8 +122,6 @@ class MetadataServer:
         if cache is None or cache.revision != vm.revision:
             cache = _VmCache(vm.revision)
             self._caches[vm.id] = cache
-        elif len(cache.entries) >= CACHE_ENTRIES:
-            cache.entries.clear()  # bounded: odd query strings cannot grow it forever
         return cache
 
     def encode(self, response: Response, route: str, close: bool) -> _Cached:
@@ -157,12 +154,13 @@ class MetadataProtocol(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
-        self.metadata_ok = False
+        self.header_state = _NO_METADATA
+        self.metadata_seen = False
+        self.connection_header = False
+        self.body_too_large = False
         self.body: bytearray | None = None
         self.idle = 0
         self.in_head = False  # between the start of a request and the end of its headers
-        self.lingering = 0  # ticks since the last answer of a closing connection went out
-        self.lingered = 0  # bytes discarded since then
         self.answered = False
         self.head_bytes = 0
         self.closing = False
@@ -180,11 +178,6 @@ class MetadataProtocol(asyncio.Protocol):
         self.transport = None
 
     def idle_tick(self) -> None:
-        if self.lingering:
-            self.lingering += 1
-            if self.lingering > 2 and self.transport is not None:
-                self.transport.close()
-            return
         # Whole seconds since the last complete request (closed between idle_timeout and
         # idle_timeout + 1 s); a client trickling a request that never ends goes too.
         self.idle += 1
@@ -203,11 +196,7 @@ class MetadataProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
-            # After the last answer input is discarded, a bounded amount (see finish()).
-            self.lingered += len(data)
-            if self.lingered > MAX_LINGER_BYTES and self.transport is not None:
-                self.transport.close()
-            return
+            return  # after `Connection: close` or an error nothing more is read
         if self.in_head:
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES:
@@ -236,7 +225,10 @@ class MetadataProtocol(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.header_bytes = 0
-        self.metadata_ok = False
+        self.header_state = _NO_METADATA
+        self.metadata_seen = False
+        self.connection_header = False
+        self.body_too_large = False
         self.body = None
         self.in_head = True
         self.head_bytes = 0
@@ -252,14 +244,36 @@ class MetadataProtocol(asyncio.Protocol):
         if self.header_bytes > MAX_HEADERS_BYTES or len(self.headers) >= MAX_HEADERS:
             raise _TooLarge(431, _TooLarge.HEADERS)
         self.headers.append((name, value))
+        lname = name.lower()
+        if lname in _NOTED_HEADERS:
+            self._note(lname, value)
+
+    def _note(self, lname: bytes, value: bytes) -> None:
+        """Header facts gathered as headers arrive, so no second pass over them.
+        The cache key holds the only header fact a cacheable answer depends on: Metadata
+        valid or not. X-Forwarded-For, or a Metadata header given twice (the core reads
+        the first), bypasses the cache."""
+        if lname == b"metadata":
+            if self.metadata_seen:
+                self.header_state = _UNCACHEABLE
+            elif self.header_state != _UNCACHEABLE:
+                valid = value.strip().lower() == b"true"
+                self.header_state = _METADATA if valid else _NO_METADATA
+            self.metadata_seen = True
+        elif lname == b"x-forwarded-for":
+            self.header_state = _UNCACHEABLE
+        elif lname == b"content-length":
+            length = value.strip()
+            if length.isdigit() and int(length) > MAX_BODY:
+                self.body_too_large = True
+        else:
+            self.connection_header = True
 
     def on_headers_complete(self) -> None:
         self.in_head = False
         # Refuse a declared oversized body before any of it is read.
-        for name, value in self.headers:
-            length = value.strip()
-            if name.lower() == b"content-length" and length.isdigit() and int(length) > MAX_BODY:
-                raise _TooLarge(413, _TooLarge.BODY)
+        if self.body_too_large:
+            raise _TooLarge(413, _TooLarge.BODY)
 
     def on_body(self, body: bytes) -> None:
         if self.body is None:
@@ -275,8 +289,14 @@ class MetadataProtocol(asyncio.Protocol):
         self.answered = True
         started = time.perf_counter()
         # HTTP/1.0 peers are answered and closed: they get no keep-alive bookkeeping.
-        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
-        method = self.parser.get_method().decode("ascii", "replace")
+        # Without a Connection (or Proxy-Connection) header llhttp keeps alive only
+        # HTTP/1.1, so the version string (built on every call) is needed only then.
+        parser = self.parser
+        keep_alive = parser.should_keep_alive() and (
+            not self.connection_header or parser.get_http_version() == "1.1"
+        )
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii", "replace")
         cached, vm_name = self.answer(method, keep_alive)
         transport = self.transport
         if transport is None:
@@ -287,7 +307,8 @@ class MetadataProtocol(asyncio.Protocol):
         else:
             transport.write(b"".join((cached.head, server.date, cached.tail)))
         if not keep_alive:
-            self.finish(transport)
+            self.closing = True
+            transport.close()
         elif transport.get_write_buffer_size() > MAX_PENDING_OUTPUT:
             self.closing = True
             transport.abort()
@@ -306,7 +327,7 @@ class MetadataProtocol(asyncio.Protocol):
             return server.encode(error_response(UnknownCaller()), "unknown", not keep_alive), "-"
         fast = method == "GET" and keep_alive
         if fast:
-            flags = self._header_state()
+            flags = self.header_state
             fast = flags != _UNCACHEABLE
             cache = server.cache_for(vm)
             hit = cache.entries.get((self.url, flags)) if fast else None
@@ -321,25 +342,10 @@ class MetadataProtocol(asyncio.Protocol):
         response = self._run_core(request, vm)
         encoded = server.encode(response, route, not keep_alive)
         if fast and response.cacheable:
+            if len(cache.entries) >= CACHE_ENTRIES:
+                cache.entries.clear()  # bounded: odd query strings cannot grow it forever
             cache.entries[(self.url, flags)] = encoded
         return encoded, vm.name
-
-    def _header_state(self) -> int:
-        """The only header facts a cacheable answer depends on, as part of its cache key:
-        Metadata header valid or not. X-Forwarded-For, or a Metadata header given twice
-        (the core reads the first), bypasses the cache."""
-        state = _NO_METADATA
-        seen = False
-        for name, value in self.headers:
-            lname = name.lower()
-            if lname == b"metadata":
-                if seen:
-                    return _UNCACHEABLE
-                seen = True
-                state = _METADATA if value.strip().lower() == b"true" else _NO_METADATA
-            elif lname == b"x-forwarded-for":
-                return _UNCACHEABLE
-        return state
 
     def _within_budget(self, vm: VmSnapshot, route: str) -> bool:
         server = self.server
@@ -349,6 +355,8 @@ class MetadataProtocol(asyncio.Protocol):
         budget = route
         if limiter is None:
             limiter, budget = server.limiters["imds"], "imds"
+        if limiter.rate <= 0:  # this route's budget is off; skip building its key
+            return True
         return limiter.allow(f"{vm.id}/{budget}", time.monotonic())
 
     def _throttled(self, route: str, keep_alive: bool) -> _Cached:
@@ -390,17 +398,6 @@ class MetadataProtocol(asyncio.Protocol):
             log.exception("internal error answering %s (request id %s)", request.path, request_id)
             return error_response(ImdsError(f"Internal server error. Request id {request_id}"))
 
-    def finish(self, transport: asyncio.Transport) -> None:
-        """The last answer is written: send FIN but keep reading (and discarding) for a
-        second or two, so bytes the client already sent cannot make the kernel reset the
-        connection and destroy the answer before it is read (RFC 9112 9.6, lingering close)."""
-        self.closing = True
-        if transport.can_write_eof():
-            transport.write_eof()
-            self.lingering = 1
-        else:
-            transport.close()
-
     def reject(self, status: int, message: str) -> None:
         """A request we cannot parse: answer once in Azure's error shape and hang up."""
         if self.transport is None or self.closing:
@@ -409,7 +406,8 @@ class MetadataProtocol(asyncio.Protocol):
         body = error_response(ImdsError(message)).body
         cached = server.encode(Response(status, body), "malformed", close=True)
         self.transport.write(b"".join((cached.head, server.date, cached.tail)))
-        self.finish(self.transport)
+        self.closing = True
+        self.transport.close()
         # Counted and logged like any request; the method is known once the URL started.
         server.metrics.observe("malformed", status, "-", 0.0)
         if server.access_log.enabled:
@@ -419,6 +417,10 @@ class MetadataProtocol(asyncio.Protocol):
 
 
 _METADATA, _NO_METADATA, _UNCACHEABLE = 1, 0, -1
+_NOTED_HEADERS = frozenset(
+    (b"metadata", b"x-forwarded-for", b"content-length", b"connection", b"proxy-connection")
+)
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
 class _TooLarge(Exception):
