@@ -47,6 +47,7 @@ MAX_HEAD_BYTES = MAX_URL + MAX_HEADERS_BYTES + 1024
 # A client that pipelines requests but never reads its answers: past this much unsent
 # output the connection is dropped (reading is already paused at the transport's mark).
 MAX_PENDING_OUTPUT = 4 * 1024 * 1024
+MAX_LINGER_BYTES = 256 * 1024  # discarded after the last answer before hanging up
 IDLE_TIMEOUT = 60.0  # seconds a connection may go without completing a request
 CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
 
@@ -161,6 +162,8 @@ class MetadataProtocol(asyncio.Protocol):
         self.body: bytearray | None = None
         self.idle = 0
         self.in_head = False  # between the start of a request and the end of its headers
+        self.lingering = 0  # ticks since the last answer of a closing connection went out
+        self.lingered = 0  # bytes discarded since then
         self.answered = False
         self.head_bytes = 0
         self.closing = False
@@ -178,6 +181,11 @@ class MetadataProtocol(asyncio.Protocol):
         self.transport = None
 
     def idle_tick(self) -> None:
+        if self.lingering:
+            self.lingering += 1
+            if self.lingering > 2 and self.transport is not None:
+                self.transport.close()
+            return
         # Whole seconds since the last complete request (closed between idle_timeout and
         # idle_timeout + 1 s); a client trickling a request that never ends goes too.
         self.idle += 1
@@ -196,7 +204,11 @@ class MetadataProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
-            return  # after `Connection: close` or an error nothing more is read
+            # After the last answer input is discarded, a bounded amount (see finish()).
+            self.lingered += len(data)
+            if self.lingered > MAX_LINGER_BYTES and self.transport is not None:
+                self.transport.close()
+            return
         if self.in_head:
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES:
@@ -307,8 +319,7 @@ class MetadataProtocol(asyncio.Protocol):
         else:
             transport.write(b"".join((cached.head, server.date, cached.tail)))
         if not keep_alive:
-            self.closing = True
-            transport.close()
+            self.finish(transport)
         elif transport.get_write_buffer_size() > MAX_PENDING_OUTPUT:
             self.closing = True
             transport.abort()
@@ -398,6 +409,17 @@ class MetadataProtocol(asyncio.Protocol):
             log.exception("internal error answering %s (request id %s)", request.path, request_id)
             return error_response(ImdsError(f"Internal server error. Request id {request_id}"))
 
+    def finish(self, transport: asyncio.Transport) -> None:
+        """The last answer is written: send FIN but keep reading (and discarding) for a
+        second or two, so bytes the client already sent cannot make the kernel reset the
+        connection and destroy the answer before it is read (RFC 9112 9.6, lingering close)."""
+        self.closing = True
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.lingering = 1
+        else:
+            transport.close()
+
     def reject(self, status: int, message: str) -> None:
         """A request we cannot parse: answer once in Azure's error shape and hang up."""
         if self.transport is None or self.closing:
@@ -406,8 +428,7 @@ class MetadataProtocol(asyncio.Protocol):
         body = error_response(ImdsError(message)).body
         cached = server.encode(Response(status, body), "malformed", close=True)
         self.transport.write(b"".join((cached.head, server.date, cached.tail)))
-        self.closing = True
-        self.transport.close()
+        self.finish(self.transport)
         # Counted and logged like any request; the method is known once the URL started.
         server.metrics.observe("malformed", status, "-", 0.0)
         if server.access_log.enabled:
