@@ -8,7 +8,9 @@ stay in the state store and are never served.
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 from typing import Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -18,9 +20,11 @@ from starlette.routing import Route
 
 from openimds.config import Config
 from openimds.core.attested import AttestedEndpoint, SignedDocumentCache
-from openimds.crypto.ca import CaError, CertificateAuthority, cloud_of, pem
+from openimds.crypto.ca import CaError, CertificateAuthority, Cloud, cloud_of, pem
 from openimds.crypto.pkcs7 import Pkcs7Signer
 from openimds.runtime import Runtime
+
+log = logging.getLogger("openimds.attested")
 
 INTERMEDIATE_PATH: Final[str] = "/attested/intermediate.crt"
 ROOT_PATH: Final[str] = "/attested/root.crt"
@@ -51,18 +55,28 @@ def issuer_url(config: Config) -> str | None:
 
 
 def build_ca(runtime: Runtime) -> CertificateAuthority:
-    """Load or create the CA and a signing certificate for every configured VM's cloud,
-    so the first request does not pay for key generation."""
+    """Read the configured files now (a bad one stops the start) and create or load the
+    keys on a worker thread, so the listeners open without waiting for key generation
+    and the first request finds a signing certificate for every configured VM's cloud."""
     settings = runtime.config.attested
     ca = CertificateAuthority(runtime.store, settings, issuer_url(runtime.config))
-    clouds = {settings.cloud} if settings.cloud else set()
-    if not clouds:
-        clouds = {
-            cloud_of(str(vm.compute.get("azEnvironment", ""))) for vm in runtime.fleet.vms.values()
-        }
-    for cloud in sorted(clouds):
-        ca.signing(cloud)
+    vms = runtime.fleet.vms.values()
+    clouds = sorted(
+        {settings.cloud}
+        if settings.cloud
+        else {cloud_of(str(vm.compute.get("azEnvironment", ""))) for vm in vms}
+    )
+    worker = threading.Thread(target=_prepare, args=(ca, clouds), name="attested-ca", daemon=True)
+    worker.start()
+    runtime.closers.append(lambda: worker.join(timeout=30))
     return ca
+
+
+def _prepare(ca: CertificateAuthority, clouds: list[Cloud]) -> None:
+    try:
+        ca.prepare(clouds)
+    except Exception:  # the first request retries, and answers 500 if it fails again
+        log.exception("cannot prepare the attested-data certificates")
 
 
 def routes(ca: CertificateAuthority) -> list[Route]:

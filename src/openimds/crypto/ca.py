@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,7 +229,11 @@ def signing_names(settings: AttestedSettings, cloud: Cloud) -> list[str]:
 
 class CertificateAuthority:
     """The CA material of one server. `signing(cloud)` is what the signer calls per
-    request: a dictionary lookup, except when a certificate has to be (re)issued."""
+    request: a dictionary lookup, except when a certificate has to be (re)issued.
+
+    Files are read in the constructor, so a bad path stops the server at start. Keys are
+    generated on first use, or ahead of it by `prepare` on a worker thread (key
+    generation releases the GIL), which keeps it off the server's start-up path."""
 
     def __init__(
         self,
@@ -243,42 +247,69 @@ class CertificateAuthority:
         self.aia_url = aia_url
         self.clock = clock
         self._lock = threading.Lock()
+        self._loaded = False
         self._signing: dict[Cloud, KeyPair] = {}
         self._fixed: KeyPair | None = None
-        self.root: x509.Certificate | None = None
-        self.intermediate: KeyPair | None = None
-        self.chain: list[x509.Certificate] = []  # intermediates of a user's signing cert
+        self._user_ca: KeyPair | None = None
+        self._root: x509.Certificate | None = None
+        self._intermediate: KeyPair | None = None
+        self._chain: list[x509.Certificate] = []  # intermediates of a user's signing cert
         if settings.signing_cert_file is not None and settings.signing_key_file is not None:
             self._load_signing_files(settings)
-        else:
-            self._load_issuers(settings)
+        elif settings.ca_cert_file is not None and settings.ca_key_file is not None:
+            self._user_ca = load_pair(settings.ca_cert_file, settings.ca_key_file)
+
+    def prepare(self, clouds: Iterable[Cloud]) -> None:
+        """Load or create everything the given clouds need."""
+        for cloud in clouds:
+            self.signing(cloud)
+        self._ensure()
+
+    @property
+    def root(self) -> x509.Certificate | None:
+        self._ensure()
+        return self._root
+
+    @property
+    def intermediate(self) -> KeyPair | None:
+        self._ensure()
+        return self._intermediate
 
     @property
     def intermediates(self) -> list[x509.Certificate]:
-        if self.intermediate is not None:
-            return [self.intermediate.cert]
-        return self.chain
+        self._ensure()
+        if self._intermediate is not None:
+            return [self._intermediate.cert]
+        return self._chain
+
+    def _ensure(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if not self._loaded:
+                if self._fixed is None:
+                    self._load_issuers()
+                self._loaded = True
 
     def _load_signing_files(self, settings: AttestedSettings) -> None:
         assert settings.signing_cert_file is not None and settings.signing_key_file is not None
         self._fixed = load_pair(settings.signing_cert_file, settings.signing_key_file)
         chain = load_chain(settings.chain_file) if settings.chain_file else []
         roots = [c for c in chain if _self_signed(c)]
-        self.root = roots[0] if roots else None
-        self.chain = [c for c in chain if not _self_signed(c)]
+        self._root = roots[0] if roots else None
+        self._chain = [c for c in chain if not _self_signed(c)]
 
-    def _load_issuers(self, settings: AttestedSettings) -> None:
+    def _load_issuers(self) -> None:
         now = self.clock()
-        if settings.ca_cert_file is not None and settings.ca_key_file is not None:
-            root = load_pair(settings.ca_cert_file, settings.ca_key_file)
-        else:
+        root = self._user_ca
+        if root is None:
             stored = self.store.get_record(KIND, "root")
             if stored is None:
                 # The first writer wins, so nodes sharing one store agree on the root.
                 stored = self.store.put_record_once(KIND, "root", issue_root(now).to_json())
             root = KeyPair.from_json(stored)[0]
-        self.root = root.cert
-        self.intermediate = self._load_intermediate(root, now)
+        self._root = root.cert
+        self._intermediate = self._load_intermediate(root, now)
 
     def _load_intermediate(self, root: KeyPair, now: datetime) -> KeyPair:
         stored = self.store.get_record(KIND, "intermediate")
@@ -301,15 +332,17 @@ class CertificateAuthority:
         now = self.clock()
         if pair is not None and pair.cert.not_valid_after_utc - RENEW_BEFORE > now:
             return pair
+        self._ensure()
         with self._lock:
             pair = self._load_signing(cloud, now)
             self._signing[cloud] = pair
             return pair
 
     def _load_signing(self, cloud: Cloud, now: datetime) -> KeyPair:
-        assert self.intermediate is not None
+        issuer = self._intermediate
+        assert issuer is not None
         profile = {
-            "issuer": fingerprint(self.intermediate.cert),
+            "issuer": fingerprint(issuer.cert),
             "names": signing_names(self.settings, cloud),
             "aia": self.aia_url,
         }
@@ -322,6 +355,6 @@ class CertificateAuthority:
                 return pair
         names = profile["names"]
         assert isinstance(names, list)
-        pair = issue_signing(self.intermediate, names, self.aia_url, now)
+        pair = issue_signing(issuer, names, self.aia_url, now)
         self.store.put_record(KIND, key, pair.to_json(profile=profile))
         return pair
