@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from openimds.crypto.ca import CLOUD_DOMAINS
@@ -98,7 +99,7 @@ def _is_ca(cert: x509.Certificate) -> bool:
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, Exception):  # InvalidSignature and friends
+    except (InvalidSignature, ValueError, TypeError):  # bad signature, other name, key type
         return False
     return True
 
@@ -151,6 +152,8 @@ def check_san(cert: x509.Certificate, domains: Sequence[str]) -> str:
 def check_content(content: bytes, nonce: str | None, at: datetime) -> dict[str, object]:
     try:
         doc = json.loads(content)
+        if not isinstance(doc, dict):
+            raise TypeError("the signed content is not a JSON object")
         expires = datetime.strptime(doc["timeStamp"]["expiresOn"], AZURE_TIME).replace(tzinfo=UTC)
     except (ValueError, KeyError, TypeError) as exc:
         raise VerificationError("content", f"not an attested document: {exc}") from exc

@@ -132,3 +132,9 @@ def test_cloud_override_signs_with_that_clouds_names(ca: CertificateAuthority) -
     verify_document(answer(der), domains=["metadata.azure.us"], **kwargs)  # type: ignore[arg-type]
     with pytest.raises(VerificationError, match="san"):
         verify_document(answer(der), domains=["metadata.azure.com"], **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("content", [b"not json", b"[1, 2]", b'{"nonce": "x"}'])
+def test_content_that_is_not_an_attested_document(ca: CertificateAuthority, content: bytes) -> None:
+    der = Pkcs7Signer(ca).sign(content, "AzurePublicCloud")
+    expect_step("content", text=answer(der), roots=roots(ca), at=AT, intermediates=ca.intermediates)

@@ -1,0 +1,30 @@
+"""Where the signing certificate's AIA URL points, derived from the configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from openimds.attested_feature import issuer_url
+from openimds.config import load_config
+
+
+@pytest.mark.parametrize(
+    ("admin", "base", "url"),
+    [
+        ("127.0.0.1:8081", None, "http://127.0.0.1:8081/attested/intermediate.crt"),
+        ("0.0.0.0:9000", None, "http://127.0.0.1:9000/attested/intermediate.crt"),
+        ("[::]:9000", None, "http://[::1]:9000/attested/intermediate.crt"),
+        ("[::1]:9000", None, "http://[::1]:9000/attested/intermediate.crt"),
+        ("127.0.0.1:0", None, None),  # known only after binding
+        ("unix:/run/openimds/admin.sock", None, None),
+        (
+            "unix:/run/openimds/admin.sock",
+            "http://10.0.0.1:8081/",
+            "http://10.0.0.1:8081/attested/intermediate.crt",
+        ),
+        ("127.0.0.1:0", "https://ca.test", "https://ca.test/attested/intermediate.crt"),
+    ],
+)
+def test_issuer_url(admin: str, base: str | None, url: str | None) -> None:
+    flags = {"admin.listen": admin, "attested.issuer_base_url": base}
+    assert issuer_url(load_config(None, env={}, flags=flags)) == url
