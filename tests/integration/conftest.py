@@ -7,9 +7,9 @@ import pytest
 from tests.support.server import RunningServer, start_server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One demo-VM server shared by a module's read-only tests (throttling off)."""
+    """One demo-VM server shared by the read-only tests (throttling off)."""
     running = start_server(tmp_path_factory.mktemp("live"))
     yield running
     running.stop()
