@@ -252,3 +252,15 @@ def test_connect_is_refused(live: RunningServer) -> None:
         assert response.status == 400  # the request rules apply; it never tunnels
         assert conn.is_closed_by_peer()
         assert conn.buffer == b""
+
+
+def test_large_pipelined_batch_split_mid_head_is_served(live: RunningServer) -> None:
+    batch = get(LEAF) * 1000  # about 90 KiB of complete requests
+    with RawConnection(live.metadata_url) as conn:
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.send(batch[:50])  # the first request's head, unfinished
+        time.sleep(0.05)
+        conn.send(batch[50:])
+        answers = [conn.read_response() for _ in range(1000)]
+    assert {a.status for a in answers} == {200}
+    assert {a.body for a in answers} == {b"demo-vm"}

@@ -164,6 +164,7 @@ class MetadataProtocol(asyncio.Protocol):
         self.in_head = False  # between the start of a request and the end of its headers
         self.lingering = 0  # ticks since the last answer of a closing connection went out
         self.lingered = 0  # bytes discarded since then
+        self.head_began = False  # a request started in the chunk being parsed
         self.answered = False
         self.head_bytes = 0
         self.closing = False
@@ -209,11 +210,7 @@ class MetadataProtocol(asyncio.Protocol):
             if self.lingered > MAX_LINGER_BYTES and self.transport is not None:
                 self.transport.close()
             return
-        if self.in_head:
-            self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD_BYTES:
-                self.reject(431, _TooLarge.HEADERS)
-                return
+        self.head_began = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -222,8 +219,7 @@ class MetadataProtocol(asyncio.Protocol):
             if not self.answered or self.transport is None:
                 self.reject(400, "Bad request. Protocol upgrades are not supported")
             else:
-                self.closing = True
-                self.transport.close()
+                self.finish(self.transport)
         except httptools.HttpParserError as exc:
             # httptools wraps what a callback raised; the size limits surface here.
             cause = exc.__context__
@@ -231,6 +227,12 @@ class MetadataProtocol(asyncio.Protocol):
                 self.reject(cause.status, cause.message)
             else:
                 self.reject(400, "Bad request. Malformed HTTP request")
+        # A head still unfinished after a whole chunk that did not start it: all of that
+        # chunk was head (pipelined requests before it are not counted).
+        if self.in_head and not self.head_began:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self.reject(431, _TooLarge.HEADERS)
 
     # -- parser callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -243,6 +245,7 @@ class MetadataProtocol(asyncio.Protocol):
         self.body_too_large = False
         self.body = None
         self.in_head = True
+        self.head_began = True
         self.head_bytes = 0
         self.answered = False
 
