@@ -157,7 +157,9 @@ class EventsSettings(_Section):
 
     scenario: str | None = Field(None, description="timeline file loaded once at start")
     approval: Literal["any", "all"] = Field(
-        "any", description="any: one affected VM's approval starts an event (Azure); all: every"
+        "all",
+        description="all: the event starts once every affected VM approved (8, lifecycle 2); "
+        "any: one affected VM's approval starts it for all its Resources",
     )
     completion_delay: float = Field(
         60.0, ge=0, description="seconds a Started event stays listed after its duration"

@@ -3,9 +3,9 @@
 Rules
 1. An event is Pending until its post time, then Scheduled: it appears in the documents of
    the VMs it affects (its `vms`), with `NotBefore` set.
-2. A Scheduled event becomes Started when the approval policy is met ("any": one affected
-   VM approved, Azure's rule - 8: approval applies to all Resources; "all": every affected
-   VM approved), when `NotBefore` passes, or when an operator starts it. `NotBefore` is then
+2. A Scheduled event becomes Started when the approval policy is met ("all", the default:
+   every affected VM approved, 8 lifecycle step 2; "any": one affected VM's approval applies
+   to all Resources), when `NotBefore` passes, or when an operator starts it. `NotBefore` is then
    "" (8, lifecycle step 2).
 3. A Started event is removed `duration + hold` seconds after it started (DurationInSeconds
    is the impact; `hold` the clean-up lag, about 10 min on Azure). There is never a
@@ -91,7 +91,7 @@ class Event:
     description: str
     source: EventSource
     hold: float  # seconds a Started event stays listed after its duration
-    policy: Policy = "any"
+    policy: Policy = "all"
     state: State = "Pending"
     started_at: float | None = None
     approvals: tuple[Approval, ...] = ()

@@ -50,7 +50,7 @@ def event(
     notice: float = 900.0,
     duration: int = 5,
     hold: float = 60.0,
-    policy: str = "any",
+    policy: str = "all",
     event_type: str = "Reboot",
 ) -> Event:
     return Event(
@@ -139,8 +139,8 @@ def test_catching_up_counts_one_change_per_observation() -> None:
     assert quick.book.events == {} and quick.book.incarnation("vm-a") == 0
 
 
-def test_approval_by_one_vm_starts_by_default() -> None:
-    book = posted(event(vms=("vm-a", "vm-b")))
+def test_any_policy_starts_on_one_vms_approval() -> None:
+    book = posted(event(vms=("vm-a", "vm-b"), policy="any"))
     result = approve(book, "vm-b", ["E1"], T0 + 3)
     started = result.book.events["E1"]
     assert started.state == "Started" and started.started_at == T0 + 3
@@ -149,7 +149,7 @@ def test_approval_by_one_vm_starts_by_default() -> None:
 
 
 def test_all_policy_waits_for_every_vm() -> None:
-    book = posted(event(vms=("vm-a", "vm-b"), policy="all"))
+    book = posted(event(vms=("vm-a", "vm-b")))
     first = approve(book, "vm-a", ["E1"], T0 + 1).book
     assert first.events["E1"].state == "Scheduled"
     assert first.incarnation("vm-a") == 1, "an approval changes nothing a document shows"

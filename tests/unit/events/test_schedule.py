@@ -127,7 +127,7 @@ def test_defaults_follow_the_type() -> None:
         "Terminate": 300,
     }
     assert built["Freeze"].duration == 5 and built["Preempt"].duration == -1
-    assert built["Reboot"].hold == 60 and built["Reboot"].policy == "any"
+    assert built["Reboot"].hold == 60 and built["Reboot"].policy == "all"
     assert built["Terminate"].source == "User" and built["Redeploy"].source == "Platform"
     assert all(e.id == "fixed" and e.posted_at == BASE for e in built.values())
 
