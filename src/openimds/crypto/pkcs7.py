@@ -2,10 +2,11 @@
 back for verification.
 
 Azure's documents are DER SignedData with the content attached (`pkcs7-data`), the signer
-certificate embedded and SHA-256 with RSA. `PKCS7SignatureBuilder` gives exactly that
-with `Binary` (without it the JSON would be rewritten to canonical MIME line endings)
-and `NoCapabilities` (keeps contentType, signingTime and messageDigest as the signed
-attributes; the S/MIME capabilities list means nothing here).
+certificate embedded, SHA-256 with RSA and no signed attributes (the signature covers the
+JSON itself; decoded from the documentation's example). `PKCS7SignatureBuilder` gives
+that with `Binary` (without it the JSON would be rewritten to canonical MIME line
+endings) and `NoAttributes`. Azure's example names its digest algorithm with the
+sha256WithRSAEncryption OID rather than sha256; the reader accepts both.
 
 cryptography has no CMS verification, so `parse_signed_data` walks the DER itself: small
 and strict (definite lengths only, one signer), which is all a DER document needs.
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from openimds.crypto.ca import CertificateAuthority, Cloud, cloud_of
 
-_OPTIONS: Final = (pkcs7.PKCS7Options.Binary, pkcs7.PKCS7Options.NoCapabilities)
+_OPTIONS: Final = (pkcs7.PKCS7Options.Binary, pkcs7.PKCS7Options.NoAttributes)
 
 OID_SIGNED_DATA: Final[str] = "1.2.840.113549.1.7.2"
 OID_DATA: Final[str] = "1.2.840.113549.1.7.1"
@@ -35,6 +36,10 @@ _DIGESTS: Final[dict[str, tuple[str, type[hashes.HashAlgorithm]]]] = {
     "2.16.840.1.101.3.4.2.1": ("sha256", hashes.SHA256),
     "2.16.840.1.101.3.4.2.2": ("sha384", hashes.SHA384),
     "2.16.840.1.101.3.4.2.3": ("sha512", hashes.SHA512),
+    # 6: Azure's SignedData gives the signature algorithm's OID as its digest algorithm.
+    "1.2.840.113549.1.1.11": ("sha256", hashes.SHA256),
+    "1.2.840.113549.1.1.12": ("sha384", hashes.SHA384),
+    "1.2.840.113549.1.1.13": ("sha512", hashes.SHA512),
 }
 
 

@@ -18,7 +18,7 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import AuthorityInformationAccessOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from openimds.crypto.ca import CLOUD_DOMAINS
 from openimds.crypto.pkcs7 import CmsError, SignedData, parse_signed_data, verify_signature
@@ -136,17 +136,23 @@ def build_chain(
 
 
 def check_san(cert: x509.Certificate, domains: Sequence[str]) -> str:
-    """6: the signer's SAN must be the cloud domain or any subdomain of it."""
+    """6: the signer's SAN must be the cloud domain or any subdomain of it. A certificate
+    without DNS names is judged by its subject CN, as the documentation's example
+    certificate (CN only) and its "common name from any subdomain" note require."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [n.lower() for n in san.get_values_for_type(x509.DNSName)]
     except x509.ExtensionNotFound:
-        raise VerificationError("san", "the signer certificate has no SAN") from None
-    names = [n.lower() for n in san.get_values_for_type(x509.DNSName)]
+        names = []
+    if not names:
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        names = [str(a.value).lower() for a in cns]
     for name in names:
         for domain in domains:
             if name == domain or name.endswith("." + domain):
                 return name
-    raise VerificationError("san", f"no SAN ({', '.join(names)}) under {', '.join(domains)}")
+    shown = ", ".join(names) or "none"
+    raise VerificationError("san", f"no name of the signer ({shown}) under {', '.join(domains)}")
 
 
 def check_content(content: bytes, nonce: str | None, at: datetime) -> dict[str, object]:

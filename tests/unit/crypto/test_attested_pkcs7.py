@@ -56,13 +56,31 @@ def test_signed_data_is_azure_shaped(ca: CertificateAuthority, der: bytes) -> No
     assert signed.content == CONTENT  # attached, byte for byte (no MIME line endings)
     assert signed.digest_oid == "2.16.840.1.101.3.4.2.1"  # SHA-256
     assert signed.certificates == [ca.signing("public").cert]  # signer only, as Azure
+    assert signed.signed_attrs is None  # the signature covers the JSON, as Azure's
     verify_signature(signed, signed.signer())
+
+
+SHA256_OID = bytes.fromhex("0609608648016503040201")
+SHA256_RSA_OID = bytes.fromhex("06092a864886f70d01010b")
+
+
+def test_azure_digest_oid_is_accepted(ca: CertificateAuthority, der: bytes) -> None:
+    # Azure's example names sha256WithRSAEncryption as the digest algorithm. Without
+    # signed attributes that OID is not covered by the signature, so swapping it in
+    # gives an Azure-shaped document that must still verify.
+    azure_shaped = der.replace(SHA256_OID, SHA256_RSA_OID)
+    assert azure_shaped.count(SHA256_RSA_OID) >= 2
+    signed = parse_signed_data(azure_shaped)
+    assert signed.digest_oid == "1.2.840.113549.1.1.11"
+    verify_signature(signed, signed.signer())
+    result = verify_document(answer(azure_shaped), roots(ca), at=AT, intermediates=ca.intermediates)
+    assert result.document["nonce"] == "abc123"
 
 
 def test_tampered_content_fails(der: bytes) -> None:
     tampered = der.replace(b'"vmId":"v"', b'"vmId":"w"')
     assert tampered != der
-    with pytest.raises(CmsError, match="tampered"):
+    with pytest.raises(CmsError, match="does not verify"):
         verify_signature(parse_signed_data(tampered), parse_signed_data(tampered).signer())
 
 
@@ -138,3 +156,27 @@ def test_cloud_override_signs_with_that_clouds_names(ca: CertificateAuthority) -
 def test_content_that_is_not_an_attested_document(ca: CertificateAuthority, content: bytes) -> None:
     der = Pkcs7Signer(ca).sign(content, "AzurePublicCloud")
     expect_step("content", text=answer(der), roots=roots(ca), at=AT, intermediates=ca.intermediates)
+
+
+def test_a_certificate_without_san_is_judged_by_its_cn() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    from openimds.crypto.verify import check_san
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "testsubdomain.metadata.azure.com")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(AT - timedelta(days=1))
+        .not_valid_after(AT + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    assert check_san(cert, ["metadata.azure.com"]) == "testsubdomain.metadata.azure.com"
+    with pytest.raises(VerificationError, match="san"):
+        check_san(cert, ["metadata.azure.cn"])
