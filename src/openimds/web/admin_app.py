@@ -36,14 +36,17 @@ _schemas = SchemaGenerator(
 class TokenAuth(BaseHTTPMiddleware):
     def __init__(self, app: Any, token: str, public_paths: frozenset[str]) -> None:
         super().__init__(app)
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
         self.public_paths = public_paths
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if request.url.path in self.public_paths:
             return await call_next(request)
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, self.expected):
+        # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in
+        # constant time.
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        valid = hmac.compare_digest(given.strip().encode(), self.expected)
+        if scheme.lower() != "bearer" or not valid:
             return JSONResponse(
                 {"error": "unauthorized", "error_description": "a valid bearer token is required"},
                 status_code=401,
@@ -52,10 +55,20 @@ class TokenAuth(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-def _with_path_parameters(schema: dict[str, Any]) -> dict[str, Any]:
-    """Declare each `{name}` of a path on its operations, which a valid OpenAPI document
-    needs and route docstrings rarely spell out."""
-    for path, operations in schema.get("paths", {}).items():
+def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
+    """The admin API as OpenAPI 3.0: every route, documented or not, with its path
+    parameters declared (a valid document needs both; route docstrings rarely give them)."""
+    schema = _schemas.get_schema(routes)
+    paths: dict[str, dict[str, Any]] = schema.setdefault("paths", {})
+    for info in _schemas.get_endpoints(routes):
+        operations = paths.setdefault(info.path, {})
+        if info.http_method not in operations:  # no YAML docstring: list it anyway
+            doc = (info.func.__doc__ or "").strip().splitlines()
+            operations[info.http_method] = {
+                "summary": doc[0] if doc else info.func.__name__.replace("_", " "),
+                "responses": {"default": {"description": "See docs/ for this route."}},
+            }
+    for path, operations in paths.items():
         names = re.findall(r"{([^}:]+)(?::[^}]*)?}", path)
         for operation in operations.values():
             declared = {p.get("name") for p in operation.get("parameters", [])}
@@ -123,7 +136,7 @@ def build_admin_app(
             description: This OpenAPI description.
         """
         # JSON, as the path promises (Starlette's OpenAPIResponse would answer YAML).
-        return JSONResponse(_with_path_parameters(_schemas.get_schema(request.app.routes)))
+        return JSONResponse(openapi_document(request.app.routes))
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),

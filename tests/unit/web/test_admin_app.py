@@ -1,0 +1,79 @@
+"""The admin app in-process: its OpenAPI document covers every route, documented or not."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from openapi_spec_validator import validate
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from openimds.fleet import Fleet
+from openimds.vm_model import VmSpec
+from openimds.web.admin_app import build_admin_app
+from openimds.web.metrics import RequestMetrics
+
+TOKEN = "unit-test-token-0123456789"
+
+
+async def undocumented(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+async def with_parameter(request: Request) -> Response:
+    """Look one thing up."""
+    return JSONResponse({"id": request.path_params["item_id"]})
+
+
+def _app() -> Starlette:
+    return build_admin_app(
+        token=TOKEN,
+        fleet=Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "vm-a"}}})]),
+        metrics=RequestMetrics(),
+        extra_routes=[
+            Route("/things", undocumented, methods=["GET", "POST"]),
+            Route("/things/{item_id:str}", with_parameter, methods=["GET"]),
+        ],
+        public_paths=["/things"],
+    )
+
+
+def _get(path: str, authorization: str | None = None) -> httpx.Response:
+    headers = {"Authorization": authorization} if authorization else {}
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+            return await client.get(path, headers=headers)
+
+    return asyncio.run(go())
+
+
+def test_openapi_lists_every_route_and_is_valid() -> None:
+    document = _get("/openapi.json", f"Bearer {TOKEN}")
+    assert document.headers["content-type"] == "application/json"
+    body = document.json()
+    validate(body)
+    assert set(body["paths"]) == {"/healthz", "/metrics", "/vms", "/things", "/things/{item_id}"}
+    assert set(body["paths"]["/things"]) == {"get", "post"}
+    item = body["paths"]["/things/{item_id}"]["get"]
+    assert item["summary"] == "Look one thing up."
+    assert item["parameters"][0]["name"] == "item_id"
+
+
+def test_public_paths_skip_the_token_and_others_do_not() -> None:
+    assert _get("/things").status_code == 200
+    assert _get("/things/x").status_code == 401
+    assert _get("/things/x", f"Bearer {TOKEN}").json() == {"id": "x"}
+
+
+def test_bearer_scheme_is_case_insensitive_and_the_token_exact() -> None:
+    assert _get("/vms", f"bearer {TOKEN}").status_code == 200
+    assert _get("/vms", f"BEARER  {TOKEN}").status_code == 200
+    for bad in (TOKEN, f"Basic {TOKEN}", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer"):
+        response = _get("/vms", bad)
+        assert response.status_code == 401, bad
+        assert response.headers["www-authenticate"].startswith("Bearer")
