@@ -230,3 +230,16 @@ def test_unreadable_files_are_worded_for_the_user(tmp_path: Path) -> None:
 def test_settings_refuse_incomplete_file_sets(fields: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"give|goes with"):
         AttestedSettings(**fields)  # type: ignore[arg-type]
+
+
+def test_keys_are_made_on_prepare_not_in_the_constructor() -> None:
+    store = MemoryStore()
+    ca = CertificateAuthority(store, AttestedSettings(), AIA)
+    assert store.list_records(KIND) == []  # start-up stays cheap; prepare runs on a thread
+    ca.prepare(["public", "china"])
+    assert [k for k, _ in store.list_records(KIND)] == [
+        "intermediate",
+        "root",
+        "signing/china",
+        "signing/public",
+    ]
