@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.machinery import SourceFileLoader
 from pathlib import Path
+from types import ModuleType
 
 BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench"
 
@@ -56,3 +58,63 @@ def test_durations_are_bounded() -> None:
 def test_connections_and_runs_are_bounded() -> None:
     assert run_bench("--dry-run", "--connections", "0").returncode == 2
     assert run_bench("--dry-run", "--runs", "11").returncode == 2
+
+
+def _load_bench() -> ModuleType:
+    loader = SourceFileLoader("openimds_bench_script", str(BENCH))
+    module = ModuleType(loader.name)
+    module.__file__ = str(BENCH)
+    sys.modules[loader.name] = module  # dataclasses look their module up while building
+    try:
+        loader.exec_module(module)
+    finally:
+        del sys.modules[loader.name]
+    return module
+
+
+WRK_OUTPUT = """\
+Running 10s test @ http://127.0.0.1:40000/metadata/instance?api-version=2025-04-07
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   310.12us  120.40us   9.87ms   95.12%
+    Req/Sec   101.23k     3.01k  110.00k    80.00%
+  Latency Distribution
+     50%  290.00us
+     75%  320.00us
+     90%  380.00us
+     99%    1.20ms
+  1007306 requests in 10.00s, 3.50GB read
+  Non-2xx or 3xx responses: 12
+Requests/sec: 100730.60
+Transfer/sec:    358.10MB
+"""
+
+
+def test_wrk_output_is_read() -> None:
+    bench = _load_bench()
+    sample = bench.parse_wrk(WRK_OUTPUT)
+    assert sample.rps == 100730.60
+    assert sample.p50_ms == 0.29
+    assert sample.p99_ms == 1.2
+    assert sample.requests == 1007306
+    assert sample.non2xx == 12
+
+
+def test_table_shows_ratios_to_nginx() -> None:
+    bench = _load_bench()
+    ours = bench.Result(
+        "full document",
+        rps=[70.0, 80.0],
+        p50_ms=[0.3, 0.2],
+        p99_ms=[1.0, 0.9],
+        non2xx=[0, 0],
+        cpu_us=[6.0, 5.0],
+    )
+    nginx = bench.Result(
+        "nginx static", rps=[100.0], p50_ms=[0.3], p99_ms=[1.1], non2xx=[0], cpu_us=[4.0]
+    )
+    header, row, nginx_row = bench.table([ours, nginx]).splitlines()
+    assert "vs nginx" in header
+    # best run by req/s, its spread, latencies, 80% of nginx's req/s, cpu 4/5 of nginx's.
+    assert row.split()[2:] == ["80", "70-80", "0.200", "0.900", "0", "80%", "5.00", "80%"]
+    assert nginx_row.split()[-3:] == ["100%", "4.00", "100%"]
