@@ -17,23 +17,17 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from email.utils import formatdate
-from http import HTTPStatus
 from typing import cast
 from urllib.parse import parse_qsl
 
 import httptools
 
-from openimds.core.errors import ImdsError, TooManyRequests, UnknownCaller, error_response
+from openimds.core.errors import ImdsError, UnknownCaller, error_response
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
-from openimds.core.service import MetadataService
-from openimds.core.throttle import RateLimiter
-from openimds.fleet import Fleet
-from openimds.web.access_log import AccessLog
-from openimds.web.metrics import RequestMetrics
+from openimds.web.metadata_state import CACHE_ENTRIES, IDLE_TIMEOUT, Cached, MetadataServer
+
+__all__ = ["IDLE_TIMEOUT", "MetadataProtocol", "MetadataServer"]
 
 log = logging.getLogger("openimds.metadata")
 
@@ -48,100 +42,6 @@ MAX_HEAD_BYTES = MAX_URL + MAX_HEADERS_BYTES + 1024
 # output the connection is dropped (reading is already paused at the transport's mark).
 MAX_PENDING_OUTPUT = 4 * 1024 * 1024
 MAX_LINGER_BYTES = 256 * 1024  # discarded after the last answer before hanging up
-IDLE_TIMEOUT = 60.0  # seconds a connection may go without completing a request
-CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
-
-EffectsSink = Callable[[VmSnapshot, tuple[object, ...]], None]
-
-
-@dataclass(slots=True)
-class _Cached:
-    head: bytes  # status line and headers up to the Date value
-    tail: bytes  # end of headers and the body
-    route: str
-    status: int
-
-
-class _VmCache:
-    __slots__ = ("entries", "revision")
-
-    def __init__(self, revision: int) -> None:
-        self.revision = revision
-        self.entries: dict[tuple[bytes, int], _Cached] = {}
-
-
-class MetadataServer:
-    """Shared state of all connections: the service, inventory, limits, caches, metrics."""
-
-    def __init__(
-        self,
-        service: MetadataService,
-        fleet: Fleet,
-        limiters: dict[str, RateLimiter],
-        *,
-        server_header: str,
-        access_log: AccessLog,
-        metrics: RequestMetrics,
-        effects: EffectsSink | None = None,
-        idle_timeout: float = IDLE_TIMEOUT,
-    ) -> None:
-        self.service = service
-        self.fleet = fleet
-        # Route name -> its own budget ("identity"); every other route shares "imds".
-        self.limiters = limiters
-        self.any_limit = any(lim.enabled for lim in limiters.values())
-        self.access_log = access_log
-        self.metrics = metrics
-        self.effects = effects
-        self.idle_ticks = max(1, round(idle_timeout))
-        self.server_token = b"Server: " + server_header.encode("latin-1") + b"\r\n"
-        self.date = b""
-        self.connections: set[MetadataProtocol] = set()
-        # Each endpoint words its 429 in its own shape (identity: error/error_description);
-        # the answer is counted under the endpoint's route with status 429.
-        self.throttle_errors: dict[str, ImdsError] = {"unknown": TooManyRequests()}
-        for endpoint in service.endpoints:
-            self.throttle_errors[endpoint.name] = endpoint.throttled()
-        self.throttled = {
-            name: self.encode(error_response(error), name, close=False)
-            for name, error in self.throttle_errors.items()
-        }
-        self._caches: dict[str, _VmCache] = {}
-        self.tick()
-
-    def tick(self) -> None:
-        """Once a second: refresh the Date value, write the access log, drop idle peers."""
-        now = time.time()
-        self.date = formatdate(now, usegmt=True).encode()
-        self.access_log.stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        self.access_log.flush()
-        for conn in list(self.connections):
-            conn.idle_tick()
-
-    def cache_for(self, vm: VmSnapshot) -> _VmCache:
-        cache = self._caches.get(vm.id)
-        if cache is None or cache.revision != vm.revision:
-            cache = _VmCache(vm.revision)
-            self._caches[vm.id] = cache
-        return cache
-
-    def encode(self, response: Response, route: str, close: bool) -> _Cached:
-        reason = HTTPStatus(response.status).phrase.encode()
-        extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers)
-        head = b"".join(
-            (
-                b"HTTP/1.1 %d %s\r\n" % (response.status, reason),
-                b"Content-Type: ",
-                response.content_type.encode(),
-                b"\r\n",
-                b"Content-Length: %d\r\n" % len(response.body),
-                extra,
-                b"Connection: close\r\n" if close else b"",
-                self.server_token,
-                b"Date: ",
-            )
-        )
-        return _Cached(head, b"\r\n\r\n" + response.body, route, response.status)
 
 
 class MetadataProtocol(asyncio.Protocol):
@@ -333,7 +233,7 @@ class MetadataProtocol(asyncio.Protocol):
             server.access_log.record(method, path, cached.status, vm_name, elapsed, self.peer)
 
     # -- answering -----------------------------------------------------------------------
-    def answer(self, method: str, keep_alive: bool) -> tuple[_Cached, str]:
+    def answer(self, method: str, keep_alive: bool) -> tuple[Cached, str]:
         server = self.server
         vm = server.fleet.for_peer(self.peer)
         if vm is None:
@@ -373,7 +273,7 @@ class MetadataProtocol(asyncio.Protocol):
             return True
         return limiter.allow(f"{vm.id}/{budget}", time.monotonic())
 
-    def _throttled(self, route: str, keep_alive: bool) -> _Cached:
+    def _throttled(self, route: str, keep_alive: bool) -> Cached:
         server = self.server
         server.metrics.throttled += 1
         if route not in server.throttled:
