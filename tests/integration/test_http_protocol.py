@@ -264,3 +264,23 @@ def test_large_pipelined_batch_split_mid_head_is_served(live: RunningServer) -> 
         answers = [conn.read_response() for _ in range(1000)]
     assert {a.status for a in answers} == {200}
     assert {a.body for a in answers} == {b"demo-vm"}
+
+
+def test_expect_100_continue_is_answered_before_the_body(live: RunningServer) -> None:
+    with RawConnection(live.metadata_url) as conn:
+        conn.send(
+            b"POST /metadata/instance?api-version=2021-02-01 HTTP/1.1\r\nHost: x\r\n"
+            b"Metadata: true\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
+        interim = conn.read_response(head=True)
+        assert (interim.status, interim.reason) == (100, "Continue")
+        conn.send(b"{}")
+        final = conn.read_response()
+        assert final.status == 405
+    with RawConnection(live.metadata_url) as conn:
+        # HTTP/1.0 clients never get an interim answer.
+        conn.send(
+            b"POST /metadata/instance HTTP/1.0\r\nContent-Length: 2\r\n"
+            b"Expect: 100-continue\r\n\r\n{}"
+        )
+        assert conn.read_response().status == 400

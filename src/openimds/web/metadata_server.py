@@ -59,6 +59,7 @@ class MetadataProtocol(asyncio.Protocol):
         self.metadata_seen = False
         self.connection_header = False
         self.body_too_large = False
+        self.expect_continue = False
         self.body: bytearray | None = None
         self.idle = 0
         self.in_head = False  # between the start of a request and the end of its headers
@@ -143,6 +144,7 @@ class MetadataProtocol(asyncio.Protocol):
         self.metadata_seen = False
         self.connection_header = False
         self.body_too_large = False
+        self.expect_continue = False
         self.body = None
         self.in_head = True
         self.head_began = True
@@ -181,6 +183,8 @@ class MetadataProtocol(asyncio.Protocol):
             length = value.strip()
             if length.isdigit() and int(length) > MAX_BODY:
                 self.body_too_large = True
+        elif lname == b"expect":
+            self.expect_continue = value.strip().lower() == b"100-continue"
         else:
             self.connection_header = True
 
@@ -189,6 +193,11 @@ class MetadataProtocol(asyncio.Protocol):
         # Refuse a declared oversized body before any of it is read.
         if self.body_too_large:
             raise _TooLarge(413, _TooLarge.BODY)
+        # Clients that wait for it before sending a body (.NET's HttpWebRequest, so
+        # PowerShell 5.1 POSTing to scheduled events) get it at once (RFC 9110 10.1.1).
+        transport = self.transport
+        if self.expect_continue and transport and self.parser.get_http_version() == "1.1":
+            transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         if self.body is None:
@@ -342,7 +351,14 @@ class MetadataProtocol(asyncio.Protocol):
 
 _METADATA, _NO_METADATA, _UNCACHEABLE = 1, 0, -1
 _NOTED_HEADERS = frozenset(
-    (b"metadata", b"x-forwarded-for", b"content-length", b"connection", b"proxy-connection")
+    (
+        b"metadata",
+        b"x-forwarded-for",
+        b"content-length",
+        b"expect",
+        b"connection",
+        b"proxy-connection",
+    )
 )
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
