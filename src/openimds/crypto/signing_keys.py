@@ -121,7 +121,9 @@ class KeyRing:
                 cached = (value, _decode(value))
                 self._parsed[kid] = cached
             keys.append(cached[1])
-        keys.sort(key=lambda k: (k.created, k.kid))
+        # The one key never retired is the active one and sorts last; creation time alone
+        # could tie (two keys made within one clock tick).
+        keys.sort(key=lambda k: (k.retired is None, k.created, k.kid))
         if keys:
             self._keys = keys
 
