@@ -118,3 +118,16 @@ def test_table_shows_ratios_to_nginx() -> None:
     # best run by req/s, its spread, latencies, 80% of nginx's req/s, cpu 4/5 of nginx's.
     assert row.split()[2:] == ["80", "70-80", "0.200", "0.900", "0", "80%", "5.00", "80%"]
     assert nginx_row.split()[-3:] == ["100%", "4.00", "100%"]
+
+
+def test_verdict_judges_the_target() -> None:
+    bench = _load_bench()
+
+    def result(name: str, rps: float, p99: float) -> object:
+        return bench.Result(name, rps=[rps], p50_ms=[0.2], p99_ms=[p99], non2xx=[0], cpu_us=[5])
+
+    nginx = result("nginx static", 100.0, 0.5)
+    assert bench.verdict([result("full document", 70.0, 2.0), nginx]).startswith("target met")
+    assert "NOT met" in bench.verdict([result("full document", 69.0, 0.5), nginx])
+    assert "NOT met" in bench.verdict([result("full document", 99.0, 2.5), nginx])
+    assert "not judged" in bench.verdict([nginx])
