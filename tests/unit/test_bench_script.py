@@ -34,11 +34,13 @@ def test_dry_run_plans_pinned_loopback_runs() -> None:
     assert "--rate-limit 0" in serves[0] and "--rate-limit" not in serves[1]
     assert all(line.startswith("taskset -c 0 ") for line in serves)
     loads = [line for line in lines if " wrk " in line]
-    assert len(loads) == 5
+    assert len(loads) == 7
     assert all(line.startswith("taskset -c 1 wrk -t1 -c32 -d3s --latency") for line in loads)
     assert all("http://127.0.0.1:" in line for line in loads)
-    assert sum("Metadata: true" in line for line in loads) == 4  # not the missing-header case
+    assert sum("Metadata: true" in line for line in loads) == 6  # not the missing-header case
     assert any("format=text" in line for line in loads)
+    tokens = [line for line in loads if "/metadata/identity/oauth2/token" in line]
+    assert len(tokens) == 2 and sum("bypass_cache=true" in line for line in tokens) == 1
     assert not any("scripts/install" in line for line in lines)
 
 

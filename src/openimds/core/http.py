@@ -41,7 +41,8 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A finished answer. `cacheable` means: a pure function of (request, VM revision)."""
+    """A finished answer. `cacheable` means: a pure function of (request, VM revision),
+    up to `valid_until` when that is set."""
 
     status: int
     body: bytes
@@ -49,3 +50,9 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
     cacheable: bool = False
     effects: tuple[object, ...] = field(default=())
+    # For a cacheable answer that depends on the time as well (a token's countdown): the
+    # epoch second from which the bytes are stale. None: valid for the whole VM revision.
+    valid_until: float | None = None
+    # The answer changed state that answers cached earlier for this VM may reflect (a new
+    # token replaced a cached one): the adapter drops the VM's cached answers.
+    drops_cached: bool = False

@@ -157,8 +157,10 @@ class _IdentityBase(BaseEndpoint):
 
 
 class TokenEndpoint(_IdentityBase):
-    """GET /metadata/identity/oauth2/token. Never cacheable by the HTTP adapter: the body
-    carries a countdown, and a minted token must not outlive its cache entry."""
+    """GET /metadata/identity/oauth2/token. The body carries a countdown (`expires_in`) in
+    whole seconds, so the HTTP adapter may reuse its bytes until the next second, and never
+    past the moment the token cache would mint a new token; `bypass_cache=true` answers
+    are never reused."""
 
     def __init__(
         self,
@@ -197,7 +199,12 @@ class TokenEndpoint(_IdentityBase):
                 self.new_id(),
             )
             self.cache.put(plan.key, token, now)
-        return Response(200, render(token, now, plan.echo), cacheable=False)
+            if plan.bypass:  # earlier answers carry the token this one replaced
+                return Response(200, render(token, now, plan.echo), drops_cached=True)
+        if plan.bypass:
+            return Response(200, render(token, now, plan.echo))
+        until = min(int(now) + 1, token.expires_on - self.policy.refresh_margin)
+        return Response(200, render(token, now, plan.echo), cacheable=True, valid_until=until)
 
     def _plan(self, request: Request, vm: VmSnapshot) -> _Plan:
         require_identity_version(request)

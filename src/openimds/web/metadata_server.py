@@ -254,6 +254,8 @@ class MetadataProtocol(asyncio.Protocol):
             fast = flags != _UNCACHEABLE
             cache = server.cache_for(vm)
             hit = cache.entries.get((self.url, flags)) if fast else None
+            if hit is not None and hit.valid_until is not None and time.time() >= hit.valid_until:
+                hit = None  # time-bound answer (a token's countdown) gone stale
             if hit is not None:
                 if not self._within_budget(vm, hit.route):
                     return self._throttled(hit.route, keep_alive), vm.name
@@ -263,11 +265,14 @@ class MetadataProtocol(asyncio.Protocol):
         if not self._within_budget(vm, route):
             return self._throttled(route, keep_alive), vm.name
         response = self._run_core(request, vm)
+        if response.drops_cached:
+            server.drop_cached(vm)
         encoded = server.encode(response, route, not keep_alive)
         if fast and response.cacheable:
-            if len(cache.entries) >= CACHE_ENTRIES:
-                cache.entries.clear()  # bounded: odd query strings cannot grow it forever
-            cache.entries[(self.url, flags)] = encoded
+            entries = server.cache_for(vm).entries
+            if len(entries) >= CACHE_ENTRIES:
+                entries.clear()  # bounded: odd query strings cannot grow it forever
+            entries[(self.url, flags)] = encoded
         return encoded, vm.name
 
     def _within_budget(self, vm: VmSnapshot, route: str) -> bool:

@@ -38,6 +38,7 @@ class Cached:
     tail: bytes  # end of headers and the body
     route: str
     status: int
+    valid_until: float | None = None  # epoch seconds; None: as long as the VM revision
 
 
 class VmCache:
@@ -103,6 +104,10 @@ class MetadataServer:
             self._caches[vm.id] = cache
         return cache
 
+    def drop_cached(self, vm: VmSnapshot) -> None:
+        """Forget every finished answer of a VM (its state changed outside its revision)."""
+        self._caches.pop(vm.id, None)
+
     def encode(self, response: Response, route: str, close: bool) -> Cached:
         reason = HTTPStatus(response.status).phrase.encode()
         extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers)
@@ -119,4 +124,6 @@ class MetadataServer:
                 b"Date: ",
             )
         )
-        return Cached(head, b"\r\n\r\n" + response.body, route, response.status)
+        return Cached(
+            head, b"\r\n\r\n" + response.body, route, response.status, response.valid_until
+        )

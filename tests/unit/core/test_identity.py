@@ -125,7 +125,8 @@ def test_success_body_is_azures_shape_all_strings() -> None:
     r = World(full()).get()
     assert r.status == 200
     assert r.content_type == "application/json; charset=utf-8"
-    assert r.cacheable is False  # tokens expire: the byte cache must never hold them
+    # The countdown is in whole seconds: the bytes hold until the next second, no longer.
+    assert r.cacheable is True and r.valid_until == int(NOW) + 1
     b = body(r)
     assert list(b) == [
         "access_token", "refresh_token", "expires_in", "expires_on", "ext_expires_in",
@@ -381,3 +382,23 @@ def test_selection_follows_a_new_vm_revision() -> None:
     world.directory.value = VmIdentities(TENANT, None, (USER1,))
     world.vm = VmSnapshot(id="vm", name="vm", revision=2, instance={})
     assert body(world.get())["client_id"] == USER1.client_id
+
+
+def test_byte_reuse_never_outlives_the_token_cache() -> None:
+    # A token near its refresh point: the adapter may reuse the answer only until the core
+    # would mint a new one, even if that comes before the next whole second.
+    world = World(full(), lifetime=3600)
+    first = world.get(now=NOW)
+    expires_on = int(str(body(first)["expires_on"]))
+    margin = TokenPolicy(3600, "x").refresh_margin
+    late = NOW + (expires_on - NOW - margin) - 0.5
+    r = world.get(now=late)
+    assert r.cacheable is True
+    assert r.valid_until == min(int(late) + 1, expires_on - margin)
+    assert r.valid_until is not None and r.valid_until <= expires_on - margin
+
+
+def test_bypass_cache_answers_are_never_reused_and_drop_older_ones() -> None:
+    r = World(full()).get({"bypass_cache": "true"})
+    assert r.status == 200 and r.cacheable is False and r.valid_until is None
+    assert r.drops_cached is True  # cached answers still carry the replaced token

@@ -151,3 +151,44 @@ def test_vms_do_not_share_cached_answers() -> None:
     proto.connection_made(transport)  # type: ignore[arg-type]
     proto.data_received(f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\n\r\n".encode())
     assert _body(transport.written)["compute"]["name"] == "vm-b"
+
+
+def test_time_bound_answers_are_reused_only_until_valid_until() -> None:
+    """A cacheable answer with `valid_until` (a token's countdown) is served from the byte
+    cache before that time and rebuilt by the core after it."""
+    from openimds.core.endpoint import BaseEndpoint
+    from openimds.core.http import Request, Response
+    from openimds.core.inventory import VmSnapshot
+
+    calls: list[float] = []
+
+    class Clocked(BaseEndpoint):
+        name = "clocked"
+
+        def __init__(self, until: float) -> None:
+            self.until = until
+
+        def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
+            calls.append(now)
+            body = json.dumps({"n": len(calls)}, separators=(",", ":")).encode()
+            return Response(200, body, cacheable=True, valid_until=self.until)
+
+    def server_with(until: float) -> MetadataServer:
+        return MetadataServer(
+            build_service([("/metadata/clocked", Clocked(until))]),
+            Fleet([_spec("vm-a")]),
+            {"imds": RateLimiter(0)},
+            server_header="IMDS/test",
+            access_log=AccessLog(enabled=False),
+            metrics=RequestMetrics(),
+        )
+
+    fresh = server_with(until=4_000_000_000.0)  # far in the future: reused
+    assert b'{"n":1}' in _ask(fresh, "/metadata/clocked")
+    assert b'{"n":1}' in _ask(fresh, "/metadata/clocked")
+    assert len(calls) == 1
+    calls.clear()
+    stale = server_with(until=1.0)  # already past: rebuilt every time
+    assert b'{"n":1}' in _ask(stale, "/metadata/clocked")
+    assert b'{"n":2}' in _ask(stale, "/metadata/clocked")
+    assert len(calls) == 2
