@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import click
 import yaml
 
 from openimds import __version__
-from openimds.config import Config, ConfigError, effective, json_schema, load_config
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    envvar="OPENIMDS_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="VM/config file (YAML or JSON). Default: the built-in demo VM.",
-)
-
-
-def _load(config_path: str | None, flags: dict[str, Any] | None = None) -> Config:
-    try:
-        return load_config(config_path, flags=flags)
-    except ConfigError as exc:
-        click.echo(f"openimds: invalid configuration\n{exc}", err=True)
-        sys.exit(2)
+from openimds.commands.common import CONFIG_OPTION, load_or_exit
+from openimds.config import ConfigError, effective, json_schema
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,7 +37,7 @@ def serve(
     access_log: bool | None,
 ) -> None:
     """Serve the metadata API and the admin API."""
-    config = _load(
+    config = load_or_exit(
         config_path,
         {
             "server.listen": listen,
@@ -88,7 +72,7 @@ def config_group() -> None:
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml")
 def config_show(config_path: str | None, fmt: str) -> None:
     """Print the effective configuration (defaults < file < environment), secrets redacted."""
-    data = effective(_load(config_path))
+    data = effective(load_or_exit(config_path))
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
     else:
@@ -105,7 +89,7 @@ def config_schema() -> None:
 @CONFIG_OPTION
 def config_check(config_path: str | None) -> None:
     """Validate a configuration file and exit 0, or print what is wrong and exit 2."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     click.echo(f"ok: {len(config.vms)} VM(s)")
 
 

@@ -16,23 +16,8 @@ import click
 import httpx
 from cryptography import x509
 
-from openimds.config import Config, ConfigError, load_config
-
-_CONFIG = click.option(
-    "--config",
-    "config_path",
-    envvar="OPENIMDS_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="The server's config file (for the admin address and token).",
-)
-
-
-def _config(config_path: str | None) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo(f"openimds: invalid configuration\n{exc}", err=True)
-        sys.exit(2)
+from openimds.commands.common import CONFIG_OPTION, load_or_exit
+from openimds.config import Config
 
 
 def _certificates(config: Config) -> dict[str, Any]:
@@ -55,11 +40,11 @@ def ca_group() -> None:
 
 
 @ca_group.command("export")
-@_CONFIG
+@CONFIG_OPTION
 @click.argument("directory", type=click.Path(file_okay=False))
 def ca_export(config_path: str | None, directory: str) -> None:
     """Write root.pem and intermediate.pem (from the running server) into DIRECTORY."""
-    data = _certificates(_config(config_path))
+    data = _certificates(load_or_exit(config_path))
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     if not data.get("root"):
@@ -100,7 +85,7 @@ def attested_group() -> None:
 
 
 @attested_group.command("verify")
-@_CONFIG
+@CONFIG_OPTION
 @click.argument("source", type=click.File("rb"))
 @click.option("--nonce", help="The nonce the document must carry.")
 @click.option(
@@ -134,7 +119,7 @@ def attested_verify(
     if ca_file:
         roots = _read_certs(ca_file)
     else:
-        data = _certificates(_config(config_path))
+        data = _certificates(load_or_exit(config_path))
         roots = [x509.load_pem_x509_certificate(data["root"].encode())]
         if not intermediates:
             intermediates = [

@@ -9,30 +9,7 @@ from typing import Any
 
 import click
 
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    envvar="OPENIMDS_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="The server's config file (admin listener and token). Default: built-in settings.",
-)
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
-
-
-def _call(config_path: str | None, method: str, path: str, body: Any = None) -> Any:
-    from openimds.admin_client import AdminError, request
-    from openimds.config import ConfigError, load_config
-
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        click.echo(f"openimds: invalid configuration\n{exc}", err=True)
-        sys.exit(2)
-    try:
-        return request(config, method, path, json=body)
-    except AdminError as exc:
-        click.echo(f"openimds: {exc}", err=True)
-        sys.exit(1)
+from openimds.commands.common import CONFIG_OPTION, JSON_OPTION, admin_call
 
 
 def _when(iso: str | None) -> str:
@@ -108,7 +85,7 @@ def schedule(event_type: str, config_path: str | None, as_json: bool, **opts: An
     if chosen:
         body["target"] = chosen
     body.update({names[k]: v for k, v in opts.items() if v is not None})
-    answer = _call(config_path, "POST", "/events", body)
+    answer = admin_call(config_path, "POST", "/events", body)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
@@ -121,7 +98,7 @@ def schedule(event_type: str, config_path: str | None, as_json: bool, **opts: An
 @JSON_OPTION
 def list_events(config_path: str | None, as_json: bool) -> None:
     """Live events: state, NotBefore, affected VMs, who approved and when."""
-    answer = _call(config_path, "GET", "/events")
+    answer = admin_call(config_path, "GET", "/events")
     if as_json:
         click.echo(json.dumps(answer, indent=2))
     else:
@@ -133,7 +110,7 @@ def _action(name: str, help_text: str) -> None:
     @click.argument("event_id")
     @CONFIG_OPTION
     def command(event_id: str, config_path: str | None) -> None:
-        answer = _call(config_path, "POST", f"/events/{event_id}/{name}")
+        answer = admin_call(config_path, "POST", f"/events/{event_id}/{name}")
         after = answer.get("event")
         click.echo(f"{event_id}: {'removed' if after is None else after['state']}")
 
@@ -157,7 +134,7 @@ def load(path: str, config_path: str | None, as_json: bool) -> None:
     except (OSError, yaml.YAMLError) as exc:
         click.echo(f"openimds: {path}: {exc}", err=True)
         sys.exit(2)
-    answer = _call(config_path, "POST", "/events/scenario", data)
+    answer = admin_call(config_path, "POST", "/events/scenario", data)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return

@@ -4,36 +4,11 @@ running server, through its admin API (the server keeps them in its state store)
 from __future__ import annotations
 
 import json
-import sys
 import time
-from typing import Any
 
 import click
 
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    envvar="OPENIMDS_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="The server's config file (admin listener and token). Default: built-in settings.",
-)
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
-
-
-def _call(config_path: str | None, method: str, path: str) -> Any:
-    from openimds.admin_client import AdminError, request
-    from openimds.config import ConfigError, load_config
-
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        click.echo(f"openimds: invalid configuration\n{exc}", err=True)
-        sys.exit(2)
-    try:
-        return request(config, method, path)
-    except AdminError as exc:
-        click.echo(f"openimds: {exc}", err=True)
-        sys.exit(1)
+from openimds.commands.common import CONFIG_OPTION, JSON_OPTION, admin_call
 
 
 def _when(epoch: int | None) -> str:
@@ -50,7 +25,7 @@ def keys() -> None:
 @JSON_OPTION
 def list_keys(config_path: str | None, as_json: bool) -> None:
     """Show every published signing key: the active one and retired ones still in the JWKS."""
-    data = _call(config_path, "GET", "/identity/keys")
+    data = admin_call(config_path, "GET", "/identity/keys")
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -69,7 +44,7 @@ def list_keys(config_path: str | None, as_json: bool) -> None:
 def rotate(config_path: str | None, as_json: bool) -> None:
     """Create a new signing key and make it active. Tokens signed with the previous key
     stay valid (its public key stays in the JWKS) until they expire."""
-    data = _call(config_path, "POST", "/identity/keys/rotate")
+    data = admin_call(config_path, "POST", "/identity/keys/rotate")
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:

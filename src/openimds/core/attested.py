@@ -22,6 +22,7 @@ from openimds.core.formats import parse_format, to_json
 from openimds.core.http import Request, Response
 from openimds.core.instance import Node
 from openimds.core.inventory import VmSnapshot
+from openimds.core.timestamps import azure_time, compact
 from openimds.core.versions import ATTESTED_MIN
 
 # 6: the swagger allows up to 32 alphanumeric characters.
@@ -48,36 +49,9 @@ class DocumentSigner(Protocol):
     def sign(self, content: bytes, az_environment: str) -> bytes: ...
 
 
-def utc_fields(epoch: float) -> tuple[int, int, int, int, int, int]:
-    """(year, month, day, hour, minute, second) of an epoch second, in UTC.
-
-    Plain arithmetic (days to civil date, proleptic Gregorian) keeps core free of clock
-    and time-zone modules."""
-    days, rest = divmod(int(epoch), 86400)
-    hour, rest = divmod(rest, 3600)
-    minute, second = divmod(rest, 60)
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (1 if month <= 2 else 0)
-    return year, month, day, hour, minute, second
-
-
-def azure_time(epoch: float) -> str:
-    """6: `MM/DD/YY HH:MM:SS -0000`, UTC, two-digit year, literal -0000."""
-    y, mo, d, h, mi, s = utc_fields(epoch)
-    return f"{mo:02d}/{d:02d}/{y % 100:02d} {h:02d}:{mi:02d}:{s:02d} -0000"
-
-
 def default_nonce(epoch: float) -> str:
     """6: without a nonce IMDS puts the current UTC time there as YYYYMMDD-HHMMSS."""
-    y, mo, d, h, mi, s = utc_fields(epoch)
-    return f"{y:04d}{mo:02d}{d:02d}-{h:02d}{mi:02d}{s:02d}"
+    return compact(epoch)
 
 
 def parse_nonce(value: str | None, now: float) -> str:

@@ -18,6 +18,7 @@ from openimds.core.formats import parse_format, to_json
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.scheduled_events import Event, EventBook, EventType, visible_id
+from openimds.core.timestamps import rfc1123
 from openimds.core.versions import GENERAL_SET, SCHEDULED_EVENTS_VERSIONS
 
 _SE_SET: Final[frozenset[str]] = frozenset(SCHEDULED_EVENTS_VERSIONS)
@@ -80,43 +81,6 @@ def schema_version(api_version: str) -> str:
     if not lower:
         raise InvalidScheduledEventsVersion()
     return lower[-1]
-
-
-_DAYS: Final = ("Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed")  # 1970-01-01 was a Thursday
-_MONTHS: Final = (
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
-
-
-def rfc1123(epoch: float) -> str:
-    """8: NotBefore reads like "Mon, 19 Sep 2016 18:29:47 GMT". Computed by arithmetic
-    (the civil-from-days algorithm) so the core needs no time or locale module."""
-    days, secs = divmod(int(epoch), 86400)
-    era_day = days + 719468
-    era, doe = divmod(era_day, 146097)
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (1 if month <= 2 else 0)
-    hh, rest = divmod(secs, 3600)
-    mm, ss = divmod(rest, 60)
-    return (
-        f"{_DAYS[days % 7]}, {day:02d} {_MONTHS[month - 1]} {year:04d} "
-        f"{hh:02d}:{mm:02d}:{ss:02d} GMT"
-    )
 
 
 def render_event(event: Event, version: str) -> dict[str, object]:

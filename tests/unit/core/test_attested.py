@@ -16,15 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openimds.core.app import build_service
-from openimds.core.attested import (
-    AttestedEndpoint,
-    SignedDocumentCache,
-    azure_time,
-    default_nonce,
-    utc_fields,
-)
+from openimds.core.attested import AttestedEndpoint, SignedDocumentCache, default_nonce
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
+from openimds.core.timestamps import azure_time, utc_fields
 from openimds.core.versions import GENERAL_VERSIONS, NEWEST_VERSIONS
 
 PATH = "/metadata/attested/document"

@@ -34,9 +34,9 @@ from openimds.core.scheduled_events_api import (
     Approve,
     ScheduledEventsEndpoint,
     document,
-    rfc1123,
     schema_version,
 )
+from openimds.core.timestamps import rfc1123
 
 T0 = 1_764_000_000.0  # Mon, 24 Nov 2025 16:00:00 GMT
 SE_NEWEST = ["2020-07-01", "2019-08-01", "2019-04-01"]
