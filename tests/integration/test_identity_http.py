@@ -89,6 +89,8 @@ def test_user_assigned_selectors(demo: RunningServer, selector: str) -> None:
         (ARM, MALFORMED),
         (f"api-version=2017-12-01&{ARM}", MALFORMED),
         (f"{V}&{ARM}&bypass_cache=yes", MALFORMED),
+        (f"{V}&{ARM}&{ARM}", MALFORMED),
+        (f"{V}&{ARM}&format=text", MALFORMED),
     ],
 )
 def test_errors_are_400_with_exact_bodies(

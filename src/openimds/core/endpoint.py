@@ -6,6 +6,7 @@ from collections.abc import Collection
 from typing import ClassVar, Protocol
 
 from openimds.core.errors import (
+    DuplicateParameter,
     ImdsError,
     InvalidApiVersion,
     MissingMetadataHeader,
@@ -27,6 +28,8 @@ class Endpoint(Protocol):
 
     def throttled(self) -> ImdsError: ...
 
+    def duplicate_parameter(self, name: str) -> ImdsError: ...
+
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response: ...
 
 
@@ -42,6 +45,9 @@ class BaseEndpoint:
 
     def throttled(self) -> ImdsError:
         return TooManyRequests()
+
+    def duplicate_parameter(self, name: str) -> ImdsError:
+        return DuplicateParameter(name)
 
 
 def require_version(request: Request, minimum: str, allowed: Collection[str] = GENERAL_SET) -> str:

@@ -136,9 +136,12 @@ def _match(identities: VmIdentities, name: str, value: str) -> ManagedIdentity:
 
 
 def require_identity_version(request: Request) -> str:
-    """Any general api-version >= 2018-02-01 (2.3, INFERRED); else invalid_request."""
+    """Any general api-version >= 2018-02-01 (2.3, INFERRED); else invalid_request.
+    `format` may only be json: the identity API has no other format (1)."""
     version = request.param("api-version")
     if version is None or version not in GENERAL_SET or version < IDENTITY_MIN:
+        raise MalformedRequest()
+    if request.param("format") not in (None, "json"):
         raise MalformedRequest()
     return version
 
@@ -154,6 +157,10 @@ class _IdentityBase(BaseEndpoint):
 
     def throttled(self) -> ImdsError:
         return IdentityThrottled()
+
+    def duplicate_parameter(self, name: str) -> ImdsError:
+        # 7 (MI): "includes a parameter more than once" is an invalid_request.
+        return MalformedRequest()
 
 
 class TokenEndpoint(_IdentityBase):

@@ -3,7 +3,7 @@
 Order of checks, where Azure documents none (docs/compatibility.md):
 1. X-Forwarded-For present -> 400 (proxied requests are refused).
 2. `Metadata: true` missing (compared case-insensitively) -> 400, in the endpoint's shape.
-3. A query parameter given twice -> 400.
+3. A query parameter given twice -> 400, in the endpoint's shape.
 4. A known endpoint: method not allowed -> 405, then the endpoint's own checks.
 5. An unknown path: api-version checked first (PR289: bare /metadata answers with the
    api-version error), then 404.
@@ -15,7 +15,6 @@ from collections.abc import Iterable
 
 from openimds.core.endpoint import BaseEndpoint, Endpoint, require_version
 from openimds.core.errors import (
-    DuplicateParameter,
     ForwardedRequest,
     ImdsError,
     MethodNotAllowed,
@@ -65,7 +64,7 @@ class MetadataService:
             raise ForwardedRequest()
         if not has_metadata_header(request):
             raise (endpoint or _FALLBACK).missing_header()
-        _reject_duplicates(request)
+        _reject_duplicates(request, endpoint or _FALLBACK)
         if endpoint is None:
             require_version(request, GENERAL_VERSIONS[0])
             raise NotFound(
@@ -85,9 +84,9 @@ def has_metadata_header(request: Request) -> bool:
     return value is not None and value.strip().lower() == "true"
 
 
-def _reject_duplicates(request: Request) -> None:
+def _reject_duplicates(request: Request, endpoint: Endpoint | BaseEndpoint) -> None:
     seen: set[str] = set()
     for key, _ in request.query:
         if key in seen:
-            raise DuplicateParameter(key)
+            raise endpoint.duplicate_parameter(key)
         seen.add(key)

@@ -256,10 +256,28 @@ def test_vm_without_identity(identities: VmIdentities | None) -> None:
         {"api-version": "2017-12-01"},
         {"api-version": "latest"},
         {"api-version": "2018-02-02"},
+        {"format": "text"},
+        {"format": "xml"},
     ],
 )
 def test_malformed_requests(params: dict[str, str | None]) -> None:
     r = World(full()).get(params)  # type: ignore[arg-type]
+    assert (r.status, body(r)) == (400, MALFORMED)
+
+
+@pytest.mark.parametrize("path", ["/metadata/identity/oauth2/token", "/metadata/identity/info"])
+def test_duplicate_parameter_in_identity_shape(path: str) -> None:
+    # 7 (MI): a parameter given more than once is an invalid_request, not the generic body.
+    query = (("api-version", "2018-02-01"), ("resource", RESOURCE), ("resource", RESOURCE))
+    request = Request("GET", path, query, (("metadata", "true"),))
+    r = World(full()).service.handle(request, World(full()).vm, NOW)
+    assert (r.status, body(r)) == (400, MALFORMED)
+
+
+def test_format_json_is_accepted_on_identity() -> None:
+    r = World(full()).get({"format": "json"})
+    assert r.status == 200
+    r = World(full()).get({"format": "text"}, path="/metadata/identity/info")
     assert (r.status, body(r)) == (400, MALFORMED)
 
 
