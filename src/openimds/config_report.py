@@ -23,6 +23,7 @@ _EXPECTED = {
     "string_type": "a string",
     "float_type": "a number",
     "float_parsing": "a number",
+    "finite_number": "a finite number",
     "int_type": "a whole number",
     "int_parsing": "a whole number",
     "int_from_float": "a whole number",

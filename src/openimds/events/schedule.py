@@ -204,6 +204,10 @@ def build_event(
     else:
         not_before = parse_time(request.not_before, posted)
     duration = request.duration_in_seconds
+    if duration is None:
+        duration = DURATIONS[request.type]
+    hold = settings.completion_delay if request.complete_after is None else request.complete_after
+    _check_range(posted, not_before, not_before + max(duration, 0) + hold)
     return Event(
         id=request.event_id or new_id(),
         type=request.type,
@@ -211,16 +215,29 @@ def build_event(
         resources=names,
         posted_at=posted,
         not_before=not_before,
-        duration=DURATIONS[request.type] if duration is None else duration,
+        duration=duration,
         description=request.description
         if request.description is not None
         else DESCRIPTIONS[request.type],
         source=request.event_source or SOURCES[request.type],
-        hold=settings.completion_delay
-        if request.complete_after is None
-        else request.complete_after,
+        hold=hold,
         policy=request.approval or settings.approval,
     )
+
+
+# Times an event may reach (1970 to the start of 9999): every later rendering (RFC 1123
+# NotBefore, the admin API's ISO times) must stay possible, or the event, once stored,
+# would break every scheduledevents answer of its VMs.
+LATEST = 253370764800.0
+
+
+def _check_range(posted: float, not_before: float, removal: float) -> None:
+    for name, value in (("at", posted), ("notBefore", not_before), ("removal", removal)):
+        if not 0 <= value <= LATEST:  # also false for nan
+            raise ScheduleError(
+                f"{name}: the event would reach a time outside 1970-01-01..9999-01-01 "
+                "(check at, notBefore, durationInSeconds and completeAfter)"
+            )
 
 
 def new_event_id() -> str:

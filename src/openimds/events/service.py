@@ -135,9 +135,15 @@ class EventsService:
         try:
             data = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise ScheduleError(f"events.scenario {path}: not YAML or JSON: {exc}") from exc
+            at = getattr(exc, "problem_mark", None)
+            where = f"{path}:{at.line + 1}:{at.column + 1}" if at else path
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
+            raise ScheduleError(f"events.scenario {where}: not YAML or JSON: {problem}") from None
         mark = Put(records.SCENARIO, digest, str(self.started_at))
-        return self._schedule(scenario_requests(data), self.started_at, (mark,))
+        try:
+            return self._schedule(scenario_requests(data), self.started_at, (mark,))
+        except ScheduleError as exc:  # name the file: the operator may have several
+            raise ScheduleError(f"events.scenario {path}: {exc}") from None
 
     # -- persistence --------------------------------------------------------------------------
     def _apply(self, result: Result, extra: Sequence[Put | Delete] = ()) -> None:
