@@ -61,4 +61,9 @@ def request(
         except ValueError:
             detail = response.text
         raise AdminError(f"admin API answered {response.status_code}: {detail}")
-    return response.json() if response.content else None
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError as exc:  # something else listens there
+        raise AdminError(f"{listen} did not answer as the openimds admin API") from exc

@@ -46,15 +46,19 @@ def ca_export(config_path: str | None, directory: str) -> None:
     """Write root.pem and intermediate.pem (from the running server) into DIRECTORY."""
     data = _certificates(load_or_exit(config_path))
     target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
     if not data.get("root"):
         click.echo("openimds: the server has no root certificate to export", err=True)
         sys.exit(1)
     files = {"root.pem": data["root"], "intermediate.pem": "".join(data["intermediates"])}
-    for name, text in files.items():
-        if text:
-            (target / name).write_text(text)
-            click.echo(str(target / name))
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            if text:
+                (target / name).write_text(text)
+                click.echo(str(target / name))
+    except OSError as exc:
+        click.echo(f"openimds: cannot write to {directory}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
 
 
 def _read_certs(path: str) -> list[x509.Certificate]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -110,7 +111,8 @@ def _action(name: str, help_text: str) -> None:
     @click.argument("event_id")
     @CONFIG_OPTION
     def command(event_id: str, config_path: str | None) -> None:
-        answer = admin_call(config_path, "POST", f"/events/{event_id}/{name}")
+        # Quoted: an id holding `/` or `?` must not reach another route.
+        answer = admin_call(config_path, "POST", f"/events/{quote(event_id, safe='')}/{name}")
         after = answer.get("event")
         click.echo(f"{event_id}: {'removed' if after is None else after['state']}")
 
@@ -131,7 +133,7 @@ def load(path: str, config_path: str | None, as_json: bool) -> None:
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         click.echo(f"openimds: {path}: {exc}", err=True)
         sys.exit(2)
     answer = admin_call(config_path, "POST", "/events/scenario", data)

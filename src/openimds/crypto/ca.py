@@ -109,6 +109,8 @@ def load_pair(cert_file: str, key_file: str) -> KeyPair:
         key = _key(Path(key_file).read_text(), key_file)
     except OSError as exc:
         raise CaError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:  # the key is read as text; a DER key is binary
+        raise CaError(f"{key_file}: not an unencrypted PEM private key (not text)") from exc
     except ValueError as exc:
         raise CaError(f"{cert_file}: not a PEM certificate ({exc})") from exc
     if cert.public_key() != key.public_key():

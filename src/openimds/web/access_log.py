@@ -26,7 +26,7 @@ class AccessLog:
     ) -> None:
         if '"' in path or "\\" in path or not path.isprintable():
             path = json.dumps(path)[1:-1]
-        if '"' in vm or "\\" in vm:  # VM names come from the user's file
+        if '"' in vm or "\\" in vm or not vm.isprintable():  # names come from the user's file
             vm = json.dumps(vm)[1:-1]
         self._lines.append(
             f'{{"ts":"{self.stamp}","level":"info","event":"access","method":"{method}",'
