@@ -220,3 +220,19 @@ def test_config_inf_is_refused_before_anything_starts(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{config}: events.notice.reboot: expected a finite number, got inf" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_deeply_nested_json_is_a_400_on_both_listeners(server: RunningServer) -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    answer = httpx.post(
+        server.metadata_url + "/metadata/scheduledevents?api-version=2020-07-01",
+        content=b'{"StartRequests": ' + deep + b"}",
+        headers={"Metadata": "true"},
+    )
+    assert answer.status_code == 400
+    assert "nested too deeply" in answer.json()["error"]
+    for path in ("/events", "/events/scenario"):
+        answer = server.admin("POST", path, content=deep)
+        assert answer.status_code == 400
+        assert answer.json() == {"error": "the body is nested too deeply"}
+    assert "Traceback" not in server.output

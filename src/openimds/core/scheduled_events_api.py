@@ -121,6 +121,8 @@ def parse_start_requests(body: bytes) -> tuple[str, ...]:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedStartRequests(f"The request body is not valid JSON ({exc})") from None
+    except RecursionError:  # a few thousand `[` fit in the body limit
+        raise MalformedStartRequests("The request body is nested too deeply") from None
     if not isinstance(data, dict) or "StartRequests" not in data:
         raise MalformedStartRequests("The request body has no StartRequests")
     requests = data["StartRequests"]

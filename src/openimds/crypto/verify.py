@@ -53,7 +53,7 @@ def decode(text: str | bytes) -> bytes:
     if raw.startswith("{"):
         try:
             answer = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise VerificationError("decode", f"not valid JSON: {exc}") from exc
         if not isinstance(answer, dict) or answer.get("encoding") != "pkcs7":
             raise VerificationError("decode", 'expected {"encoding": "pkcs7", "signature": ...}')

@@ -94,6 +94,8 @@ async def _json_body(request: Request) -> Any:
         return json.loads(await request.body())
     except ValueError as exc:
         raise ScheduleError(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ScheduleError("the body is nested too deeply") from None
 
 
 def routes(service: EventsService) -> list[BaseRoute]:
