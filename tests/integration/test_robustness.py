@@ -236,3 +236,18 @@ def test_deeply_nested_json_is_a_400_on_both_listeners(server: RunningServer) ->
         assert answer.status_code == 400
         assert answer.json() == {"error": "the body is nested too deeply"}
     assert "Traceback" not in server.output
+
+
+def test_no_admin_answer_holds_a_private_key(server: RunningServer) -> None:
+    assert server.admin("POST", "/identity/keys/rotate").status_code == 200
+    bodies = []
+    for method, path, _ in OPERATIONS:
+        if method == "GET":
+            answer = server.admin("GET", path)
+            assert answer.status_code in (200, 404), path
+            bodies.append(answer.text)
+    text = "\n".join(bodies)
+    assert "BEGIN CERTIFICATE" in text and '"kty"' in text  # certificates and JWKs were seen
+    assert "PRIVATE KEY" not in text
+    for jwk in server.admin("GET", "/discovery/keys").json()["keys"]:
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & set(jwk)
