@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -105,6 +106,11 @@ class StateSettings(_Section):
     path: str = Field(default_factory=default_state_path)
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"(?:\*\.)?(?:{_LABEL}\.)*{_LABEL}")
+_HTTP_URL = re.compile(r"https?://[!-~]+")  # printable ASCII, no spaces
+
+
 class AttestedSettings(_Section):
     """Attested data (docs/attested.md): document validity, answer cache, certificates."""
 
@@ -128,6 +134,25 @@ class AttestedSettings(_Section):
     signing_cert_file: str | None = None
     signing_key_file: str | None = None
     chain_file: str | None = None
+
+    # Checked here: a name or URL the certificate cannot hold would fail every attested
+    # request later, long after the start.
+    @field_validator("san_dns_names")
+    @classmethod
+    def _dns_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if len(name) > 253 or not _DNS_NAME.fullmatch(name):
+                raise ValueError(f"not an ASCII DNS name: {name!r} (e.g. metadata.example.com)")
+        return names
+
+    @field_validator("issuer_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.fullmatch(value):
+            raise ValueError(
+                f"expected an ASCII http(s) URL, e.g. http://10.0.0.1:8081, got {value!r}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _files_pair_up(self) -> AttestedSettings:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from openimds.config import ConfigError, load_config
+from openimds.config import AttestedSettings, ConfigError, load_config
 
 
 def test_a_binary_file_is_not_utf8_text(tmp_path: Path) -> None:
@@ -50,3 +50,34 @@ def test_cli_binary_file_exits_2_without_a_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == f"openimds: invalid configuration\n{path}: not UTF-8 text (byte 0)\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("attested: {san_dns_names: [ü.example]}", "san_dns_names: not an ASCII DNS name"),
+        ("attested: {san_dns_names: ['']}", "san_dns_names: not an ASCII DNS name"),
+        ("attested: {san_dns_names: ['a b.example']}", "san_dns_names: not an ASCII DNS name"),
+        ("attested: {issuer_base_url: 'not a url'}", "issuer_base_url: expected an ASCII http"),
+        ("attested: {issuer_base_url: 'http://ex.ample/ü'}", "issuer_base_url: expected an"),
+    ],
+)
+def test_names_a_certificate_cannot_hold_are_refused(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "attested.yaml"
+    path.write_text(text + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), env={})
+    assert str(caught.value).startswith(f"{path}: attested.{problem}")
+
+
+def test_ordinary_names_and_urls_pass() -> None:
+    settings = load_config(
+        None,
+        env={},
+        flags={"attested.issuer_base_url": "http://[::1]:8081/base"},
+    ).attested
+    assert settings.issuer_base_url == "http://[::1]:8081/base"
+    names = ["metadata.azure.com", "*.metadata.example", "eastus-1.metadata.azure.com", "host"]
+    assert AttestedSettings(san_dns_names=names).san_dns_names == names
