@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from openimds.config_report import Sources, file_schema, format_errors
+from openimds.identity_model import _guid
 from openimds.vm_model import VmSpec
 
 ENV_PREFIX = "OPENIMDS_"
@@ -201,6 +202,9 @@ class IdentitySettings(_Section):
     issuer: str = "https://sts.windows.net/{tenant}/"
     rate_limit: float = Field(20.0, ge=0, description="token requests/s per VM; 0 = off")
     tenant_id: str | None = Field(None, description="for VMs that name none; else generated")
+
+    # A GUID like a VM's identities.tenantId: it becomes a path of the discovery document.
+    _tenant = field_validator("tenant_id")(_guid)
 
     @field_validator("issuer")
     @classmethod

@@ -81,3 +81,13 @@ def test_ordinary_names_and_urls_pass() -> None:
     assert settings.issuer_base_url == "http://[::1]:8081/base"
     names = ["metadata.azure.com", "*.metadata.example", "eastus-1.metadata.azure.com", "host"]
     assert AttestedSettings(san_dns_names=names).san_dns_names == names
+
+
+def test_the_default_tenant_is_a_guid(tmp_path: Path) -> None:
+    path = tmp_path / "tenant.yaml"
+    path.write_text("identity: {tenant_id: 'a/b c'}\n")
+    with pytest.raises(ConfigError, match=r"identity\.tenant_id: not a GUID: 'a/b c'"):
+        load_config(str(path), env={})
+    path.write_text("identity: {tenant_id: 7F4A1C52-2B7E-4A8E-9D61-3C0F5B2D9E10}\n")
+    tenant = load_config(str(path), env={}).identity.tenant_id
+    assert tenant == "7f4a1c52-2b7e-4a8e-9d61-3c0f5b2d9e10"
