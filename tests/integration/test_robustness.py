@@ -4,8 +4,11 @@ cannot be rendered refused before they are stored, private state files."""
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -251,3 +254,27 @@ def test_no_admin_answer_holds_a_private_key(server: RunningServer) -> None:
     assert "PRIVATE KEY" not in text
     for jwk in server.admin("GET", "/discovery/keys").json()["keys"]:
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(jwk)
+
+
+def test_a_rotated_key_and_the_ca_survive_sigkill(tmp_path: Path) -> None:
+    state = str(tmp_path / "state.db")
+    first = start_server(tmp_path, state_path=state)
+    try:
+        rotated = first.admin("POST", "/identity/keys/rotate").json()["kid"]
+        root = first.admin("GET", "/attested/ca").json()["root"]
+        token = first.get(
+            "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net"
+        ).json()["access_token"]
+    finally:
+        first.stop(signal.SIGKILL)
+    second = start_server(tmp_path, state_path=state)
+    try:
+        keys = second.admin("GET", "/identity/keys").json()["keys"]
+        assert [k["kid"] for k in keys if k["active"]] == [rotated]
+        assert second.admin("GET", "/attested/ca").json()["root"] == root
+        # A token issued before the kill still verifies against the published keys.
+        published = {k["kid"] for k in second.admin("GET", "/discovery/keys").json()["keys"]}
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        assert header["kid"] in published
+    finally:
+        second.stop()
