@@ -284,3 +284,12 @@ def test_expect_100_continue_is_answered_before_the_body(live: RunningServer) ->
             b"Expect: 100-continue\r\n\r\n{}"
         )
         assert conn.read_response().status == 400
+
+
+def test_absolute_form_request_target_is_served_by_its_path(live: RunningServer) -> None:
+    # RFC 9112 3.2.2: servers accept "GET http://host/path"; only the path counts.
+    response = exchange(live.metadata_url, get("http://169.254.169.254" + LEAF))
+    assert response.status == 200
+    assert response.body == b"demo-vm"
+    bare = exchange(live.metadata_url, get("http://169.254.169.254"))
+    assert bare.status == 400  # the root, without api-version: Azure's version error

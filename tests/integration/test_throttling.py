@@ -111,3 +111,18 @@ def test_unknown_caller_gets_404_and_is_counted(fleet: RunningServer) -> None:
     throttled = re.search(r"^openimds_throttled_total (\S+)$", metrics, re.M)
     assert throttled is not None
     assert float(throttled.group(1)) >= 1
+
+
+def test_unknown_caller_asking_for_a_token_gets_a_400_not_a_retried_404(
+    fleet: RunningServer,
+) -> None:
+    # 13: SDKs retry a 404 for tens of seconds; "Identity not found" makes them stop at once.
+    token = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://x"
+    with RawConnection(fleet.metadata_url, source="127.0.0.4") as conn:
+        conn.send(get(token))
+        response = conn.read_response()
+    assert response.status == 400
+    assert json.loads(response.body) == {
+        "error": "invalid_request",
+        "error_description": "Identity not found",
+    }

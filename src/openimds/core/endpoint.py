@@ -11,6 +11,7 @@ from openimds.core.errors import (
     InvalidApiVersion,
     MissingMetadataHeader,
     TooManyRequests,
+    UnknownCaller,
 )
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
@@ -30,6 +31,8 @@ class Endpoint(Protocol):
 
     def duplicate_parameter(self, name: str) -> ImdsError: ...
 
+    def unknown_caller(self) -> ImdsError: ...
+
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response: ...
 
 
@@ -48,6 +51,10 @@ class BaseEndpoint:
 
     def duplicate_parameter(self, name: str) -> ImdsError:
         return DuplicateParameter(name)
+
+    def unknown_caller(self) -> ImdsError:
+        """Fleet mode, a source no VM claims: 404 in Azure's shape ("no metadata here")."""
+        return UnknownCaller()
 
 
 def require_version(request: Request, minimum: str, allowed: Collection[str] = GENERAL_SET) -> str:

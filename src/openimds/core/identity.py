@@ -162,6 +162,11 @@ class _IdentityBase(BaseEndpoint):
         # 7 (MI): "includes a parameter more than once" is an invalid_request.
         return MalformedRequest()
 
+    def unknown_caller(self) -> ImdsError:
+        # 13: every SDK retries a 404 for tens of seconds; a caller no VM claims has no
+        # identity, which is a 400 the SDKs give up on at once.
+        return IdentityNotFound()
+
 
 class TokenEndpoint(_IdentityBase):
     """GET /metadata/identity/oauth2/token. The body carries a countdown (`expires_in`) in

@@ -247,7 +247,9 @@ class MetadataProtocol(asyncio.Protocol):
         vm = server.fleet.for_peer(self.peer)
         if vm is None:
             server.metrics.unknown_callers += 1
-            return server.encode(error_response(UnknownCaller()), "unknown", not keep_alive), "-"
+            endpoint = server.service.route(self.core_request(method))
+            error = UnknownCaller() if endpoint is None else endpoint.unknown_caller()
+            return server.encode(error_response(error), "unknown", not keep_alive), "-"
         fast = method == "GET" and keep_alive
         if fast:
             flags = self.header_state
@@ -302,6 +304,10 @@ class MetadataProtocol(asyncio.Protocol):
 
     def core_request(self, method: str) -> Request:
         path, _, query = self.url.decode("latin-1").partition("?")
+        if path.startswith(("http://", "https://")):
+            # RFC 9112 3.2.2: a server must accept the absolute form (what a client that
+            # believes it talks to a proxy sends); only its path counts here.
+            path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
         return Request(
             method=method,
             path=path,
