@@ -12,6 +12,7 @@ import stat
 import sys
 
 import uvicorn
+from starlette.applications import Starlette
 
 from openimds.runtime import Runtime
 from openimds.web.access_log import AccessLog
@@ -43,8 +44,9 @@ def metadata_server(runtime: Runtime) -> MetadataServer:
     )
 
 
-def _admin_config(runtime: Runtime) -> uvicorn.Config:
-    app = build_admin_app(
+def admin_app(runtime: Runtime) -> Starlette:
+    """The admin application with every feature's routes, public paths and collectors."""
+    return build_admin_app(
         token=runtime.admin_token,
         fleet=runtime.fleet,
         metrics=runtime.metrics,
@@ -52,6 +54,10 @@ def _admin_config(runtime: Runtime) -> uvicorn.Config:
         public_paths=runtime.public_paths,
         collectors=runtime.collectors,
     )
+
+
+def _admin_config(runtime: Runtime) -> uvicorn.Config:
+    app = admin_app(runtime)
     listen = runtime.config.admin.listen
     common = {"log_config": None, "access_log": False, "lifespan": "off", "loop": "none"}
     if listen.startswith("unix:"):

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,17 +54,7 @@ def validate(token: str, discovery_url: str) -> dict[str, object]:
 
 
 def cli(server: RunningServer, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")}
-    env["OPENIMDS_ADMIN_LISTEN"] = server.admin_url.removeprefix("http://")
-    env["OPENIMDS_ADMIN_TOKEN"] = server.admin_token
-    done = subprocess.run(
-        [sys.executable, "-m", "openimds", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = server.cli(*args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

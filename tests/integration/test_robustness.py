@@ -23,7 +23,7 @@ from starlette.routing import Route
 from openimds import features
 from openimds.config import load_config
 from openimds.runtime import build_runtime
-from openimds.web.admin_app import build_admin_app
+from openimds.server import admin_app
 from tests.support.server import RunningServer, start_server
 
 
@@ -34,13 +34,7 @@ def _admin_operations() -> list[tuple[str, str, bool]]:
     features.register()
     runtime = build_runtime(config)
     try:
-        app = build_admin_app(
-            token=runtime.admin_token,
-            fleet=runtime.fleet,
-            metrics=runtime.metrics,
-            extra_routes=runtime.admin_routes,
-            public_paths=runtime.public_paths,
-        )
+        app = admin_app(runtime)
         public = {"/healthz", *runtime.public_paths}
         operations = []
         for route in app.routes:

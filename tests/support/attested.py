@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.support.server import RunningServer, start_server
@@ -57,16 +55,4 @@ def run_cli(
     server: RunningServer, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`openimds ...` pointed at the server's admin API by the environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")}
-    env["OPENIMDS_ADMIN_LISTEN"] = server.admin_url.removeprefix("http://")
-    env["OPENIMDS_ADMIN_TOKEN"] = server.admin_token
-    env["OPENIMDS_STATE"] = server.state_path
-    return subprocess.run(
-        [sys.executable, "-m", "openimds", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return server.cli(*args, stdin=stdin)

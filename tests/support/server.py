@@ -43,6 +43,25 @@ class RunningServer:
         headers = {"Authorization": f"Bearer {self.admin_token}", **kwargs.pop("headers", {})}
         return httpx.request(method, self.admin_url + path, headers=headers, **kwargs)
 
+    def cli(
+        self, *args: str, stdin: str | None = None, token: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`openimds ...` in a subprocess, pointed at this server's admin API and state by
+        the environment (as a user would with OPENIMDS_* variables)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")}
+        env["OPENIMDS_ADMIN_LISTEN"] = self.admin_url.removeprefix("http://")
+        env["OPENIMDS_ADMIN_TOKEN"] = token or self.admin_token or ""
+        env["OPENIMDS_STATE"] = self.state_path
+        return subprocess.run(
+            [sys.executable, "-m", "openimds", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
