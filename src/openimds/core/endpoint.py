@@ -5,14 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import ClassVar, Protocol
 
-from openimds.core.errors import (
-    DuplicateParameter,
-    ImdsError,
-    InvalidApiVersion,
-    MissingMetadataHeader,
-    TooManyRequests,
-    UnknownCaller,
-)
+from openimds.core.errors import ImdsError, InvalidApiVersion
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.versions import GENERAL_SET
@@ -25,36 +18,23 @@ class Endpoint(Protocol):
     subpaths: ClassVar[bool]
     name: ClassVar[str]
 
-    def missing_header(self) -> ImdsError: ...
-
-    def throttled(self) -> ImdsError: ...
-
-    def duplicate_parameter(self, name: str) -> ImdsError: ...
-
-    def unknown_caller(self) -> ImdsError: ...
+    def own_error(self, error: ImdsError) -> ImdsError:
+        """An error of the shared rules (missing header, X-Forwarded-For, duplicate
+        parameter, method, throttle, unknown caller), worded as this endpoint answers."""
+        ...
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response: ...
 
 
 class BaseEndpoint:
-    """Defaults for an endpoint: GET only, no route filters, the general header error."""
+    """Defaults for an endpoint: GET only, no route filters, the shared errors as they are."""
 
     methods: ClassVar[tuple[str, ...]] = ("GET",)
     subpaths: ClassVar[bool] = False
     name: ClassVar[str] = "unknown"
 
-    def missing_header(self) -> ImdsError:
-        return MissingMetadataHeader()
-
-    def throttled(self) -> ImdsError:
-        return TooManyRequests()
-
-    def duplicate_parameter(self, name: str) -> ImdsError:
-        return DuplicateParameter(name)
-
-    def unknown_caller(self) -> ImdsError:
-        """Fleet mode, a source no VM claims: 404 in Azure's shape ("no metadata here")."""
-        return UnknownCaller()
+    def own_error(self, error: ImdsError) -> ImdsError:
+        return error
 
 
 def require_version(request: Request, minimum: str, allowed: Collection[str] = GENERAL_SET) -> str:

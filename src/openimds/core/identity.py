@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from openimds.core.endpoint import BaseEndpoint
-from openimds.core.errors import ImdsError
+from openimds.core.errors import (
+    ImdsError,
+    MethodNotAllowed,
+    MissingMetadataHeader,
+    TooManyRequests,
+    UnknownCaller,
+)
 from openimds.core.formats import to_json
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
@@ -84,6 +90,19 @@ class IdentityThrottled(IdentityError):
     status = 429
     code = "too_many_requests"
     message = "Too many requests. The managed identity endpoint allows 20 requests per second"
+
+
+class IdentityMethodNotAllowed(IdentityError):
+    # SPEC-23's identity error codes include method_not_allowed; Allow lists the methods.
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, allowed: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+    def extra_headers(self) -> tuple[tuple[str, str], ...]:
+        return (("Allow", ", ".join(self.allowed)),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,20 +171,19 @@ class _IdentityBase(BaseEndpoint):
     def __init__(self, directory: IdentityDirectory) -> None:
         self.directory = directory
 
-    def missing_header(self) -> ImdsError:
-        return IdentityHeaderMissing()
-
-    def throttled(self) -> ImdsError:
-        return IdentityThrottled()
-
-    def duplicate_parameter(self, name: str) -> ImdsError:
-        # 7 (MI): "includes a parameter more than once" is an invalid_request.
+    def own_error(self, error: ImdsError) -> ImdsError:
+        """The shared rules' errors in the identity shape, and never with a status the
+        SDKs retry (13): a caller no VM claims has no identity (400, not 404)."""
+        if isinstance(error, MissingMetadataHeader):
+            return IdentityHeaderMissing()  # 5 (MI table): bad_request_102
+        if isinstance(error, TooManyRequests):
+            return IdentityThrottled()
+        if isinstance(error, UnknownCaller):
+            return IdentityNotFound()
+        if isinstance(error, MethodNotAllowed):
+            return IdentityMethodNotAllowed(error.allowed, error.text)
+        # X-Forwarded-For, a repeated parameter: 7 (MI) calls these invalid_request.
         return MalformedRequest()
-
-    def unknown_caller(self) -> ImdsError:
-        # 13: every SDK retries a 404 for tens of seconds; a caller no VM claims has no
-        # identity, which is a 400 the SDKs give up on at once.
-        return IdentityNotFound()
 
 
 class TokenEndpoint(_IdentityBase):

@@ -15,9 +15,11 @@ from collections.abc import Iterable
 
 from openimds.core.endpoint import BaseEndpoint, Endpoint, require_version
 from openimds.core.errors import (
+    DuplicateParameter,
     ForwardedRequest,
     ImdsError,
     MethodNotAllowed,
+    MissingMetadataHeader,
     NotFound,
     error_response,
 )
@@ -53,40 +55,38 @@ class MetadataService:
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
         endpoint = self.route(request)
         try:
-            return self._dispatch(request, endpoint, vm, now)
+            rule_error = shared_rule_error(request, endpoint)
+            if rule_error is not None:
+                raise (endpoint or _FALLBACK).own_error(rule_error)
+            if endpoint is None:
+                require_version(request, GENERAL_VERSIONS[0])
+                raise NotFound(f"API isn't found: {_where(request)}")
+            return endpoint.handle(request, vm, now)
         except ImdsError as error:
             return error_response(error)
 
-    def _dispatch(
-        self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot, now: float
-    ) -> Response:
-        if request.header("x-forwarded-for") is not None:
-            raise ForwardedRequest()
-        if not has_metadata_header(request):
-            raise (endpoint or _FALLBACK).missing_header()
-        _reject_duplicates(request, endpoint or _FALLBACK)
-        if endpoint is None:
-            require_version(request, GENERAL_VERSIONS[0])
-            raise NotFound(
-                f'API isn\'t found: Path = "{request.path}", Method = "{request.method}"'
-            )
-        if request.method not in endpoint.methods:
-            raise MethodNotAllowed(
-                endpoint.methods,
-                f'Http method isn\'t allowed: Path = "{request.path}", Method = "{request.method}"',
-            )
-        return endpoint.handle(request, vm, now)
+
+def shared_rule_error(request: Request, endpoint: Endpoint | None) -> ImdsError | None:
+    """The first rule every endpoint shares that the request breaks, in the order above."""
+    if request.header("x-forwarded-for") is not None:
+        return ForwardedRequest()
+    if not has_metadata_header(request):
+        return MissingMetadataHeader()
+    seen: set[str] = set()
+    for key, _ in request.query:
+        if key in seen:
+            return DuplicateParameter(key)
+        seen.add(key)
+    if endpoint is not None and request.method not in endpoint.methods:
+        return MethodNotAllowed(endpoint.methods, f"Http method isn't allowed: {_where(request)}")
+    return None
+
+
+def _where(request: Request) -> str:
+    return f'Path = "{request.path}", Method = "{request.method}"'
 
 
 def has_metadata_header(request: Request) -> bool:
     # WALinuxAgent sends `Metadata: True` (13); compare case-insensitively.
     value = request.header("metadata")
     return value is not None and value.strip().lower() == "true"
-
-
-def _reject_duplicates(request: Request, endpoint: Endpoint | BaseEndpoint) -> None:
-    seen: set[str] = set()
-    for key, _ in request.query:
-        if key in seen:
-            raise endpoint.duplicate_parameter(key)
-        seen.add(key)

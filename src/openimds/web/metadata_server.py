@@ -248,7 +248,7 @@ class MetadataProtocol(asyncio.Protocol):
         if vm is None:
             server.metrics.unknown_callers += 1
             endpoint = server.service.route(self.core_request(method))
-            error = UnknownCaller() if endpoint is None else endpoint.unknown_caller()
+            error = UnknownCaller() if endpoint is None else endpoint.own_error(UnknownCaller())
             return server.encode(error_response(error), "unknown", not keep_alive), "-"
         fast = method == "GET" and keep_alive
         if fast:

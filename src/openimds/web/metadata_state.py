@@ -80,7 +80,7 @@ class MetadataServer:
         # the answer is counted under the endpoint's route with status 429.
         self.throttle_errors: dict[str, ImdsError] = {"unknown": TooManyRequests()}
         for endpoint in service.endpoints:
-            self.throttle_errors[endpoint.name] = endpoint.throttled()
+            self.throttle_errors[endpoint.name] = endpoint.own_error(TooManyRequests())
         self.throttled = {
             name: self.encode(error_response(error), name, close=False)
             for name, error in self.throttle_errors.items()

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openimds.core.app import build_service
+from openimds.core.errors import TooManyRequests
 from openimds.core.http import Request, Response
 from openimds.core.identity import (
     IdentityInfoEndpoint,
@@ -293,7 +294,7 @@ def test_missing_metadata_header() -> None:
 def test_throttled_answer_in_identity_shape() -> None:
     endpoint = World(full()).service.route(Request("GET", "/metadata/identity/oauth2/token"))
     assert endpoint is not None and endpoint.name == "identity"
-    error = endpoint.throttled()
+    error = endpoint.own_error(TooManyRequests())
     assert error.status == 429
     assert error.payload()["error"] == "too_many_requests"
 
@@ -420,3 +421,22 @@ def test_bypass_cache_answers_are_never_reused_and_drop_older_ones() -> None:
     r = World(full()).get({"bypass_cache": "true"})
     assert r.status == 200 and r.cacheable is False and r.valid_until is None
     assert r.drops_cached is True  # cached answers still carry the replaced token
+
+
+@pytest.mark.parametrize("path", ["/metadata/identity/oauth2/token", "/metadata/identity/info"])
+def test_shared_rule_errors_come_in_the_identity_shape(path: str) -> None:
+    world = World(full())
+    query = (("api-version", "2018-02-01"), ("resource", RESOURCE))
+    post = world.service.handle(
+        Request("POST", path, query, (("metadata", "true"),)), world.vm, NOW
+    )
+    assert post.status == 405
+    assert dict(post.headers)["Allow"] == "GET"
+    assert body(post)["error"] == "method_not_allowed"
+    proxied = world.service.handle(
+        Request("GET", path, query, (("metadata", "true"), ("x-forwarded-for", "10.0.0.9"))),
+        world.vm,
+        NOW,
+    )
+    assert proxied.status == 400  # never a status the SDKs retry (13)
+    assert body(proxied) == MALFORMED

@@ -9,7 +9,13 @@ import pytest
 
 from openimds.core.app import build_service
 from openimds.core.endpoint import BaseEndpoint
-from openimds.core.errors import BadRequest, ImdsError, TooManyRequests, error_response
+from openimds.core.errors import (
+    BadRequest,
+    ImdsError,
+    MissingMetadataHeader,
+    TooManyRequests,
+    error_response,
+)
 from openimds.core.http import JSON, Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import has_metadata_header
@@ -214,11 +220,12 @@ class _Echo(BaseEndpoint):
     methods: ClassVar[tuple[str, ...]] = ("GET", "POST")
     name: ClassVar[str] = "echo"
 
-    def missing_header(self) -> ImdsError:
-        return BadRequest("echo needs the header")
-
-    def throttled(self) -> ImdsError:
-        return TooManyRequests("slow down")
+    def own_error(self, error: ImdsError) -> ImdsError:
+        if isinstance(error, MissingMetadataHeader):
+            return BadRequest("echo needs the header")
+        if isinstance(error, TooManyRequests):
+            return TooManyRequests("slow down")
+        return error
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
         if request.param("fail") is not None:

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from openimds.core.app import build_service
 from openimds.core.endpoint import BaseEndpoint
-from openimds.core.errors import ImdsError
+from openimds.core.errors import ImdsError, TooManyRequests
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.throttle import RateLimiter
@@ -30,8 +30,8 @@ class Busy(ImdsError):
 class Custom(BaseEndpoint):
     name: ClassVar[str] = "custom"
 
-    def throttled(self) -> ImdsError:
-        return Busy()
+    def own_error(self, error: ImdsError) -> ImdsError:
+        return Busy() if isinstance(error, TooManyRequests) else error
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
         return Response(200, b'{"ok":true}')
