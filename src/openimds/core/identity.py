@@ -263,10 +263,12 @@ class _Plan:
 
 
 def _echoes(request: Request) -> bytes:
+    # The older `mi_res_id` (MI-17) is the same selector: echoed under today's name.
+    res_id = request.param("msi_res_id") or request.param("mi_res_id")
     fields: Mapping[str, str] = {
         name: value
-        for name in ("object_id", "msi_res_id")
-        if (value := request.param(name)) is not None
+        for name, value in (("object_id", request.param("object_id")), ("msi_res_id", res_id))
+        if value is not None
     }
     return echo_fields(fields) if fields else b""
 

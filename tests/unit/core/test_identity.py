@@ -203,6 +203,8 @@ def test_echoes_object_id_and_msi_res_id() -> None:
     assert body(world.get({"object_id": USER1.object_id}))["object_id"] == USER1.object_id
     b = body(world.get({"msi_res_id": USER1.resource_id}))
     assert b["msi_res_id"] == USER1.resource_id
+    older = body(world.get({"mi_res_id": USER1.resource_id}))
+    assert older["msi_res_id"] == USER1.resource_id and "mi_res_id" not in older
     assert "object_id" not in body(world.get({"client_id": USER1.client_id}))
 
 
