@@ -6,7 +6,8 @@ import os
 import shutil
 import subprocess
 
-IMDS_ADDRESS = "169.254.169.254/32"
+IMDS_HOST = "169.254.169.254"
+IMDS_ADDRESS = f"{IMDS_HOST}/32"
 
 
 def command(action: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 
+from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Runtime
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
@@ -56,6 +58,15 @@ def admin_app(runtime: Runtime) -> Starlette:
     )
 
 
+def _hint(host: str, exc: OSError) -> str:
+    """What to do about the two failures people meet first on 169.254.169.254:80."""
+    if host == IMDS_HOST and exc.errno == errno.EADDRNOTAVAIL:
+        return " (the address is not on this machine: run `sudo openimds net up` first)"
+    if exc.errno == errno.EACCES:
+        return " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    return ""
+
+
 def _admin_config(runtime: Runtime) -> uvicorn.Config:
     app = admin_app(runtime)
     listen = runtime.config.admin.listen
@@ -81,7 +92,9 @@ async def serve(runtime: Runtime) -> None:
     except OSError as exc:
         admin_sock.close()
         _remove_unix_socket(runtime.config.admin.listen)
-        raise OSError(f"metadata listener {listen}: {exc.strerror or exc}") from None
+        raise OSError(
+            f"metadata listener {listen}: {exc.strerror or exc}{_hint(host, exc)}"
+        ) from None
     admin = uvicorn.Server(_admin_config(runtime))
     admin_task = asyncio.create_task(admin.serve([admin_sock]))
     while not admin.started:
