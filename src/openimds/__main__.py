@@ -1,3 +1,3 @@
-from openimds.cli import main
+from openimds.cli.main import main
 
 main()

@@ -1,19 +1,55 @@
-"""The list of optional features wired into every server (see runtime.FEATURES)."""
+"""The features every server is built from, as data: each names its package, whose
+`feature.install` says what it plugs into the server and whose `cli.COMMANDS` are its
+command groups. A new feature is a package and one line in `ALL`
+(docs/architecture.md, "Adding a feature")."""
 
 from __future__ import annotations
 
-from openimds.runtime import FEATURES, Feature
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
+
+    from openimds.runtime import Plug, Runtime
 
 
-def register() -> None:
-    """Install each feature once; later issues add theirs to `_ALL`."""
-    from openimds import attested_feature, identity_feature
-    from openimds.events import feature as events_feature
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """A feature as data. `package` holds `feature.install(runtime) -> Plug`; `commands`
+    names the command groups its `cli` module defines (`cli.COMMANDS`). Named rather
+    than imported, so a command loads only its own feature's modules."""
 
-    features: list[Feature] = []
-    features.append(events_feature.install)
-    features.append(attested_feature.install)
-    features.append(identity_feature.install)
-    for feature in features:
-        if feature not in FEATURES:
-            FEATURES.append(feature)
+    name: str
+    package: str
+    commands: tuple[str, ...] = ()
+
+    def install(self, runtime: Runtime) -> Plug:
+        installer: Callable[[Runtime], Plug] = import_module(f"{self.package}.feature").install
+        return installer(runtime)
+
+    def command(self, name: str) -> click.Command:
+        """One of this feature's command groups, by name."""
+        groups: Sequence[click.Command] = import_module(f"{self.package}.cli").COMMANDS
+        for group in groups:
+            if group.name == name:
+                return group
+        raise LookupError(f"feature {self.name} has no command {name!r}")
+
+
+ALL: tuple[Feature, ...] = (
+    Feature("fleet", "openimds.fleet"),
+    Feature("events", "openimds.events", commands=("events",)),
+    Feature("attested", "openimds.attested", commands=("ca", "attested")),
+    Feature("identity", "openimds.identity", commands=("keys",)),
+)
+
+
+def command_owner(name: str) -> Feature | None:
+    """The feature that provides the top-level command `name`."""
+    for feature in ALL:
+        if name in feature.commands:
+            return feature
+    return None

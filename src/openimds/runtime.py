@@ -1,31 +1,61 @@
-"""Everything a running server is made of, assembled from the configuration.
+"""Everything a running server is made of, assembled from the configuration and the
+features (`features.ALL`).
 
-Features (identity, attested data, scheduled events) plug in through `FEATURES`: each is
-a function that adds its metadata endpoints, admin routes, public paths and budgets to
-the Runtime before the listeners start.
+Each feature's `install(runtime)` returns a `Plug`: what it adds to the server (metadata
+endpoints, admin routes, budgets, effect handlers, tick jobs, request hooks, collectors).
+`build_runtime` merges the plugs and checks them before any socket opens: a path taken
+twice, or an effect some endpoint may return that no feature handles, stops the start.
 """
 
 from __future__ import annotations
 
-import secrets
-import sys
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-
-from prometheus_client.registry import Collector
-from starlette.routing import BaseRoute
+from typing import TYPE_CHECKING, Any
 
 from openimds.config import Config
+from openimds.config.admin_token import server_token
 from openimds.core.app import build_service
 from openimds.core.endpoint import Endpoint
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
-from openimds.fleet import Fleet
+from openimds.fleet.inventory import Fleet
 from openimds.store import Store, open_store
+from openimds.web.metadata.hooks import RequestHook
 from openimds.web.metrics import RequestMetrics
 
-ADMIN_TOKEN_KEY = "admin_token"
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
+    from openimds.features import Feature
+    from openimds.web.admin_app import AdminRoutes
+
+log = logging.getLogger("openimds")
+
+EffectHandler = Callable[[VmSnapshot, Any], None]
+Job = Callable[[], None]
+
+
+class UnhandledEffect(Exception):
+    """An endpoint returned an effect no feature handles: a bug, never silently dropped."""
+
+
+@dataclass(frozen=True)
+class Plug:
+    """What one feature adds to a server. Every field is optional."""
+
+    endpoints: Sequence[tuple[str, Endpoint]] = ()
+    admin: Sequence[AdminRoutes] = ()
+    # Route name -> its own budget; routes not listed share the general "imds" budget.
+    budgets: Mapping[str, RateLimiter] = field(default_factory=dict)
+    # Effect type -> the handler that persists it, before the answer is written.
+    effects: Mapping[type, EffectHandler] = field(default_factory=dict)
+    jobs: Sequence[Job] = ()  # run once a second on the event loop
+    hooks: Sequence[RequestHook] = ()  # run on the metadata listener before its byte cache
+    collectors: Sequence[Collector] = ()  # Prometheus collectors for the admin /metrics
+    closers: Sequence[Job] = ()  # run at shutdown, in reverse order
 
 
 @dataclass
@@ -36,24 +66,49 @@ class Runtime:
     admin_token: str
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     endpoints: list[tuple[str, Endpoint]] = field(default_factory=list)
-    admin_routes: list[BaseRoute] = field(default_factory=list)
-    public_paths: list[str] = field(default_factory=list)
-    # Route name -> its own budget; routes not listed share the general IMDS budget.
+    admin: list[AdminRoutes] = field(default_factory=list)
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
-    effect_handlers: list[Callable[[VmSnapshot, tuple[object, ...]], None]] = field(
-        default_factory=list
-    )
-    background: list[Callable[[], None]] = field(default_factory=list)  # run every tick
-    closers: list[Callable[[], None]] = field(default_factory=list)
-    # Prometheus collectors of the features, registered on the admin app's /metrics.
+    effect_handlers: dict[type, EffectHandler] = field(default_factory=dict)
+    background: list[Job] = field(default_factory=list)
+    hooks: list[RequestHook] = field(default_factory=list)
     collectors: list[Collector] = field(default_factory=list)
+    closers: list[Job] = field(default_factory=list)
 
     def service(self) -> MetadataService:
         return build_service(self.endpoints)
 
+    def add(self, feature: str, plug: Plug) -> None:
+        taken = {path for path, _ in self.endpoints}
+        for path, endpoint in plug.endpoints:
+            if path in taken:
+                raise RuntimeError(f"feature {feature}: {path} is already served")
+            self.endpoints.append((path, endpoint))
+        self.admin.extend(plug.admin)
+        self.limiters.update(plug.budgets)
+        for kind, handler in plug.effects.items():
+            if kind in self.effect_handlers:
+                raise RuntimeError(f"feature {feature}: effect {kind.__name__} handled twice")
+            self.effect_handlers[kind] = handler
+        self.background.extend(plug.jobs)
+        self.hooks.extend(plug.hooks)
+        self.collectors.extend(plug.collectors)
+        self.closers.extend(plug.closers)
+
+    def check_effects(self, service: MetadataService) -> None:
+        """Every effect an endpoint declares it may return has a handler."""
+        for endpoint in service.endpoints:
+            for kind in getattr(endpoint, "effects", ()):
+                if kind not in self.effect_handlers:
+                    raise UnhandledEffect(
+                        f"{endpoint.name} may return {kind.__name__}, which no feature handles"
+                    )
+
     def apply_effects(self, vm: VmSnapshot, effects: tuple[object, ...]) -> None:
-        for handler in self.effect_handlers:
-            handler(vm, effects)
+        for effect in effects:
+            handler = self.effect_handlers.get(type(effect))
+            if handler is None:
+                raise UnhandledEffect(f"no handler for effect {type(effect).__name__}")
+            handler(vm, effect)
 
     def close(self) -> None:
         for closer in reversed(self.closers):
@@ -61,36 +116,26 @@ class Runtime:
         self.store.close()
 
 
-Feature = Callable[[Runtime], None]
-FEATURES: list[Feature] = []
+def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> Runtime:
+    """A server's parts: the store, the inventory, and each feature's plug
+    (`features.ALL` unless a test passes its own list)."""
+    if features is None:
+        from openimds.features import ALL
 
-
-def admin_token(config: Config, store: Store) -> str:
-    """From config or environment; else generated once, kept in the state store, and
-    printed on the start that generated it (and never logged)."""
-    if config.admin.token is not None:
-        return config.admin.token.get_secret_value()
-    existing = store.get_setting(ADMIN_TOKEN_KEY)
-    if existing is not None:
-        return existing
-    token = store.put_setting_once(ADMIN_TOKEN_KEY, secrets.token_urlsafe(32))
-    print(
-        f"openimds: generated an admin token (kept in {config.state.path}): {token}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return token
-
-
-def build_runtime(config: Config) -> Runtime:
+        features = ALL
     store = open_store(config.state.path)
-    runtime = Runtime(
-        config=config,
-        store=store,
-        fleet=Fleet(config.vms),
-        admin_token=admin_token(config, store),
-    )
-    runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
-    for feature in FEATURES:
-        feature(runtime)
+    try:
+        runtime = Runtime(
+            config=config,
+            store=store,
+            fleet=Fleet(config.vms),
+            admin_token=server_token(config, store),
+        )
+        runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
+        for feature in features:
+            runtime.add(feature.name, feature.install(runtime))
+        runtime.check_effects(runtime.service())
+    except BaseException:
+        store.close()
+        raise
     return runtime

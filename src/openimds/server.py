@@ -15,19 +15,16 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 
+from openimds.config import ListenAddress
 from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Runtime
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
-from openimds.web.metadata_server import MetadataProtocol, MetadataServer
+from openimds.web.metadata.protocol import MetadataProtocol
+from openimds.web.metadata.state import MetadataServer
 
 log = logging.getLogger("openimds")
 _VERBOSE = ("debug", "info")
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def metadata_server(runtime: Runtime) -> MetadataServer:
@@ -43,18 +40,19 @@ def metadata_server(runtime: Runtime) -> MetadataServer:
         metrics=runtime.metrics,
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         idle_timeout=settings.idle_timeout,
+        hooks=runtime.hooks,
     )
 
 
 def admin_app(runtime: Runtime) -> Starlette:
     """The admin application with every feature's routes, public paths and collectors."""
+    fleet = runtime.fleet
     return build_admin_app(
         token=runtime.admin_token,
-        fleet=runtime.fleet,
         metrics=runtime.metrics,
-        extra_routes=runtime.admin_routes,
-        public_paths=runtime.public_paths,
+        features=runtime.admin,
         collectors=runtime.collectors,
+        health=lambda: {"vms": len(fleet.vms)},
     )
 
 
@@ -71,10 +69,9 @@ def _admin_config(runtime: Runtime) -> uvicorn.Config:
     app = admin_app(runtime)
     listen = runtime.config.admin.listen
     common = {"log_config": None, "access_log": False, "lifespan": "off", "loop": "none"}
-    if listen.startswith("unix:"):
-        return uvicorn.Config(app, uds=listen.removeprefix("unix:"), **common)  # type: ignore[arg-type]
-    host, port = split_listen(listen)
-    return uvicorn.Config(app, host=host, port=port, **common)  # type: ignore[arg-type]
+    if listen.path is not None:
+        return uvicorn.Config(app, uds=listen.path, **common)  # type: ignore[arg-type]
+    return uvicorn.Config(app, host=listen.host, port=listen.port, **common)  # type: ignore[arg-type]
 
 
 async def serve(runtime: Runtime) -> None:
@@ -84,16 +81,19 @@ async def serve(runtime: Runtime) -> None:
     # clear OSError (run() prints it) rather than uvicorn's SystemExit from a task.
     admin_sock = _admin_socket(runtime.config.admin.listen)
     listen = runtime.config.server.listen
-    host, port = split_listen(listen)
     try:
         listener = await loop.create_server(
-            lambda: MetadataProtocol(server), host, port, reuse_address=True, backlog=2048
+            lambda: MetadataProtocol(server),
+            listen.host,
+            listen.port,
+            reuse_address=True,
+            backlog=2048,
         )
     except OSError as exc:
         admin_sock.close()
         _remove_unix_socket(runtime.config.admin.listen)
         raise OSError(
-            f"metadata listener {listen}: {exc.strerror or exc}{_hint(host, exc)}"
+            f"metadata listener {listen}: {exc.strerror or exc}{_hint(listen.host, exc)}"
         ) from None
     admin = uvicorn.Server(_admin_config(runtime))
     admin_task = asyncio.create_task(admin.serve([admin_sock]))
@@ -123,22 +123,21 @@ async def serve(runtime: Runtime) -> None:
         server.access_log.flush()
 
 
-def _admin_socket(listen: str) -> socket.socket:
+def _admin_socket(listen: ListenAddress) -> socket.socket:
     """The admin listener's socket, bound and listening."""
-    if listen.startswith("unix:"):
-        return _admin_unix_socket(listen.removeprefix("unix:"))
-    host, port = split_listen(listen)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if listen.path is not None:
+        return _admin_unix_socket(listen.path)
+    family = socket.AF_INET6 if listen.is_ipv6 else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=128)
+        return socket.create_server((listen.host, listen.port), family=family, backlog=128)
     except OSError as exc:
         raise OSError(f"admin listener {listen}: {exc.strerror or exc}") from None
 
 
-def _remove_unix_socket(listen: str) -> None:
-    if listen.startswith("unix:"):
+def _remove_unix_socket(listen: ListenAddress) -> None:
+    if listen.path is not None:
         with contextlib.suppress(OSError):
-            os.unlink(listen.removeprefix("unix:"))
+            os.unlink(listen.path)
 
 
 def _admin_unix_socket(path: str) -> socket.socket:
@@ -181,11 +180,11 @@ def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime)
     meta = listener.sockets[0].getsockname()
     where = f"metadata on http://{_hostport(meta)}"
     listen = runtime.config.admin.listen
-    if listen.startswith("unix:"):
-        admin_at = listen
+    if listen.is_unix:
+        admin_at = str(listen)
     else:
         sockets = admin.servers[0].sockets if admin.servers else []
-        admin_at = f"http://{_hostport(sockets[0].getsockname())}" if sockets else listen
+        admin_at = f"http://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
     return f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
 
 

@@ -20,7 +20,6 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from openimds import features
 from openimds.config import load_config
 from openimds.runtime import build_runtime
 from openimds.server import admin_app
@@ -31,17 +30,16 @@ def _admin_operations() -> list[tuple[str, str, bool]]:
     """(method, path, public) of every admin route a full server has, read from the app
     itself, so a route added later is covered without editing this test."""
     config = load_config(None, env={"OPENIMDS_STATE": ":memory:"})
-    features.register()
     runtime = build_runtime(config)
     try:
         app = admin_app(runtime)
-        public = {"/healthz", *runtime.public_paths}
+        public = {"/healthz", *(p for routes in runtime.admin for p in routes.public_paths())}
         operations = []
         for route in app.routes:
             assert isinstance(route, Route)
             path = re.sub(r"{[^}]+}", "x", route.path)
             for method in sorted((route.methods or set()) - {"HEAD"}):
-                operations.append((method, path, path in public))
+                operations.append((method, path, route.path in public))
         return operations
     finally:
         runtime.close()

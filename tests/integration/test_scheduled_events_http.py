@@ -16,7 +16,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from openimds.cli import main
+from openimds.cli.main import main
 from tests.support.server import RunningServer, start_server
 
 URL = "/metadata/scheduledevents?api-version=2020-07-01"

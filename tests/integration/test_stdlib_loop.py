@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import re
 
+from openimds.config.vm_model import VmSpec
 from openimds.core.app import build_service
 from openimds.core.throttle import RateLimiter
-from openimds.fleet import Fleet
-from openimds.vm_model import VmSpec
+from openimds.fleet.inventory import Fleet
 from openimds.web.access_log import AccessLog
-from openimds.web.metadata_server import MetadataProtocol, MetadataServer
+from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
 from openimds.web.metrics import RequestMetrics
 
 LEAF = b"GET /metadata/instance/compute/name?api-version=2021-02-01&format=text HTTP/1.1\r\n"

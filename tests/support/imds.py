@@ -10,12 +10,12 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl
 
+from openimds.config.vm_model import VmSpec
 from openimds.core.app import build_service
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
-from openimds.fleet import snapshot_of
-from openimds.vm_model import VmSpec
+from openimds.fleet.inventory import snapshot_of
 
 METADATA = (("metadata", "true"),)
 

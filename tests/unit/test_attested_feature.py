@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openimds.attested_feature import issuer_url
+from openimds.attested.feature import issuer_url
 from openimds.config import load_config
 
 

@@ -14,7 +14,15 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from openimds.config import ENV_VARS, Config, ConfigError, effective, json_schema, load_config
+from openimds.config import (
+    ENV_VARS,
+    Config,
+    ConfigError,
+    effective,
+    json_schema,
+    load_config,
+    parse_listen,
+)
 from tests.support.imds import reference_vm_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,20 +62,20 @@ def error_of(path: str | None, **kwargs: Any) -> str:
 # -- precedence: defaults < file < environment < flags ---------------------------------------
 def test_defaults() -> None:
     config = load(None)
-    assert config.server.listen == "127.0.0.1:8080"
+    assert config.server.listen == parse_listen("127.0.0.1:8080")
     assert config.server.rate_limit == 5.0
-    assert config.admin.listen == "127.0.0.1:8081"
+    assert config.admin.listen == parse_listen("127.0.0.1:8081")
     assert config.admin.token is None
     assert [vm.display_name for vm in config.vms] == ["demo-vm"]
 
 
 def test_file_then_environment_then_flags(write: Any) -> None:
     path = write("server:\n  listen: 127.0.0.1:9000\n  rate_limit: 2\n")
-    assert load(path).server.listen == "127.0.0.1:9000"
+    assert load(path).server.listen == parse_listen("127.0.0.1:9000")
     env = {"OPENIMDS_LISTEN": "127.0.0.1:9001"}
-    assert load(path, env=env).server.listen == "127.0.0.1:9001"
+    assert load(path, env=env).server.listen == parse_listen("127.0.0.1:9001")
     flagged = load(path, env=env, flags={"server.listen": "127.0.0.1:9002"})
-    assert flagged.server.listen == "127.0.0.1:9002"
+    assert flagged.server.listen == parse_listen("127.0.0.1:9002")
     assert flagged.server.rate_limit == 2.0  # untouched settings keep the file's value
 
 
@@ -78,11 +86,14 @@ def test_unset_flags_do_not_override(write: Any) -> None:
 
 
 ENV_SAMPLES = {
-    "OPENIMDS_LISTEN": ("127.0.0.1:1234", "127.0.0.1:1234"),
+    "OPENIMDS_LISTEN": ("127.0.0.1:1234", parse_listen("127.0.0.1:1234")),
     "OPENIMDS_RATE_LIMIT": ("7.5", 7.5),
     "OPENIMDS_LOG_LEVEL": ("debug", "debug"),
     "OPENIMDS_ACCESS_LOG": ("false", False),
-    "OPENIMDS_ADMIN_LISTEN": ("unix:/run/openimds/admin.sock", "unix:/run/openimds/admin.sock"),
+    "OPENIMDS_ADMIN_LISTEN": (
+        "unix:/run/openimds/admin.sock",
+        parse_listen("unix:/run/openimds/admin.sock"),
+    ),
     "OPENIMDS_STATE": (":memory:", ":memory:"),
 }
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from openimds.config import AttestedSettings, ConfigError, load_config
+from openimds.config import ConfigError, load_config
+from openimds.config.model import AttestedSettings
 
 
 def test_a_binary_file_is_not_utf8_text(tmp_path: Path) -> None:

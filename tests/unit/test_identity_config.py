@@ -8,8 +8,8 @@ import pytest
 
 from openimds.config import Config, ConfigError, load_config
 from openimds.core.inventory import VmSnapshot
-from openimds.fleet import Fleet
-from openimds.identity_directory import StoreDirectory, default_tenant
+from openimds.fleet.inventory import Fleet
+from openimds.identity.directory import StoreDirectory, default_tenant
 from openimds.store.memory import MemoryStore
 
 TENANT = "3f2d8c4e-6b1a-4e7f-9c3d-2a5b8e1f0c47"

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from openimds import netsetup
-from openimds.cli import main
+from openimds.cli.main import main
 
 
 @pytest.mark.parametrize(("action", "verb"), [("up", "add"), ("down", "del")])

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from openimds.core.endpoint import Endpoint
 from openimds.core.instance_api import InstanceEndpoint
-from openimds.core.loadbalancer import LoadBalancerEndpoint
+from openimds.core.loadbalancer_api import LoadBalancerEndpoint
 from openimds.core.service import MetadataService
 from openimds.core.versions_api import VersionsEndpoint
 

@@ -72,6 +72,9 @@ class UnknownEvent(KeyError):
         super().__init__(event_id)
         self.event_id = event_id
 
+    def __str__(self) -> str:
+        return f"no live event {self.event_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class Approval:

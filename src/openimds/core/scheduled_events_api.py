@@ -143,6 +143,7 @@ BookPort = Callable[[float], EventBook]
 class ScheduledEventsEndpoint(BaseEndpoint):
     name: ClassVar[str] = "scheduledevents"
     methods: ClassVar[tuple[str, ...]] = ("GET", "POST")
+    effects: ClassVar[tuple[type, ...]] = (Approve,)
 
     def __init__(self, book_at: BookPort) -> None:
         self._book_at = book_at

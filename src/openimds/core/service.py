@@ -53,7 +53,13 @@ class MetadataService:
         return None
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
-        endpoint = self.route(request)
+        return self.dispatch(request, self.route(request), vm, now)
+
+    def dispatch(
+        self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot, now: float
+    ) -> Response:
+        """Answer a request already routed (`route(request)`): the listener routes once to
+        pick the budget and passes the endpoint on."""
         try:
             rule_error = shared_rule_error(request, endpoint)
             if rule_error is not None:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from openimds.config import AttestedSettings
+from openimds.config.model import AttestedSettings
 from openimds.store import Store
 
 Cloud = Literal["public", "usgov", "china", "germany"]

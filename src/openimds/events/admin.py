@@ -11,9 +11,9 @@ POST /events/scenario           load a scenario (its relative times count from n
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,6 @@ from openimds.core.scheduled_events import (
 )
 from openimds.events.schedule import ScheduleError, validate_request
 from openimds.events.service import EventsService
-from openimds.store import StoreError
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -66,29 +65,6 @@ def view(event: Event) -> dict[str, Any]:
     }
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _guarded(handler: Handler) -> Handler:
-    """Operator mistakes become 4xx with a sentence; store failures a 503."""
-
-    @functools.wraps(handler)
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ScheduleError as exc:
-            return _error(400, str(exc))
-        except UnknownEvent as exc:
-            return _error(404, f"no live event {exc.event_id}")
-        except (InvalidTransition, DuplicateEvent) as exc:
-            return _error(409, str(exc))
-        except StoreError as exc:
-            return _error(503, f"state store: {exc}")
-
-    return run
-
-
 async def _json_body(request: Request) -> Any:
     try:
         return json.loads(await request.body())
@@ -98,84 +74,97 @@ async def _json_body(request: Request) -> Any:
         raise ScheduleError("the body is nested too deeply") from None
 
 
-def routes(service: EventsService) -> list[BaseRoute]:
-    async def list_events(request: Request) -> Response:
-        """
-        responses:
-          200:
-            description: Live events with state and approvals, and each VM's DocumentIncarnation.
-        """
-        book = service.book_at(service.clock())
-        events = sorted(book.events.values(), key=lambda e: (e.posted_at, e.id))
-        return JSONResponse(
-            {"events": [view(e) for e in events], "incarnations": dict(book.incarnations)}
-        )
+@dataclass
+class EventsAdmin:
+    service: EventsService
 
-    async def schedule(request: Request) -> Response:
-        """
-        responses:
-          201:
-            description: The event scheduled (fields in docs/scheduled-events.md).
-          400:
-            description: The request cannot become an event (the error says why).
-        """
-        scheduled = service.schedule([validate_request(await _json_body(request))])
-        return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
+    def public_paths(self) -> list[str]:
+        return []
 
-    async def scenario(request: Request) -> Response:
-        """
-        responses:
-          201:
-            description: The events of the scenario; relative times count from now.
-          400:
-            description: The request cannot become an event (the error says why).
-        """
-        scheduled = service.load_scenario(await _json_body(request))
-        return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
+    def errors(self) -> Mapping[type[Exception], int]:
+        """Operator mistakes become 4xx with a sentence (store failures: the app's 503)."""
+        return {ScheduleError: 400, UnknownEvent: 404, InvalidTransition: 409, DuplicateEvent: 409}
 
-    async def one(request: Request) -> Response:
-        """
-        responses:
-          200:
-            description: One live event.
-          404:
-            description: No live event has this id.
-        """
-        event_id = request.path_params["event_id"]
-        event = service.book_at(service.clock()).events.get(event_id)
-        if event is None:
-            raise UnknownEvent(event_id)
-        return JSONResponse(view(event))
+    def routes(self) -> list[BaseRoute]:
+        service = self.service
 
-    def act(trigger: Trigger) -> Handler:
-        async def handler(request: Request) -> Response:
+        async def list_events(request: Request) -> Response:
             """
             responses:
               200:
-                description: The event after the change (null once removed).
-              404:
-                description: No live event has this id.
-              409:
-                description: The event's state does not allow this change.
+                description: Live events, their state and approvals; each VM's incarnation.
             """
-            event_id = request.path_params["event_id"]
-            after = service.run(event_id, trigger)
+            book = service.book_at(service.clock())
+            events = sorted(book.events.values(), key=lambda e: (e.posted_at, e.id))
             return JSONResponse(
-                {"eventId": event_id, "event": None if after is None else view(after)}
+                {"events": [view(e) for e in events], "incarnations": dict(book.incarnations)}
             )
 
-        return handler
+        async def schedule(request: Request) -> Response:
+            """
+            responses:
+              201:
+                description: The event scheduled (fields in docs/scheduled-events.md).
+              400:
+                description: The request cannot become an event (the error says why).
+            """
+            scheduled = service.schedule([validate_request(await _json_body(request))])
+            return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
-    def _live(event: Event) -> Event:
-        # The stored version (it may already have been posted or started).
-        return service.book.events.get(event.id, event)
+        async def scenario(request: Request) -> Response:
+            """
+            responses:
+              201:
+                description: The events of the scenario; relative times count from now.
+              400:
+                description: The request cannot become an event (the error says why).
+            """
+            scheduled = service.load_scenario(await _json_body(request))
+            return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
-    return [
-        Route("/events", _guarded(list_events), methods=["GET"]),
-        Route("/events", _guarded(schedule), methods=["POST"]),
-        Route("/events/scenario", _guarded(scenario), methods=["POST"]),
-        Route("/events/{event_id}", _guarded(one), methods=["GET"]),
-        Route("/events/{event_id}/start", _guarded(act("start")), methods=["POST"]),
-        Route("/events/{event_id}/complete", _guarded(act("complete")), methods=["POST"]),
-        Route("/events/{event_id}/cancel", _guarded(act("cancel")), methods=["POST"]),
-    ]
+        async def one(request: Request) -> Response:
+            """
+            responses:
+              200:
+                description: One live event.
+              404:
+                description: No live event has this id.
+            """
+            event_id = request.path_params["event_id"]
+            event = service.book_at(service.clock()).events.get(event_id)
+            if event is None:
+                raise UnknownEvent(event_id)
+            return JSONResponse(view(event))
+
+        def act(trigger: Trigger) -> Handler:
+            async def handler(request: Request) -> Response:
+                """
+                responses:
+                  200:
+                    description: The event after the change (null once removed).
+                  404:
+                    description: No live event has this id.
+                  409:
+                    description: The event's state does not allow this change.
+                """
+                event_id = request.path_params["event_id"]
+                after = service.run(event_id, trigger)
+                return JSONResponse(
+                    {"eventId": event_id, "event": None if after is None else view(after)}
+                )
+
+            return handler
+
+        def _live(event: Event) -> Event:
+            # The stored version (it may already have been posted or started).
+            return service.book.events.get(event.id, event)
+
+        return [
+            Route("/events", list_events, methods=["GET"]),
+            Route("/events", schedule, methods=["POST"]),
+            Route("/events/scenario", scenario, methods=["POST"]),
+            Route("/events/{event_id}", one, methods=["GET"]),
+            Route("/events/{event_id}/start", act("start"), methods=["POST"]),
+            Route("/events/{event_id}/complete", act("complete"), methods=["POST"]),
+            Route("/events/{event_id}/cancel", act("cancel"), methods=["POST"]),
+        ]

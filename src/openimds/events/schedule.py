@@ -18,9 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from openimds.config import EventsSettings
+from openimds.config.model import EventsSettings
+from openimds.config.vm_model import VmSpec
 from openimds.core.scheduled_events import Event, EventSource, EventType, Policy
-from openimds.vm_model import VmSpec
 
 TargetKind = Literal["vm", "scaleSet", "availabilitySet", "placementGroup", "tag"]
 TARGET_KINDS: tuple[TargetKind, ...] = (

@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from openimds.config import EventsSettings
+from openimds.config.model import EventsSettings
+from openimds.config.vm_model import VmSpec
 from openimds.core.inventory import VmSnapshot
 from openimds.core.scheduled_events import (
     Event,
@@ -43,7 +44,6 @@ from openimds.events.schedule import (
     scenario_requests,
 )
 from openimds.store import Delete, Put, Store
-from openimds.vm_model import VmSpec
 
 
 class EventsService:
@@ -77,11 +77,9 @@ class EventsService:
     def tick(self) -> None:
         self.book_at(self.clock())
 
-    def on_effects(self, vm: VmSnapshot, effects: tuple[object, ...]) -> None:
-        """Persist approvals handed back by the endpoint, before its 200 is written."""
-        for effect in effects:
-            if isinstance(effect, Approve):
-                self._apply(approve(self.book, effect.vm, effect.event_ids, effect.at))
+    def on_approve(self, vm: VmSnapshot, effect: Approve) -> None:
+        """Persist an approval handed back by the endpoint, before its 200 is written."""
+        self._apply(approve(self.book, effect.vm, effect.event_ids, effect.at))
 
     # -- the operator side ---------------------------------------------------------------
     def schedule(

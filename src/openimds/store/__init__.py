@@ -1,5 +1,58 @@
-"""State that must survive a restart: admin token, keys, events. One interface, many backends."""
+"""State that must survive a restart: admin token, keys, events. One interface, many backends.
 
-from openimds.store.base import Delete, Put, Store, StoreError, open_store
+A backend is chosen by the state URL: `memory:` keeps nothing (tests, throwaway runs;
+`:memory:` is the same), `sqlite:///abs/path` or a plain file path is the embedded SQLite
+store. A new backend is one module and one entry in `BACKENDS`.
+"""
 
-__all__ = ["Delete", "Put", "Store", "StoreError", "open_store"]
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from openimds.store.base import Delete, Put, Store, StoreError
+
+__all__ = ["BACKENDS", "Delete", "Put", "Store", "StoreError", "backend_of", "open_store"]
+
+
+def _memory(location: str, readonly: bool) -> Store:
+    from openimds.store.memory import MemoryStore
+
+    return MemoryStore()
+
+
+def _sqlite(location: str, readonly: bool) -> Store:
+    from openimds.store.sqlite import SqliteStore
+
+    return SqliteStore(location, readonly=readonly)
+
+
+# Scheme -> opener(location, readonly). Imported lazily: a CLI command that reads one
+# setting does not load drivers it will not use.
+BACKENDS: dict[str, Callable[[str, bool], Store]] = {"memory": _memory, "sqlite": _sqlite}
+
+
+def backend_of(url: str) -> tuple[str, str]:
+    """(scheme, location) of a state URL; a bare path is a SQLite file."""
+    if url in ("memory:", ":memory:"):
+        return "memory", ""
+    scheme, sep, rest = url.partition(":")
+    if sep and scheme in BACKENDS and scheme != "memory":
+        if rest.startswith("///"):
+            return scheme, rest[2:]
+        if rest.startswith("//"):
+            raise StoreError(f"{url}: write {scheme}:///absolute/path (three slashes)")
+        return scheme, rest
+    if not url:
+        raise StoreError("the state path is empty: give a file path, sqlite:///path or memory:")
+    return "sqlite", url
+
+
+def open_store(url: str, *, readonly: bool = False) -> Store:
+    """Open the backend a state URL names. `readonly` never creates anything: a missing
+    database is a StoreError (the CLI reads the admin token this way)."""
+    scheme, location = backend_of(url)
+    return BACKENDS[scheme](location, readonly)
+
+
+def is_memory(url: str) -> bool:
+    return url in ("memory:", ":memory:")

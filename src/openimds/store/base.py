@@ -5,6 +5,8 @@ counters) and records (values grouped by kind: signing keys, CA material, schedu
 events, approvals). Features serialise their own values (JSON); the store only keeps
 them durably. `write_batch` is atomic, so a change that touches several records (an
 approval and the document incarnation) is all there after a crash, or not at all.
+
+Which backend serves a state URL is decided in the package face (`store/__init__.py`).
 """
 
 from __future__ import annotations
@@ -76,14 +78,3 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def open_store(path: str) -> Store:
-    """`:memory:` keeps nothing across restarts (tests); anything else is a SQLite file."""
-    if path == ":memory:":
-        from openimds.store.memory import MemoryStore
-
-        return MemoryStore()
-    from openimds.store.sqlite import SqliteStore
-
-    return SqliteStore(path)

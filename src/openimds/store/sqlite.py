@@ -32,9 +32,12 @@ _Row = tuple[object, ...]
 
 
 class SqliteStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, readonly: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
+        if readonly:
+            self._db = _open_readonly(path)
+            return
         try:
             _prepare_private_file(Path(path))
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -138,3 +141,16 @@ def _prepare_private_file(path: Path) -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
+
+
+def _open_readonly(path: str) -> sqlite3.Connection:
+    """For readers such as the CLI: never creates the file, its directory or a schema."""
+    if not os.path.isfile(path):
+        raise StoreError(f"no state database at {path}")
+    try:
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=5000")
+        return db
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open state database {path}: {exc}") from exc

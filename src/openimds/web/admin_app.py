@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
@@ -19,11 +19,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, compile_path
 from starlette.schemas import SchemaGenerator
 
 from openimds import __version__
-from openimds.fleet import Fleet
+from openimds.store import StoreError
 from openimds.web.metrics import MetricsCollector, RequestMetrics
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -33,14 +33,29 @@ _schemas = SchemaGenerator(
 )
 
 
+class AdminRoutes(Protocol):
+    """One feature's part of the admin API, in one style: its routes, the paths a client
+    reaches without the token (Starlette path templates), and how its exceptions become
+    answers (exception type -> status; the body is `{"error": str(exc)}`)."""
+
+    def routes(self) -> list[BaseRoute]: ...
+
+    def public_paths(self) -> list[str]: ...
+
+    def errors(self) -> Mapping[type[Exception], int]: ...
+
+
 class TokenAuth(BaseHTTPMiddleware):
-    def __init__(self, app: Any, token: str, public_paths: frozenset[str]) -> None:
+    def __init__(self, app: Any, token: str, public_paths: Iterable[str]) -> None:
         super().__init__(app)
         self.expected = token.encode()
-        self.public_paths = public_paths
+        self.public = [compile_path(template)[0] for template in public_paths]
+
+    def is_public(self, path: str) -> bool:
+        return any(pattern.fullmatch(path) for pattern in self.public)
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.url.path in self.public_paths:
+        if self.is_public(request.url.path):
             return await call_next(request)
         # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in
         # constant time.
@@ -53,6 +68,25 @@ class TokenAuth(BaseHTTPMiddleware):
                 headers={"WWW-Authenticate": 'Bearer realm="openimds-admin"'},
             )
         return await call_next(request)
+
+
+def error_handlers(
+    features: Iterable[AdminRoutes],
+) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
+    """The one exception map of the admin app: each feature's errors, and on every route
+    a store failure as 503 (the write did not happen; the caller may retry)."""
+    statuses: dict[type[Exception], int] = {StoreError: 503}
+    for feature in features:
+        statuses.update(feature.errors())
+
+    def handler_for(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+        async def handle(request: Request, exc: Exception) -> Response:
+            message = f"state store: {exc}" if isinstance(exc, StoreError) else str(exc)
+            return JSONResponse({"error": message}, status_code=status)
+
+        return handle
+
+    return {kind: handler_for(status) for kind, status in statuses.items()}
 
 
 def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
@@ -83,12 +117,13 @@ def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
 def build_admin_app(
     *,
     token: str,
-    fleet: Fleet,
     metrics: RequestMetrics,
-    extra_routes: Iterable[BaseRoute] = (),
-    public_paths: Iterable[str] = (),
+    features: Iterable[AdminRoutes] = (),
     collectors: Iterable[Collector] = (),
+    health: Callable[[], Mapping[str, object]] = dict,
 ) -> Starlette:
+    """The admin application: its own routes and every feature's, behind the token."""
+    features = list(features)
     registry = CollectorRegistry(auto_describe=True)
     registry.register(MetricsCollector(metrics))
     for collector in collectors:
@@ -100,7 +135,7 @@ def build_admin_app(
           200:
             description: The server is up.
         """
-        return JSONResponse({"status": "ok", "vms": len(fleet.vms)})
+        return JSONResponse({"status": "ok", **health()})
 
     async def prometheus(request: Request) -> Response:
         """
@@ -109,25 +144,6 @@ def build_admin_app(
             description: Prometheus metrics in the text exposition format.
         """
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def vms(request: Request) -> Response:
-        """
-        responses:
-          200:
-            description: The effective VM inventory, as the VM file model validated it.
-        """
-        return JSONResponse(
-            {
-                "vms": [
-                    {
-                        "name": name,
-                        "revision": fleet.vms[name].revision,
-                        **spec.model_dump(mode="json", exclude_none=True),
-                    }
-                    for name, spec in fleet.specs.items()
-                ]
-            }
-        )
 
     async def openapi(request: Request) -> Response:
         """
@@ -141,13 +157,16 @@ def build_admin_app(
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
-        Route("/vms", vms, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
-        *extra_routes,
     ]
-    public = frozenset({"/healthz", *public_paths})
+    public: list[str] = ["/healthz"]
+    for feature in features:
+        routes.extend(feature.routes())
+        public.extend(feature.public_paths())
     app = Starlette(
-        routes=routes, middleware=[Middleware(TokenAuth, token=token, public_paths=public)]
+        routes=routes,
+        middleware=[Middleware(TokenAuth, token=token, public_paths=public)],
+        exception_handlers=error_handlers(features),
     )
-    app.state.fleet = fleet
+    app.state.registry = registry
     return app

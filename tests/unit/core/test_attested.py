@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openimds.core.app import build_service
-from openimds.core.attested import AttestedEndpoint, SignedDocumentCache, default_nonce
+from openimds.core.attested_api import AttestedEndpoint, SignedDocumentCache, default_nonce
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.timestamps import azure_time, utc_fields

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from openimds.core.app import build_service
 from openimds.core.errors import TooManyRequests
 from openimds.core.http import Request, Response
-from openimds.core.identity import (
+from openimds.core.identity_api import (
     IdentityInfoEndpoint,
     TokenEndpoint,
     VmIdentities,

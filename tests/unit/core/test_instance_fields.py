@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from openimds.config.vm_model import Instance
 from openimds.core.instance import gate, schema_version
 from openimds.core.instance_fields import FIELD_INTRODUCED, OMIT_WHEN_EMPTY
 from openimds.core.versions import GENERAL_SET, GENERAL_VERSIONS
-from openimds.vm_model import Instance
 
 _OS_DISK = [
     "caching",

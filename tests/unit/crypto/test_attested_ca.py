@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
-from openimds.config import AttestedSettings
+from openimds.config.model import AttestedSettings
 from openimds.crypto.ca import (
     KIND,
     CaError,

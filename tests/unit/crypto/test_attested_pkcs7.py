@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from openimds.config import AttestedSettings
+from openimds.config.model import AttestedSettings
 from openimds.crypto.ca import CertificateAuthority, issue_root
 from openimds.crypto.pkcs7 import CmsError, Pkcs7Signer, parse_signed_data, verify_signature
 from openimds.crypto.verify import VerificationError, decode, verify_document

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from openimds.config import EventsSettings
+from openimds.config.model import EventsSettings
+from openimds.config.vm_model import VmSpec
 from openimds.events.schedule import (
     ScheduleError,
     build_event,
@@ -16,7 +17,6 @@ from openimds.events.schedule import (
     scenario_requests,
     validate_request,
 )
-from openimds.vm_model import VmSpec
 
 BASE = 1_764_000_000.0  # 2025-11-24T16:00:00Z
 

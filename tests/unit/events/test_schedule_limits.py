@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from openimds.config import EventsSettings
+from openimds.config.model import EventsSettings
+from openimds.config.vm_model import VmSpec
 from openimds.events.schedule import LATEST, ScheduleError, build_event, validate_request
 from openimds.events.service import EventsService
 from openimds.store.memory import MemoryStore
-from openimds.vm_model import VmSpec
 
 T0 = 1_764_000_000.0
 SPECS = {"vm-a": VmSpec.model_validate({"name": "vm-a", "instance": {"compute": {"name": "a"}}})}

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from openimds.config import EventsSettings
+from openimds.config.model import EventsSettings
+from openimds.config.vm_model import VmSpec
 from openimds.core.inventory import VmSnapshot
 from openimds.core.scheduled_events_api import Approve
 from openimds.events import records
@@ -18,7 +19,6 @@ from openimds.events.schedule import ScheduleError, validate_request
 from openimds.events.service import EventsService
 from openimds.store import Delete, Put, Store, StoreError, open_store
 from openimds.store.memory import MemoryStore
-from openimds.vm_model import VmSpec
 
 T0 = 1_764_000_000.0
 SPECS = {
@@ -89,7 +89,7 @@ def test_requests_never_read_the_store_and_write_only_on_change() -> None:
         svc.tick()
     assert store.reads == reads_after_load
     assert len(store.batches) == 1, "nothing changed, nothing written"
-    svc.on_effects(VM_A, (Approve("vm-a", (event_id,), T0 + 60),))
+    svc.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 60))
     (batch,) = store.batches[1:]
     kinds = sorted((op.kind, op.key) for op in batch)
     assert kinds == [(records.EVENT, event_id), (records.INCARNATION, "vm-a")]
@@ -101,7 +101,7 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     first = service(open_store(path), clock, approval="all")
     event_id = schedule(first, target="scaleSet:pool", approval="all")
     first.schedule([validate_request({"type": "Freeze", "target": "vm:vm-b"})])
-    first.on_effects(VM_A, (Approve("vm-a", (event_id,), T0 + 5),))
+    first.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 5))
     before = first.book
     first.store.close()  # as after a SIGKILL: only what was written is there
     again = service(open_store(path), clock)
@@ -132,7 +132,7 @@ def test_a_failed_write_keeps_the_old_state() -> None:
     before = svc.book
     store.fail = True
     with pytest.raises(StoreError):
-        svc.on_effects(VM_A, (Approve("vm-a", (event_id,), T0 + 1),))
+        svc.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 1))
     assert svc.book == before
 
 
@@ -175,7 +175,7 @@ def test_metrics_by_type_state_and_approval_latency() -> None:
     svc = service(store, clock)
     first = schedule(svc)
     schedule(svc, type="Preempt", target="vm:vm-b", at="+1h")
-    svc.on_effects(VM_A, (Approve("vm-a", (first,), T0 + 7),))
+    svc.on_approve(VM_A, Approve("vm-a", (first,), T0 + 7))
     registry = CollectorRegistry()
     registry.register(EventsCollector(svc.metrics, lambda: svc.book))
     text = generate_latest(registry).decode()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import httpx
 from openapi_spec_validator import validate
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from openimds.fleet import Fleet
-from openimds.vm_model import VmSpec
+from openimds.config.vm_model import VmSpec
+from openimds.fleet.admin import FleetAdmin
+from openimds.fleet.inventory import Fleet
+from openimds.store import StoreError
 from openimds.web.admin_app import build_admin_app
 from openimds.web.metrics import RequestMetrics
 
@@ -28,28 +31,68 @@ async def with_parameter(request: Request) -> Response:
     return JSONResponse({"id": request.path_params["item_id"]})
 
 
-def _app() -> Starlette:
-    return build_admin_app(
-        token=TOKEN,
-        fleet=Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "vm-a"}}})]),
-        metrics=RequestMetrics(),
-        extra_routes=[
+class Refused(Exception):
+    """A feature's own error, mapped to 409 by its errors()."""
+
+
+async def failing_store(request: Request) -> Response:
+    raise StoreError("disk full")
+
+
+async def refusing(request: Request) -> Response:
+    raise Refused("not now")
+
+
+class Things:
+    """A feature's admin routes, in the one style every feature uses."""
+
+    def routes(self) -> list[BaseRoute]:
+        return [
             Route("/things", undocumented, methods=["GET", "POST"]),
             Route("/things/{item_id:str}", with_parameter, methods=["GET"]),
-        ],
-        public_paths=["/things"],
+            Route("/broken", failing_store, methods=["POST"]),
+            Route("/refused", refusing, methods=["POST"]),
+        ]
+
+    def public_paths(self) -> list[str]:
+        return ["/things"]
+
+    def errors(self) -> Mapping[type[Exception], int]:
+        return {Refused: 409}
+
+
+def _app() -> Starlette:
+    fleet = Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "vm-a"}}})])
+    return build_admin_app(
+        token=TOKEN,
+        metrics=RequestMetrics(),
+        features=[FleetAdmin(fleet), Things()],
+        health=lambda: {"vms": len(fleet.vms)},
     )
 
 
-def _get(path: str, authorization: str | None = None) -> httpx.Response:
+def _call(method: str, path: str, authorization: str | None = None) -> httpx.Response:
     headers = {"Authorization": authorization} if authorization else {}
 
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=_app())
         async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
-            return await client.get(path, headers=headers)
+            return await client.request(method, path, headers=headers)
 
     return asyncio.run(go())
+
+
+def _get(path: str, authorization: str | None = None) -> httpx.Response:
+    return _call("GET", path, authorization)
+
+
+def test_one_exception_map_a_store_failure_is_503_on_any_route() -> None:
+    broken = _call("POST", "/broken", f"Bearer {TOKEN}")
+    assert broken.status_code == 503
+    assert broken.json() == {"error": "state store: disk full"}
+    refused = _call("POST", "/refused", f"Bearer {TOKEN}")
+    assert refused.status_code == 409
+    assert refused.json() == {"error": "not now"}
 
 
 def test_openapi_lists_every_route_and_is_valid() -> None:
@@ -57,7 +100,15 @@ def test_openapi_lists_every_route_and_is_valid() -> None:
     assert document.headers["content-type"] == "application/json"
     body = document.json()
     validate(body)
-    assert set(body["paths"]) == {"/healthz", "/metrics", "/vms", "/things", "/things/{item_id}"}
+    assert set(body["paths"]) == {
+        "/healthz",
+        "/metrics",
+        "/vms",
+        "/things",
+        "/things/{item_id}",
+        "/broken",
+        "/refused",
+    }
     assert set(body["paths"]["/things"]) == {"get", "post"}
     item = body["paths"]["/things/{item_id}"]["get"]
     assert item["summary"] == "Look one thing up."

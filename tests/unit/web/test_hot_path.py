@@ -7,12 +7,12 @@ import re
 
 import pytest
 
+from openimds.config.vm_model import VmSpec
 from openimds.core.app import build_service
 from openimds.core.throttle import RateLimiter
-from openimds.fleet import Fleet
-from openimds.vm_model import VmSpec
+from openimds.fleet.inventory import Fleet
 from openimds.web.access_log import AccessLog
-from openimds.web.metadata_server import MetadataProtocol, MetadataServer
+from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
 from openimds.web.metrics import RequestMetrics
 from tests.unit.web.test_response_cache import FakeTransport
 

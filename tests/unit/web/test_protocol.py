@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
+from openimds.config.vm_model import VmSpec
 from openimds.core.app import build_service
 from openimds.core.endpoint import BaseEndpoint
 from openimds.core.errors import ImdsError, TooManyRequests
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.throttle import RateLimiter
-from openimds.fleet import Fleet
-from openimds.vm_model import VmSpec
+from openimds.fleet.inventory import Fleet
 from openimds.web.access_log import AccessLog
-from openimds.web.metadata_server import MetadataProtocol, MetadataServer
+from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
 from openimds.web.metrics import RequestMetrics
 from tests.unit.web.test_response_cache import FakeTransport
 

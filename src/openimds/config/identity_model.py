@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
-def _guid(value: str) -> str:
+def guid(value: str | None) -> str | None:
+    """A GUID in lower case; empty or None (left out) stays as it is."""
+    if value is None:
+        return None
     if value and not _GUID.match(value):
         raise ValueError(f"not a GUID: {value!r} (e.g. 7f4a1c52-2b7e-4a8e-9d61-3c0f5b2d9e10)")
     return value.lower()
@@ -28,7 +31,7 @@ class SystemAssigned(_Strict):
     clientId: str = ""
     objectId: str = ""
 
-    _ids = field_validator("clientId", "objectId")(_guid)
+    _ids = field_validator("clientId", "objectId")(guid)
 
 
 class UserAssigned(_Strict):
@@ -36,7 +39,7 @@ class UserAssigned(_Strict):
     objectId: str = ""
     resourceId: str = ""
 
-    _ids = field_validator("clientId", "objectId")(_guid)
+    _ids = field_validator("clientId", "objectId")(guid)
 
     @field_validator("resourceId")
     @classmethod
@@ -54,7 +57,7 @@ class Identities(_Strict):
     systemAssigned: SystemAssigned | None = None
     userAssigned: list[UserAssigned] = Field(default_factory=list)
 
-    _tenant = field_validator("tenantId")(_guid)
+    _tenant = field_validator("tenantId")(guid)
 
     @field_validator("systemAssigned", mode="before")
     @classmethod

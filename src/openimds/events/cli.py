@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import click
 
-from openimds.commands.common import CONFIG_OPTION, JSON_OPTION, admin_call
+from openimds.cli.options import CONFIG_OPTION, JSON_OPTION, admin_call
 
 
 def _when(iso: str | None) -> str:
@@ -143,3 +143,6 @@ def load(path: str, config_path: str | None, as_json: bool) -> None:
     click.echo(f"loaded {len(answer['events'])} event(s)")
     for event in answer["events"]:
         click.echo(f"{event['eventId']}  {event['type']}  {event['state']}")
+
+
+COMMANDS = (events,)

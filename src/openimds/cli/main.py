@@ -8,12 +8,29 @@ import sys
 import click
 import yaml
 
-from openimds import __version__
-from openimds.commands.common import CONFIG_OPTION, load_or_exit
+from openimds import __version__, features
+from openimds.cli.options import CONFIG_OPTION, load_or_exit
 from openimds.config import ConfigError, effective, json_schema
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _FeatureCommands(click.Group):
+    """The built-in commands plus each feature's groups (`features.ALL`), imported only
+    when one is run or listed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names.update(name for feature in features.ALL for name in feature.commands)
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        built_in = super().get_command(ctx, cmd_name)
+        if built_in is not None:
+            return built_in
+        owner = features.command_owner(cmd_name)
+        return None if owner is None else owner.command(cmd_name)
+
+
+@click.group(cls=_FeatureCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="openimds")
 def main() -> None:
     """openimds: the Azure Instance Metadata Service, off Azure."""
@@ -48,12 +65,11 @@ def serve(
             "state.path": state_path,
         },
     )
-    from openimds import features, logs, server
+    from openimds import logs, server
     from openimds.runtime import build_runtime
     from openimds.store import StoreError
 
     logs.configure(config.server.log_level)
-    features.register()
     try:
         runtime = build_runtime(config)
     except (StoreError, ConfigError) as exc:
@@ -116,19 +132,3 @@ def _net(action: str) -> None:
     ok, message = change(action)
     click.echo(message, err=not ok)
     sys.exit(0 if ok else 1)
-
-
-# Feature command groups (one module each under openimds/commands/), registered here.
-
-from openimds.commands.keys import keys as _keys  # noqa: E402
-
-main.add_command(_keys)
-
-from openimds.commands.events import events as _events  # noqa: E402
-
-main.add_command(_events)
-
-from openimds.commands.attested import attested_group, ca_group  # noqa: E402
-
-main.add_command(ca_group)
-main.add_command(attested_group)

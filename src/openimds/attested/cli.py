@@ -16,12 +16,12 @@ import click
 import httpx
 from cryptography import x509
 
-from openimds.commands.common import CONFIG_OPTION, load_or_exit
+from openimds.cli.options import CONFIG_OPTION, load_or_exit
 from openimds.config import Config
 
 
 def _certificates(config: Config) -> dict[str, Any]:
-    from openimds.admin_client import AdminError, request
+    from openimds.cli.admin_client import AdminError, request
 
     try:
         data = request(config, "GET", "/attested/ca")
@@ -145,3 +145,9 @@ def attested_verify(
     click.echo(json.dumps(verified.document, indent=2))
     subject = verified.signer.subject.rfc4514_string()
     click.echo(f"verified: signed by {subject}, chain of {len(verified.chain)}", err=True)
+
+
+COMMANDS = (
+    ca_group,
+    attested_group,
+)

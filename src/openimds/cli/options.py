@@ -32,7 +32,7 @@ def load_or_exit(config_path: str | None, flags: dict[str, Any] | None = None) -
 
 def admin_call(config_path: str | None, method: str, path: str, body: Any = None) -> Any:
     """One admin API call on behalf of a command; its decoded JSON answer."""
-    from openimds.admin_client import AdminError, request
+    from openimds.cli.admin_client import AdminError, request
 
     config = load_or_exit(config_path)
     try:

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from openimds.identity_model import Identities
+from openimds.config.identity_model import Identities
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
 

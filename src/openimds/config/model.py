@@ -1,73 +1,33 @@
-"""The one configuration model, and how it is assembled and checked before any socket opens.
+"""The one configuration model: every section and setting, with its default and limits.
 
-Precedence: defaults < file < environment (OPENIMDS_*) < command-line flags. A bad value
-anywhere becomes one ConfigError naming where it came from (file, variable or flag), the
-field path and what is allowed; the CLI prints it and exits with status 2.
+Validated before any socket opens (see `loading.py` for how file, environment and flags
+are assembled into it).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from openimds.config_report import Sources, file_schema, format_errors
-from openimds.identity_model import _guid
-from openimds.vm_model import VmSpec
-
-ENV_PREFIX = "OPENIMDS_"
-# Environment variables and the settings they set.
-ENV_VARS: dict[str, str] = {
-    "OPENIMDS_LISTEN": "server.listen",
-    "OPENIMDS_RATE_LIMIT": "server.rate_limit",
-    "OPENIMDS_LOG_LEVEL": "server.log_level",
-    "OPENIMDS_ACCESS_LOG": "server.access_log",
-    "OPENIMDS_ADMIN_LISTEN": "admin.listen",
-    "OPENIMDS_ADMIN_TOKEN": "admin.token",
-    "OPENIMDS_STATE": "state.path",
-    "OPENIMDS_IDENTITY_ISSUER": "identity.issuer",
-    "OPENIMDS_IDENTITY_RATE_LIMIT": "identity.rate_limit",
-    "OPENIMDS_IDENTITY_TOKEN_LIFETIME": "identity.token_lifetime",
-}
-
-
-# Keys of one VM, which a single-VM file may give at the top instead of a `vms` list.
-VM_KEYS = frozenset(VmSpec.model_fields)
-
-
-class ConfigError(Exception):
-    """A configuration problem, already worded for the user."""
+from openimds.config.identity_model import guid
+from openimds.config.listen import Listen
+from openimds.config.vm_model import VmSpec
 
 
 def default_state_path() -> str:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return str(Path(base) / "openimds" / "state.db")
-
-
-def _check_listen(value: str) -> str:
-    if value.startswith("unix:"):
-        if len(value) <= len("unix:"):
-            raise ValueError("a Unix socket needs a path, e.g. unix:/run/openimds/admin.sock")
-        return value
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8080), got {value!r}")
-    return value
 
 
 class _Section(BaseModel):
@@ -76,7 +36,7 @@ class _Section(BaseModel):
 
 
 class ServerSettings(_Section):
-    listen: str = "127.0.0.1:8080"
+    listen: Listen = Field("127.0.0.1:8080", validate_default=True)
     rate_limit: float = Field(5.0, ge=0, description="requests/s per VM; 0 turns it off")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
@@ -86,14 +46,10 @@ class ServerSettings(_Section):
     # 11: Azure answers with `Server: IMDS/<build>`.
     server_header: str = "IMDS/150.870.65.1854"
 
-    _listen = field_validator("listen")(_check_listen)
-
 
 class AdminSettings(_Section):
-    listen: str = "127.0.0.1:8081"
+    listen: Listen = Field("127.0.0.1:8081", validate_default=True)
     token: SecretStr | None = None
-
-    _listen = field_validator("listen")(_check_listen)
 
     @field_validator("token")
     @classmethod
@@ -204,7 +160,7 @@ class IdentitySettings(_Section):
     tenant_id: str | None = Field(None, description="for VMs that name none; else generated")
 
     # A GUID like a VM's identities.tenantId: it becomes a path of the discovery document.
-    _tenant = field_validator("tenant_id")(_guid)
+    _tenant = field_validator("tenant_id")(guid)
 
     @field_validator("issuer")
     @classmethod
@@ -233,93 +189,3 @@ class Config(_Section):
         if len(vms) > 1 and any(not vm.addresses for vm in vms):
             raise ValueError("with several VMs, every VM must list the `addresses` it calls from")
         return vms
-
-
-def demo_vm() -> dict[str, Any]:
-    text = resources.files("openimds").joinpath("data/demo-vm.json").read_text()
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
-
-
-def read_file(path: str) -> dict[str, Any]:
-    """A YAML or JSON file (JSON is YAML), as a mapping."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML or JSON: {problem}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
-    return data
-
-
-def normalise(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
-    """A file with one VM may leave out the `vms` list: its VM keys sit at the top."""
-    top_vm = {k: v for k, v in data.items() if k in VM_KEYS}
-    rest = {k: v for k, v in data.items() if k not in VM_KEYS}
-    if top_vm and "vms" in rest:
-        keys = ", ".join(sorted(top_vm))
-        raise ConfigError(f"{origin}: give either a `vms` list or one VM's keys ({keys}), not both")
-    if top_vm:
-        rest["vms"] = [top_vm]
-    return rest
-
-
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = tree
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
-def load_config(
-    path: str | None,
-    env: Mapping[str, str] | None = None,
-    flags: Mapping[str, Any] | None = None,
-) -> Config:
-    """Assemble and validate the effective configuration."""
-    env = os.environ if env is None else env
-    raw = read_file(path) if path else {}
-    sources = Sources(file=path, shorthand="vms" not in raw and bool(set(raw) & VM_KEYS))
-    data = normalise(raw, path) if path else {}
-    data.setdefault("vms", [demo_vm()])
-    for var, dotted in ENV_VARS.items():
-        if var in env:
-            _set(data, dotted, env[var])
-            sources.overrides[dotted] = f"environment variable {var}"
-    for dotted, value in (flags or {}).items():
-        if value is not None:
-            _set(data, dotted, value)
-            sources.overrides[dotted] = f"flag --{dotted.split('.')[-1].replace('_', '-')}"
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_errors(exc, sources, Config)) from None
-
-
-def effective(config: Config) -> dict[str, Any]:
-    """The configuration as `config show` prints it: plain data, secrets redacted."""
-    dumped: dict[str, Any] = config.model_dump(mode="json", exclude_none=True)
-    if config.admin.token is not None:
-        dumped["admin"]["token"] = "***"
-    return dumped
-
-
-def json_schema() -> dict[str, Any]:
-    """JSON Schema of the configuration file (shipped as docs/config.schema.json)."""
-    return file_schema(Config, VmSpec)

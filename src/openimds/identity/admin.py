@@ -10,6 +10,7 @@ and the identities of each VM with their generated ids.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -17,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from openimds.core.identity import VmIdentities
+from openimds.core.identity_api import VmIdentities
 from openimds.core.tokens import ManagedIdentity, TokenPolicy
 from openimds.crypto.jwt_tokens import discovery_document
 from openimds.crypto.signing_keys import KeyRing, generate
-from openimds.identity_directory import StoreDirectory
+from openimds.identity.directory import StoreDirectory
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/discovery/keys"
@@ -44,8 +45,12 @@ class IdentityAdmin:
         ]
 
     def public_paths(self) -> list[str]:
-        """Exact paths the token check lets through: one discovery path per known tenant."""
-        return [DISCOVERY, JWKS, *(f"/{t}{DISCOVERY}" for t in sorted(self.directory.tenants()))]
+        """A relying party needs no admin token: discovery (any tenant: an unknown one is
+        a public 404) and the JWKS."""
+        return [DISCOVERY, "/{tenant}" + DISCOVERY, JWKS]
+
+    def errors(self) -> Mapping[type[Exception], int]:
+        return {}
 
     async def discovery(self, request: Request) -> Response:
         """

@@ -11,13 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from openimds.core.identity import VmIdentities
+from openimds.config.identity_model import Identities
+from openimds.config.vm_model import VmSpec
+from openimds.core.identity_api import VmIdentities
 from openimds.core.inventory import VmSnapshot
 from openimds.core.tokens import ManagedIdentity
-from openimds.fleet import Fleet
-from openimds.identity_model import Identities
+from openimds.fleet.inventory import Fleet
 from openimds.store import Store
-from openimds.vm_model import VmSpec
 
 KIND = "identity_id"
 TENANT_SETTING = "identity_tenant_id"

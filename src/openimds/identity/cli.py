@@ -8,7 +8,7 @@ import time
 
 import click
 
-from openimds.commands.common import CONFIG_OPTION, JSON_OPTION, admin_call
+from openimds.cli.options import CONFIG_OPTION, JSON_OPTION, admin_call
 
 
 def _when(epoch: int | None) -> str:
@@ -49,3 +49,6 @@ def rotate(config_path: str | None, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
     else:
         click.echo(f"active key: {data['kid']} (previous: {data['previous']}, still published)")
+
+
+COMMANDS = (keys,)

@@ -11,31 +11,11 @@ from typing import Any
 import httpx
 
 from openimds.config import Config
-from openimds.runtime import ADMIN_TOKEN_KEY
-from openimds.store import StoreError, open_store
+from openimds.config.admin_token import NoAdminToken, client_token
 
 
 class AdminError(Exception):
     """A failed admin call, worded for the user."""
-
-
-def admin_token(config: Config) -> str:
-    if config.admin.token is not None:
-        return config.admin.token.get_secret_value()
-    try:
-        store = open_store(config.state.path)
-        try:
-            token = store.get_setting(ADMIN_TOKEN_KEY)
-        finally:
-            store.close()
-    except StoreError as exc:
-        raise AdminError(str(exc)) from exc
-    if token is None:
-        raise AdminError(
-            f"no admin token: set OPENIMDS_ADMIN_TOKEN or start the server once "
-            f"(it keeps a generated token in {config.state.path})"
-        )
-    return token
 
 
 def request(
@@ -43,13 +23,17 @@ def request(
 ) -> Any:
     """Call the admin API; return the decoded JSON body or raise AdminError."""
     listen = config.admin.listen
-    if listen.startswith("unix:"):
-        transport = httpx.HTTPTransport(uds=listen.removeprefix("unix:"))
+    if listen.path is not None:
+        transport = httpx.HTTPTransport(uds=listen.path)
         base = "http://openimds-admin"
     else:
         transport = httpx.HTTPTransport()
-        base = f"http://{listen}"
-    headers = {"Authorization": f"Bearer {admin_token(config)}"}
+        base = listen.local_url() or ""
+    try:
+        token = client_token(config)
+    except NoAdminToken as exc:
+        raise AdminError(str(exc)) from None
+    headers = {"Authorization": f"Bearer {token}"}
     try:
         with httpx.Client(transport=transport, timeout=timeout) as client:
             response = client.request(method, base + path, json=json, headers=headers)

@@ -1,17 +1,13 @@
 """What every connection of the metadata listener shares: the service and inventory,
-budgets, the per-VM cache of finished responses, metrics, the access log, the Date value.
-
-A finished response is kept as bytes split around the Date value, so a cache hit is one
-join and one write (docs/performance.md).
+budgets, request hooks, the per-VM cache of finished responses (`wire.Cached`), metrics,
+the access log, the Date value (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from openimds.core.errors import ImdsError, TooManyRequests, error_response
@@ -19,26 +15,19 @@ from openimds.core.http import Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
-from openimds.fleet import Fleet
+from openimds.fleet.inventory import Fleet
 from openimds.web.access_log import AccessLog
+from openimds.web.metadata.hooks import HookedRequest, RequestHook, Takeover
+from openimds.web.metadata.wire import Cached, encode
 from openimds.web.metrics import RequestMetrics
 
 if TYPE_CHECKING:
-    from openimds.web.metadata_server import MetadataProtocol
+    from openimds.web.metadata.protocol import MetadataProtocol
 
 IDLE_TIMEOUT = 60.0  # seconds a connection may go without completing a request
 CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
 
 EffectsSink = Callable[[VmSnapshot, tuple[object, ...]], None]
-
-
-@dataclass(slots=True)
-class Cached:
-    head: bytes  # status line and headers up to the Date value
-    tail: bytes  # end of headers and the body
-    route: str
-    status: int
-    valid_until: float | None = None  # epoch seconds; None: as long as the VM revision
 
 
 class VmCache:
@@ -63,6 +52,7 @@ class MetadataServer:
         metrics: RequestMetrics,
         effects: EffectsSink | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
+        hooks: Sequence[RequestHook] = (),
     ) -> None:
         self.service = service
         self.fleet = fleet
@@ -72,6 +62,7 @@ class MetadataServer:
         self.access_log = access_log
         self.metrics = metrics
         self.effects = effects
+        self.hooks = tuple(hooks)
         self.idle_ticks = max(1, round(idle_timeout))
         self.server_token = b"Server: " + server_header.encode("latin-1") + b"\r\n"
         self.date = b""
@@ -108,22 +99,13 @@ class MetadataServer:
         """Forget every finished answer of a VM (its state changed outside its revision)."""
         self._caches.pop(vm.id, None)
 
+    def take_over(self, request: HookedRequest) -> Takeover | None:
+        """The first hook's verdict on a request, if any hook takes it over."""
+        for hook in self.hooks:
+            verdict = hook(request)
+            if verdict is not None:
+                return verdict
+        return None
+
     def encode(self, response: Response, route: str, close: bool) -> Cached:
-        reason = HTTPStatus(response.status).phrase.encode()
-        extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers)
-        head = b"".join(
-            (
-                b"HTTP/1.1 %d %s\r\n" % (response.status, reason),
-                b"Content-Type: ",
-                response.content_type.encode(),
-                b"\r\n",
-                b"Content-Length: %d\r\n" % len(response.body),
-                extra,
-                b"Connection: close\r\n" if close else b"",
-                self.server_token,
-                b"Date: ",
-            )
-        )
-        return Cached(
-            head, b"\r\n\r\n" + response.body, route, response.status, response.valid_until
-        )
+        return encode(response, route, close, self.server_token)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from openimds.config.vm_model import VmSpec
 from openimds.core.caller import CallerResolver
 from openimds.core.inventory import VmSnapshot
-from openimds.vm_model import VmSpec
 
 
 def snapshot_of(spec: VmSpec, revision: int) -> VmSnapshot:

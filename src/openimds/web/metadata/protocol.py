@@ -22,10 +22,13 @@ from urllib.parse import parse_qsl
 
 import httptools
 
+from openimds.core.endpoint import Endpoint
 from openimds.core.errors import ImdsError, UnknownCaller, error_response
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
-from openimds.web.metadata_state import CACHE_ENTRIES, IDLE_TIMEOUT, Cached, MetadataServer
+from openimds.web.metadata.hooks import HookedRequest, Takeover
+from openimds.web.metadata.state import CACHE_ENTRIES, IDLE_TIMEOUT, MetadataServer
+from openimds.web.metadata.wire import Cached
 
 __all__ = ["IDLE_TIMEOUT", "MetadataProtocol", "MetadataServer"]
 
@@ -226,6 +229,11 @@ class MetadataProtocol(asyncio.Protocol):
         if transport is None:
             return
         server = self.server
+        if cached is None:  # a hook hung up without an answer
+            self.closing = True
+            transport.close()
+            server.metrics.observe("hook", 0, vm_name, time.perf_counter() - started)
+            return
         if method == "HEAD":  # the answer (a 405) must not carry a body after a HEAD
             transport.write(b"".join((cached.head, server.date, b"\r\n\r\n")))
         else:
@@ -242,9 +250,16 @@ class MetadataProtocol(asyncio.Protocol):
             server.access_log.record(method, path, cached.status, vm_name, elapsed, self.peer)
 
     # -- answering -----------------------------------------------------------------------
-    def answer(self, method: str, keep_alive: bool) -> tuple[Cached, str]:
+    def answer(self, method: str, keep_alive: bool) -> tuple[Cached | None, str]:
+        """The answer's bytes and the VM name for the log; None: hang up unanswered."""
         server = self.server
         vm = server.fleet.for_peer(self.peer)
+        if server.hooks:
+            verdict = server.take_over(
+                HookedRequest(vm, method, self.url.decode("latin-1"), self.peer)
+            )
+            if verdict is not None:
+                return self._taken_over(verdict, keep_alive), "-" if vm is None else vm.name
         if vm is None:
             server.metrics.unknown_callers += 1
             endpoint = server.service.route(self.core_request(method))
@@ -263,10 +278,11 @@ class MetadataProtocol(asyncio.Protocol):
                     return self._throttled(hit.route, keep_alive), vm.name
                 return hit, vm.name
         request = self.core_request(method)
-        route = self._route_name(request)
+        endpoint = server.service.route(request)
+        route = "unknown" if endpoint is None else endpoint.name
         if not self._within_budget(vm, route):
             return self._throttled(route, keep_alive), vm.name
-        response = self._run_core(request, vm)
+        response = self._run_core(request, endpoint, vm)
         if response.drops_cached:
             server.drop_cached(vm)
         encoded = server.encode(response, route, not keep_alive)
@@ -276,6 +292,12 @@ class MetadataProtocol(asyncio.Protocol):
                 entries.clear()  # bounded: odd query strings cannot grow it forever
             entries[(self.url, flags)] = encoded
         return encoded, vm.name
+
+    def _taken_over(self, verdict: Takeover, keep_alive: bool) -> Cached | None:
+        """A hook's answer, encoded for this request alone (never cached)."""
+        if verdict.response is None:
+            return None
+        return self.server.encode(verdict.response, f"hook:{verdict.rule}", not keep_alive)
 
     def _within_budget(self, vm: VmSnapshot, route: str) -> bool:
         server = self.server
@@ -298,10 +320,6 @@ class MetadataProtocol(asyncio.Protocol):
             return server.throttled[route]
         return server.encode(error_response(server.throttle_errors[route]), route, close=True)
 
-    def _route_name(self, request: Request) -> str:
-        endpoint = self.server.service.route(request)
-        return "unknown" if endpoint is None else endpoint.name
-
     def core_request(self, method: str) -> Request:
         path, _, query = self.url.decode("latin-1").partition("?")
         if path.startswith(("http://", "https://")):
@@ -319,9 +337,9 @@ class MetadataProtocol(asyncio.Protocol):
             peer=self.peer,
         )
 
-    def _run_core(self, request: Request, vm: VmSnapshot) -> Response:
+    def _run_core(self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot) -> Response:
         try:
-            response = self.server.service.handle(request, vm, time.time())
+            response = self.server.service.dispatch(request, endpoint, vm, time.time())
             if response.effects and self.server.effects is not None:
                 self.server.effects(vm, response.effects)
             return response

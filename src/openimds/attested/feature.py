@@ -1,0 +1,75 @@
+"""Attested data, plugged into a server: the endpoint, its CA, and the issuer routes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from openimds.attested.admin import INTERMEDIATE_PATH, AttestedAdmin
+from openimds.config import Config, ConfigError
+from openimds.core.attested_api import AttestedEndpoint, SignedDocumentCache
+from openimds.crypto.ca import CaError, CertificateAuthority, Cloud, cloud_of
+from openimds.crypto.pkcs7 import Pkcs7Signer
+from openimds.runtime import Plug, Runtime
+
+log = logging.getLogger("openimds.attested")
+
+PATH = "/metadata/attested/document"
+
+
+def issuer_url(config: Config) -> str | None:
+    """Where clients fetch the intermediate: the configured public base URL, else the
+    admin listener's address. None (no AIA extension) when it cannot be known: a Unix
+    socket, or port 0 before the listener has bound."""
+    base = config.attested.issuer_base_url
+    if base:
+        return base.rstrip("/") + INTERMEDIATE_PATH
+    listen = config.admin.listen
+    # A wildcard bind is reachable on loopback from this host; set issuer_base_url for others.
+    local = listen.local_url()
+    if local is None or listen.port == 0:
+        return None
+    return local + INTERMEDIATE_PATH
+
+
+def build_ca(runtime: Runtime) -> tuple[CertificateAuthority, threading.Thread]:
+    """Read the configured files now (a bad one stops the start) and create or load the
+    keys on a worker thread, so the listeners open without waiting for key generation
+    and the first request finds a signing certificate for every configured VM's cloud."""
+    settings = runtime.config.attested
+    ca = CertificateAuthority(runtime.store, settings, issuer_url(runtime.config))
+    vms = runtime.fleet.vms.values()
+    clouds = sorted(
+        {settings.cloud}
+        if settings.cloud
+        else {cloud_of(str(vm.compute.get("azEnvironment", ""))) for vm in vms}
+    )
+    worker = threading.Thread(target=_prepare, args=(ca, clouds), name="attested-ca", daemon=True)
+    worker.start()
+    return ca, worker
+
+
+def _prepare(ca: CertificateAuthority, clouds: list[Cloud]) -> None:
+    try:
+        ca.prepare(clouds)
+    except Exception:  # the first request retries, and answers 500 if it fails again
+        log.exception("cannot prepare the attested-data certificates")
+
+
+def install(runtime: Runtime) -> Plug:
+    settings = runtime.config.attested
+    try:
+        ca, worker = build_ca(runtime)
+    except CaError as exc:
+        raise ConfigError(f"attested data: {exc}") from None
+    cache = SignedDocumentCache(
+        settings.cache_ttl_seconds, settings.cache_size, reuse_nonce=settings.cached_nonce_quirk
+    )
+    endpoint = AttestedEndpoint(
+        Pkcs7Signer(ca, settings.cloud), validity=settings.validity_seconds, cache=cache
+    )
+    return Plug(
+        endpoints=[(PATH, endpoint)],
+        admin=[AttestedAdmin(ca)],
+        closers=[lambda: worker.join(timeout=30)],
+    )

@@ -1,0 +1,131 @@
+"""How the configuration is assembled: file < environment (OPENIMDS_*) < flags.
+
+A bad value anywhere becomes one ConfigError naming where it came from (file, variable or
+flag), the field path and what is allowed; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from openimds.config.errors import ConfigError
+from openimds.config.model import Config
+from openimds.config.report import Sources, file_schema, format_errors
+from openimds.config.vm_model import VmSpec
+
+ENV_PREFIX = "OPENIMDS_"
+# Environment variables and the settings they set.
+ENV_VARS: dict[str, str] = {
+    "OPENIMDS_LISTEN": "server.listen",
+    "OPENIMDS_RATE_LIMIT": "server.rate_limit",
+    "OPENIMDS_LOG_LEVEL": "server.log_level",
+    "OPENIMDS_ACCESS_LOG": "server.access_log",
+    "OPENIMDS_ADMIN_LISTEN": "admin.listen",
+    "OPENIMDS_ADMIN_TOKEN": "admin.token",
+    "OPENIMDS_STATE": "state.path",
+    "OPENIMDS_IDENTITY_ISSUER": "identity.issuer",
+    "OPENIMDS_IDENTITY_RATE_LIMIT": "identity.rate_limit",
+    "OPENIMDS_IDENTITY_TOKEN_LIFETIME": "identity.token_lifetime",
+}
+
+
+# Keys of one VM, which a single-VM file may give at the top instead of a `vms` list.
+VM_KEYS = frozenset(VmSpec.model_fields)
+
+
+def demo_vm() -> dict[str, Any]:
+    text = resources.files("openimds").joinpath("data/demo-vm.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """A YAML or JSON file (JSON is YAML), as a mapping."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML or JSON: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def normalise(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """A file with one VM may leave out the `vms` list: its VM keys sit at the top."""
+    top_vm = {k: v for k, v in data.items() if k in VM_KEYS}
+    rest = {k: v for k, v in data.items() if k not in VM_KEYS}
+    if top_vm and "vms" in rest:
+        keys = ", ".join(sorted(top_vm))
+        raise ConfigError(f"{origin}: give either a `vms` list or one VM's keys ({keys}), not both")
+    if top_vm:
+        rest["vms"] = [top_vm]
+    return rest
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(
+    path: str | None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Assemble and validate the effective configuration."""
+    env = os.environ if env is None else env
+    raw = read_file(path) if path else {}
+    sources = Sources(file=path, shorthand="vms" not in raw and bool(set(raw) & VM_KEYS))
+    data = normalise(raw, path) if path else {}
+    data.setdefault("vms", [demo_vm()])
+    for var, dotted in ENV_VARS.items():
+        if var in env:
+            _set(data, dotted, env[var])
+            sources.overrides[dotted] = f"environment variable {var}"
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            _set(data, dotted, value)
+            sources.overrides[dotted] = f"flag --{dotted.split('.')[-1].replace('_', '-')}"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, sources, Config)) from None
+
+
+def effective(config: Config) -> dict[str, Any]:
+    """The configuration as `config show` prints it: plain data, secrets redacted."""
+    dumped: dict[str, Any] = config.model_dump(mode="json", exclude_none=True)
+    if config.admin.token is not None:
+        dumped["admin"]["token"] = "***"
+    return dumped
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the configuration file (shipped as docs/config.schema.json)."""
+    return file_schema(Config, VmSpec)

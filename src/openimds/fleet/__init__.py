@@ -1,0 +1,1 @@
+"""Fleet mode: the VM inventory, who is calling, and the inventory's admin routes."""
