@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import ClassVar, Protocol
 
 from openimds.core.errors import ImdsError, InvalidApiVersion
@@ -41,11 +41,17 @@ class BaseEndpoint:
         return error
 
 
-def require_version(request: Request, minimum: str, allowed: Collection[str] = GENERAL_SET) -> str:
-    """The request's api-version if it is known and new enough for this endpoint;
-    otherwise Azure's api-version error, whose `newest-versions` tells the client what
-    to use (2.5: one body for missing, unknown and unsupported)."""
+def require_version(
+    request: Request,
+    minimum: str,
+    allowed: Collection[str] = GENERAL_SET,
+    error: Callable[[], ImdsError] = InvalidApiVersion,
+) -> str:
+    """The one check of an endpoint's api-version: the request's version if it is in
+    `allowed` and not older than `minimum`; otherwise `error` (by default Azure's
+    api-version error, whose `newest-versions` tells the client what to use: one body
+    for a missing, unknown or unsupported version). ISO dates order as strings."""
     version = request.param("api-version")
     if version is None or version not in allowed or version < minimum:
-        raise InvalidApiVersion()
+        raise error()
     return version

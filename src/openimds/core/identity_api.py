@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from openimds.core.endpoint import BaseEndpoint
+from openimds.core.endpoint import BaseEndpoint, require_version
 from openimds.core.errors import (
     ImdsError,
     MethodNotAllowed,
@@ -40,7 +40,7 @@ from openimds.core.tokens import (
     mint,
     render,
 )
-from openimds.core.versions import GENERAL_SET, IDENTITY_MIN
+from openimds.core.versions import IDENTITY_MIN
 
 # 7 (MI): the one documented wording for every malformed token request.
 MALFORMED = (
@@ -157,9 +157,7 @@ def _match(identities: VmIdentities, name: str, value: str) -> ManagedIdentity:
 def require_identity_version(request: Request) -> str:
     """Any general api-version >= 2018-02-01 (2.3, INFERRED); else invalid_request.
     `format` may only be json: the identity API has no other format (1)."""
-    version = request.param("api-version")
-    if version is None or version not in GENERAL_SET or version < IDENTITY_MIN:
-        raise MalformedRequest()
+    version = require_version(request, IDENTITY_MIN, error=MalformedRequest)
     if request.param("format") not in (None, "json"):
         raise MalformedRequest()
     return version

@@ -15,13 +15,14 @@ Node = str | Mapping[str, "Node"] | Sequence["Node"]
 _OLDEST_SCHEMA = "2017-04-02"
 
 
-def schema_version(api_version: str) -> str:
+def fields_version(api_version: str) -> str:
+    """The api-version whose field set a request gets (2017-03-01 gets 2017-04-02's)."""
     return max(api_version, _OLDEST_SCHEMA)
 
 
 def gate(document: Mapping[str, Node], api_version: str) -> dict[str, Node]:
     """The document with only the fields that `api_version` knows (3.1, INFERRED)."""
-    version = schema_version(api_version)
+    version = fields_version(api_version)
     return _gate_object(document, "", GENERAL_VERSIONS[0], version)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from openimds.core.instance import Node, gate, schema_version
+from openimds.core.instance import Node, fields_version, gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class VmSnapshot:
 
     def document(self, api_version: str) -> dict[str, Node]:
         """The instance document for an api-version, gated once and then memoised."""
-        key = schema_version(api_version)
+        key = fields_version(api_version)
         doc = self._by_schema.get(key)
         if doc is None:
             doc = gate(self.instance, key)

@@ -246,25 +246,30 @@ def post(book: EventBook, event: Event, now: float) -> Result:
     return advance(added, now)
 
 
-def visible_id(book: EventBook, vm: str, event_id: str) -> str | None:
-    """The stored id of an event `vm` can see, matched without regard to case."""
-    wanted = event_id.lower()
-    for event in book.for_vm(vm):
-        if event.id.lower() == wanted:
-            return event.id
-    return None
-
-
-def approve(book: EventBook, vm: str, event_ids: Iterable[str], now: float) -> Result:
-    """Record `vm`'s approval of events it can see, starting those whose policy is met.
-    All or nothing: one id the VM cannot see raises UnknownEvent and nothing changes."""
-    caught_up = advance(book, now)
+def visible_ids(book: EventBook, vm: str, event_ids: Iterable[str]) -> tuple[str, ...]:
+    """The stored ids of the events `vm` can see, matched without regard to case, in the
+    order given. All or nothing: an id the VM cannot see raises UnknownEvent."""
+    shown = {event.id.lower(): event.id for event in book.for_vm(vm)}
     resolved: list[str] = []
     for raw in event_ids:
-        found = visible_id(caught_up.book, vm, raw)
+        found = shown.get(raw.lower())
         if found is None:
             raise UnknownEvent(raw)
         resolved.append(found)
+    return tuple(resolved)
+
+
+def approve(book: EventBook, vm: str, event_ids: Iterable[str], now: float) -> Result:
+    """Record `vm`'s approval of events, starting those whose policy is met. The ids are
+    stored ids, as the endpoint resolved them from the POST (`visible_ids`); all or
+    nothing: an id that is not (or no longer) one of the VM's live events raises
+    UnknownEvent and nothing changes."""
+    caught_up = advance(book, now)
+    resolved = list(event_ids)
+    for event_id in resolved:
+        event = caught_up.book.events.get(event_id)
+        if event is None or vm not in event.vms or not _VISIBLE[event.state]:
+            raise UnknownEvent(event_id)
     steps = list(caught_up.steps)
     events = dict(caught_up.book.events)
     for event_id in dict.fromkeys(resolved):

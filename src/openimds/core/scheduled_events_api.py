@@ -12,16 +12,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from openimds.core.endpoint import BaseEndpoint
+from openimds.core.endpoint import BaseEndpoint, require_version
 from openimds.core.errors import AKA, BadRequest, InvalidApiVersion
 from openimds.core.formats import parse_format, to_json
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
-from openimds.core.scheduled_events import Event, EventBook, EventType, visible_id
+from openimds.core.scheduled_events import (
+    Event,
+    EventBook,
+    EventType,
+    UnknownEvent,
+    visible_ids,
+)
 from openimds.core.timestamps import rfc1123
 from openimds.core.versions import GENERAL_SET, SCHEDULED_EVENTS_VERSIONS
 
-_SE_SET: Final[frozenset[str]] = frozenset(SCHEDULED_EVENTS_VERSIONS)
+# Its own list and every general version (mapped down to the nearest of its own).
+_ACCEPTED: Final[frozenset[str]] = frozenset(SCHEDULED_EVENTS_VERSIONS) | GENERAL_SET
 
 # 2.2: the SE version each field and event type appeared in.
 DESCRIPTION_SINCE: Final = "2019-04-01"
@@ -72,15 +79,12 @@ class Approve:
     at: float
 
 
-def schema_version(api_version: str) -> str:
-    """The SE version whose fields a request gets: its own, or for a general version the
-    nearest SE version at or below it (2.2 INFERRED). InvalidApiVersion if neither."""
-    if api_version not in _SE_SET and api_version not in GENERAL_SET:
+def events_version(api_version: str) -> str:
+    """The scheduled-events version whose fields a request gets: its own, or for a
+    general version the nearest scheduled-events version at or below it (INFERRED)."""
+    if api_version not in _ACCEPTED or api_version < SCHEDULED_EVENTS_VERSIONS[0]:
         raise InvalidScheduledEventsVersion()
-    lower = [v for v in SCHEDULED_EVENTS_VERSIONS if v <= api_version]
-    if not lower:
-        raise InvalidScheduledEventsVersion()
-    return lower[-1]
+    return [v for v in SCHEDULED_EVENTS_VERSIONS if v <= api_version][-1]
 
 
 def render_event(event: Event, version: str) -> dict[str, object]:
@@ -107,7 +111,7 @@ def render_event(event: Event, version: str) -> dict[str, object]:
 def document(book: EventBook, vm: str, api_version: str) -> dict[str, object]:
     """A VM's document at an api-version. Event types newer than the version are left out
     (2.2 gates them); the incarnation is the VM's, shared by every version."""
-    version = schema_version(api_version)
+    version = events_version(api_version)
     events = [render_event(e, version) for e in book.for_vm(vm) if TYPE_SINCE[e.type] <= version]
     return {"DocumentIncarnation": book.incarnation(vm), "Events": events}
 
@@ -152,10 +156,9 @@ class ScheduledEventsEndpoint(BaseEndpoint):
         self._rendered: dict[tuple[str, str], tuple[EventBook, bytes]] = {}
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
-        version = request.param("api-version")
-        if version is None:
-            raise InvalidScheduledEventsVersion()
-        schema_version(version)
+        version = require_version(
+            request, SCHEDULED_EVENTS_VERSIONS[0], _ACCEPTED, InvalidScheduledEventsVersion
+        )
         parse_format(request.param("format"), allow_text=False)
         book = self._book_at(now)
         if request.method == "POST":
@@ -175,12 +178,9 @@ class ScheduledEventsEndpoint(BaseEndpoint):
         return body
 
     def _approve(self, request: Request, vm: VmSnapshot, book: EventBook, now: float) -> Response:
-        ids = parse_start_requests(request.body)
-        resolved: list[str] = []
-        for event_id in ids:
-            found = visible_id(book, vm.id, event_id)
-            if found is None:
-                raise UnknownEventId(event_id)
-            resolved.append(found)
+        try:
+            resolved = visible_ids(book, vm.id, parse_start_requests(request.body))
+        except UnknownEvent as exc:
+            raise UnknownEventId(exc.event_id) from None
         # 8: the POST's response body is SILENT; an empty 200 is what handlers check for.
-        return Response(200, b"", effects=(Approve(vm.id, tuple(resolved), now),))
+        return Response(200, b"", effects=(Approve(vm.id, resolved, now),))

@@ -61,17 +61,6 @@ SCHEDULED_EVENTS_VERSIONS: Final[tuple[str, ...]] = (
 
 # First api-version of each endpoint (section 1); the instance API shares the general list.
 INSTANCE_MIN: Final[str] = "2017-03-01"
-USER_DATA_MIN: Final[str] = "2021-01-01"
 ATTESTED_MIN: Final[str] = "2018-10-01"
 IDENTITY_MIN: Final[str] = "2018-02-01"
 LOADBALANCER_MIN: Final[str] = "2020-10-01"
-
-
-def is_general(version: str) -> bool:
-    """Exact match only: `latest`, case variants and padded strings are refused (2.5)."""
-    return version in GENERAL_SET
-
-
-def at_least(version: str, minimum: str) -> bool:
-    """ISO dates order as strings, so the comparison needs no parsing."""
-    return version >= minimum

@@ -22,7 +22,6 @@ from openimds.store import Put, Store
 
 KIND = "identity_key"
 KEY_SIZE = 2048
-SKEW = 300  # tokens are back-dated by this much (core.tokens.CLOCK_SKEW)
 
 Clock = Callable[[], float]
 

@@ -6,13 +6,13 @@ Counted as plain numbers when the state changes; turned into metric families onl
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from openimds.core.scheduled_events import EVENT_TYPES, EventBook, Step
+from openimds.web.metrics import Histogram
 
 # Seconds from an event's posting to a VM's approval: handlers poll about once a second (8),
 # and the longest default notice is 15 minutes.
@@ -23,8 +23,7 @@ STATES = ("Pending", "Scheduled", "Started")
 class EventMetrics:
     def __init__(self) -> None:
         self.transitions: dict[tuple[str, str], int] = {}
-        self._latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self._latency_sum = 0.0
+        self.latency = Histogram(LATENCY_BUCKETS)
 
     def record(self, steps: Iterable[Step]) -> None:
         for step in steps:
@@ -34,20 +33,7 @@ class EventMetrics:
                 known = {a.vm for a in step.before.approvals}
                 for approval in step.after.approvals:
                     if approval.vm not in known:
-                        self._observe(max(0.0, approval.at - step.before.posted_at))
-
-    def _observe(self, seconds: float) -> None:
-        self._latency_counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self._latency_sum += seconds
-
-    def latency(self) -> tuple[list[tuple[str, float]], float]:
-        running = 0
-        buckets: list[tuple[str, float]] = []
-        bounds = (*LATENCY_BUCKETS, float("inf"))
-        for bound, count in zip(bounds, self._latency_counts, strict=True):
-            running += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
-        return buckets, self._latency_sum
+                        self.latency.observe(max(0.0, approval.at - step.before.posted_at))
 
 
 class EventsCollector(Collector):
@@ -75,10 +61,7 @@ class EventsCollector(Collector):
         for (kind, trigger), count in sorted(self.metrics.transitions.items()):
             steps.add_metric((kind, trigger), count)
         yield steps
-        buckets, total = self.metrics.latency()
-        latency = HistogramMetricFamily(
+        yield self.metrics.latency.family(
             "openimds_scheduled_event_approval_latency_seconds",
             "Time from an event's posting to each affected VM's approval",
         )
-        latency.add_metric((), buckets, total)
-        yield latency

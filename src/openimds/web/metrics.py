@@ -30,27 +30,42 @@ BUCKETS: tuple[float, ...] = (
 )
 
 
+class Histogram:
+    """Counts per bucket and a sum, as plain numbers; cumulative only when scraped."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect_left(self.bounds, value)] += 1
+        self._sum += value
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        """The Prometheus family: cumulative buckets (`le`) and the sum."""
+        running = 0
+        buckets: list[tuple[str, float]] = []
+        for bound, count in zip((*self.bounds, float("inf")), self._counts, strict=True):
+            running += count
+            label = "+Inf" if bound == float("inf") else repr(float(bound))
+            buckets.append((label, float(running)))
+        family = HistogramMetricFamily(name, documentation)
+        family.add_metric((), buckets, self._sum)
+        return family
+
+
 class RequestMetrics:
     def __init__(self) -> None:
         self.requests: dict[tuple[str, int, str], int] = {}
         self.unknown_callers = 0
         self.throttled = 0
-        self._bucket_counts = [0] * (len(BUCKETS) + 1)
-        self._latency_sum = 0.0
+        self.latency = Histogram(BUCKETS)
 
     def observe(self, route: str, status: int, vm: str, seconds: float) -> None:
         key = (route, status, vm)
         self.requests[key] = self.requests.get(key, 0) + 1
-        self._bucket_counts[bisect_left(BUCKETS, seconds)] += 1
-        self._latency_sum += seconds
-
-    def histogram(self) -> tuple[list[tuple[str, float]], float]:
-        running = 0
-        buckets: list[tuple[str, float]] = []
-        for bound, count in zip((*BUCKETS, float("inf")), self._bucket_counts, strict=True):
-            running += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
-        return buckets, self._latency_sum
+        self.latency.observe(seconds)
 
 
 class MetricsCollector(Collector):
@@ -72,9 +87,6 @@ class MetricsCollector(Collector):
         throttled = CounterMetricFamily("openimds_throttled", "Requests answered with 429")
         throttled.add_metric((), self.metrics.throttled)
         yield throttled
-        buckets, total = self.metrics.histogram()
-        latency = HistogramMetricFamily(
+        yield self.metrics.latency.family(
             "openimds_request_duration_seconds", "Time to answer a metadata request"
         )
-        latency.add_metric((), buckets, total)
-        yield latency

@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from openimds.config.vm_model import Instance
-from openimds.core.instance import gate, schema_version
+from openimds.core.instance import fields_version, gate
 from openimds.core.instance_fields import FIELD_INTRODUCED, OMIT_WHEN_EMPTY
 from openimds.core.versions import GENERAL_SET, GENERAL_VERSIONS
 
@@ -211,7 +211,7 @@ def test_omitted_when_empty_is_only_license_type() -> None:
 @pytest.mark.parametrize("version", GENERAL_VERSIONS)
 def test_core_gate_serves_exactly_the_reference_fields(version: str) -> None:
     served = served_leaves(gate(full_document(Instance), version))
-    expected = {path for path, since in REFERENCE.items() if since <= schema_version(version)}
+    expected = {path for path, since in REFERENCE.items() if since <= fields_version(version)}
     assert sorted(served - expected) == [], "served before the reference introduces them"
     assert sorted(expected - served) == [], "introduced by the reference but not served"
 
@@ -220,4 +220,4 @@ def test_core_gate_serves_exactly_the_reference_fields(version: str) -> None:
 def test_each_field_first_appears_in_its_version(path: str) -> None:
     document = full_document(Instance)
     first = next(v for v in GENERAL_VERSIONS if path in served_leaves(gate(document, v)))
-    assert schema_version(first) == REFERENCE[path]
+    assert fields_version(first) == REFERENCE[path]

@@ -29,12 +29,13 @@ from openimds.core.scheduled_events import (
     command,
     post,
     transition,
+    visible_ids,
 )
 from openimds.core.scheduled_events_api import (
     Approve,
     ScheduledEventsEndpoint,
     document,
-    schema_version,
+    events_version,
 )
 from openimds.core.timestamps import rfc1123
 
@@ -163,7 +164,7 @@ def test_all_policy_waits_for_every_vm() -> None:
 
 def test_approving_a_started_event_is_accepted_and_changes_nothing_shown() -> None:
     book = command(posted(event()), "E1", "start", T0 + 1).book
-    again = approve(book, "vm-a", ["e1"], T0 + 2)
+    again = approve(book, "vm-a", ["E1"], T0 + 2)
     assert again.book.events["E1"].state == "Started"
     assert again.book.incarnation("vm-a") == book.incarnation("vm-a")
 
@@ -186,7 +187,19 @@ def test_unknown_ids_approve_nothing(vm: str, ids: list[str]) -> None:
 
 def test_ids_match_without_regard_to_case() -> None:
     book = posted(event("AbC-1"))
-    assert approve(book, "vm-a", ["abc-1"], T0 + 1).book.events["AbC-1"].state == "Started"
+    resolved = visible_ids(book, "vm-a", ["abc-1"])
+    assert resolved == ("AbC-1",)
+    assert approve(book, "vm-a", resolved, T0 + 1).book.events["AbC-1"].state == "Started"
+
+
+@pytest.mark.parametrize(
+    ("vm", "ids"),
+    [("vm-a", ["nope"]), ("vm-a", ["e1", "nope"]), ("vm-b", ["e1"]), ("vm-a", ["e2"])],
+)
+def test_visible_ids_refuse_what_the_vm_cannot_see(vm: str, ids: list[str]) -> None:
+    book = posted(event(), event("E2", at=T0 + 50))
+    with pytest.raises(UnknownEvent):
+        visible_ids(book, vm, ids)
 
 
 def test_cancel_scheduled_and_pending() -> None:
@@ -339,7 +352,7 @@ def test_empty_document() -> None:
 @pytest.mark.parametrize("version", ["latest", "2019-04-02", "2017-01-01", "2020-07-01 ", ""])
 def test_unknown_versions(version: str) -> None:
     with pytest.raises(Exception, match="api-version is invalid"):
-        schema_version(version)
+        events_version(version)
 
 
 # -- the endpoint over the dispatcher ------------------------------------------------------
