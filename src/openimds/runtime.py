@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from openimds.config import Config
 from openimds.config.admin_token import server_token
-from openimds.core.app import build_service
+from openimds.core.app import build_service, standard_endpoints
 from openimds.core.endpoint import Endpoint
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
@@ -78,7 +78,7 @@ class Runtime:
         return build_service(self.endpoints)
 
     def add(self, feature: str, plug: Plug) -> None:
-        taken = {path for path, _ in self.endpoints}
+        taken = {path for path, _ in (*standard_endpoints(), *self.endpoints)}
         for path, endpoint in plug.endpoints:
             if path in taken:
                 raise RuntimeError(f"feature {feature}: {path} is already served")

@@ -11,12 +11,15 @@ from openimds.core.service import MetadataService
 from openimds.core.versions_api import VersionsEndpoint
 
 
-def build_service(extra: Iterable[tuple[str, Endpoint]] = ()) -> MetadataService:
-    """The standard endpoints plus any the shell wires in (identity, attested, events)."""
-    routes: list[tuple[str, Endpoint]] = [
+def standard_endpoints() -> list[tuple[str, Endpoint]]:
+    """The endpoints every server has, whatever features it runs."""
+    return [
         ("/metadata/instance", InstanceEndpoint()),
         ("/metadata/versions", VersionsEndpoint()),
         ("/metadata/loadbalancer", LoadBalancerEndpoint()),
     ]
-    routes.extend(extra)
-    return MetadataService(routes)
+
+
+def build_service(extra: Iterable[tuple[str, Endpoint]] = ()) -> MetadataService:
+    """The standard endpoints plus any the features plug in (identity, attested, events)."""
+    return MetadataService([*standard_endpoints(), *extra])
