@@ -16,11 +16,14 @@ from openimds.store.sqlite import SqliteStore
 Opener = Callable[[], Store]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+# Every backend, by the state URL a user would give; `{tmp}` is the test's directory. A new
+# backend is one entry here.
+BACKEND_URLS = {"memory": "memory:", "sqlite": "sqlite:///{tmp}/state.db"}
+
+
+@pytest.fixture(params=sorted(BACKEND_URLS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    backend: Store = (
-        MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "state.db"))
-    )
+    backend = open_store(BACKEND_URLS[request.param].format(tmp=tmp_path))
     yield backend
     backend.close()
 
@@ -106,12 +109,38 @@ def test_values_must_be_text(store: Store) -> None:
     assert store.get_setting("n") is None
 
 
-def test_open_store_chooses_the_backend(tmp_path: Path) -> None:
-    memory = open_store(":memory:")
-    assert isinstance(memory, MemoryStore)
-    sqlite = open_store(str(tmp_path / "s.db"))
-    assert isinstance(sqlite, SqliteStore)
-    sqlite.close()
+def test_open_store_chooses_the_backend_by_url(tmp_path: Path) -> None:
+    for url in ("memory:", ":memory:"):
+        assert isinstance(open_store(url), MemoryStore)
+    for url in (str(tmp_path / "a.db"), f"sqlite://{tmp_path}/b.db"):
+        sqlite = open_store(url)
+        assert isinstance(sqlite, SqliteStore)
+        sqlite.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["a.db", "b.db"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("", "the state path is empty"), ("sqlite://host/x.db", "three slashes")],
+)
+def test_a_bad_state_url_is_one_clear_error(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        open_store(url)
+
+
+def test_a_reader_never_creates_a_store(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing" / "state.db"
+    with pytest.raises(StoreError, match="no state database at"):
+        open_store(str(missing), readonly=True)
+    assert not (tmp_path / "nothing").exists()
+    writer = open_store(str(tmp_path / "state.db"))
+    writer.put_setting("admin_token", "t")
+    reader = open_store(str(tmp_path / "state.db"), readonly=True)
+    assert reader.get_setting("admin_token") == "t"
+    with pytest.raises(StoreError):
+        reader.put_setting("x", "y")
+    reader.close()
+    writer.close()
 
 
 # -- SQLite only: durability, file modes, errors -----------------------------------------
