@@ -1,4 +1,4 @@
-"""GET /metadata/attested/document (imds-reference.md section 6).
+"""GET /metadata/attested/document (docs/attested.md).
 
 The core builds the signed JSON for the requested api-version and hands its bytes to a
 signer port (crypto/ holds the real PKCS#7 signing); it never touches keys itself.
@@ -25,18 +25,18 @@ from openimds.core.inventory import VmSnapshot
 from openimds.core.timestamps import azure_time, compact
 from openimds.core.versions import ATTESTED_MIN
 
-# 6: the swagger allows up to 32 alphanumeric characters.
+# Azure's REST spec (swagger) allows up to 32 alphanumeric characters.
 NONCE_PATTERN: Final = re.compile(r"[A-Za-z0-9]{1,32}")
-DEFAULT_VALIDITY: Final[int] = 6 * 3600  # 6: observed validity, INFERRED default
+DEFAULT_VALIDITY: Final[int] = 6 * 3600  # as seen on Azure; not documented
 
-# When each signed field appeared (6, "Signed document fields").
+# The api-version each signed field appeared in (docs/attested.md).
 SUBSCRIPTION_ID_SINCE: Final[str] = "2019-04-30"
 SKU_SINCE: Final[str] = "2019-11-01"
 LICENSE_TYPE_SINCE: Final[str] = "2020-09-01"
 
 
 class InvalidNonce(BadRequest):
-    # 6: Azure's wording for a bad nonce is undocumented (docs/attested.md).
+    # Azure documents no error for a bad nonce; the wording is ours (docs/attested.md).
     def __init__(self) -> None:
         super().__init__(
             f"Bad request. The nonce must be 1 to 32 alphanumeric characters (A-Z, a-z, 0-9). {AKA}"
@@ -50,12 +50,12 @@ class DocumentSigner(Protocol):
 
 
 def default_nonce(epoch: float) -> str:
-    """6: without a nonce IMDS puts the current UTC time there as YYYYMMDD-HHMMSS."""
+    """Without a nonce IMDS puts the current UTC time there as YYYYMMDD-HHMMSS."""
     return compact(epoch)
 
 
 def parse_nonce(value: str | None, now: float) -> str:
-    # An empty `nonce=` counts as no nonce (SILENT; docs/attested.md).
+    # An empty `nonce=` counts as no nonce (Azure does not say; docs/attested.md).
     if value is None or value == "":
         return default_nonce(now)
     if NONCE_PATTERN.fullmatch(value) is None:
@@ -71,7 +71,7 @@ def _text(compute: Mapping[str, Node], key: str) -> str:
 def signed_fields(
     compute: Mapping[str, Node], api_version: str, nonce: str, now: float, validity: int
 ) -> dict[str, object]:
-    """The signed document of an api-version: fields gated as the table in 6 lists."""
+    """The signed document of an api-version: each field from the version that added it."""
     plan = compute.get("plan")
     plan_map = plan if isinstance(plan, Mapping) else {}
     doc: dict[str, object] = {
@@ -84,7 +84,7 @@ def signed_fields(
         doc["subscriptionId"] = _text(compute, "subscriptionId")
     if api_version >= SKU_SINCE:
         doc["sku"] = _text(compute, "sku")
-    # 6: licenseType only for Azure Hybrid Benefit VMs, i.e. when it has a value.
+    # Azure's docs: licenseType only for Azure Hybrid Benefit VMs, i.e. when it has a value.
     license_type = _text(compute, "licenseType")
     if api_version >= LICENSE_TYPE_SINCE and license_type:
         doc["licenseType"] = license_type
@@ -92,7 +92,7 @@ def signed_fields(
 
 
 def signed_content(doc: Mapping[str, object]) -> bytes:
-    # 6: compact UTF-8 JSON; keys in the alphabetical order of the 2020 sample.
+    # Compact UTF-8 JSON; keys in alphabetical order, as in Azure's 2020 sample.
     return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
@@ -103,7 +103,8 @@ class SignedDocumentCache:
     """Finished answers for `ttl` seconds, at most `size` of them (oldest dropped first).
 
     With `reuse_nonce` the nonce is left out of the key, which reproduces Azure's quirk:
-    within the window every caller gets the first document, with its nonce (6, I-43938).
+    within the window every caller gets the first document, with its nonce. Azure's docs warn
+    that "a previously cached nonce may be returned" (docs/attested.md).
     """
 
     def __init__(self, ttl: float, size: int, *, reuse_nonce: bool = False) -> None:
@@ -156,7 +157,7 @@ class AttestedEndpoint(BaseEndpoint):
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
         version = require_version(request, ATTESTED_MIN)
-        parse_format(request.param("format"), allow_text=False)  # 1: json only
+        parse_format(request.param("format"), allow_text=False)  # json is its only format
         nonce = parse_nonce(request.param("nonce"), now)
         key = self.cache.key(vm, version, nonce)
         body = self.cache.get(key, now)

@@ -1,7 +1,7 @@
 """The one catalogue of IMDS errors, and the one function that turns them into responses.
 
-Bodies follow imds-reference.md; where Azure's wording is undocumented the choice is
-written down in docs/compatibility.md.
+Bodies follow Azure's documentation and live answers quoted in public issues; where Azure's
+wording is undocumented the choice is written down in docs/compatibility.md.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class BadRequest(ImdsError):
 
 
 class InvalidApiVersion(BadRequest):
-    # 2.5: the current service uses one message for a missing and an unknown version.
+    # Azure's current service answers a missing and an unknown version with this one message.
     message = "Bad request. api-version is invalid or was not specified in the request. " + AKA
 
     def payload(self) -> dict[str, object]:
@@ -46,12 +46,12 @@ class InvalidApiVersion(BadRequest):
 
 
 class MissingMetadataHeader(BadRequest):
-    # Live body seen in 2022 (I-91624).
+    # Azure's live answer, as quoted in a public issue in 2022.
     message = "Bad request: . Required metadata header not specified"
 
 
 class ForwardedRequest(BadRequest):
-    # Section 5: Azure refuses proxied requests; the body is undocumented (our wording).
+    # Azure refuses proxied requests (X-Forwarded-For) but documents no body: the wording is ours.
     message = "Bad request. Requests with an X-Forwarded-For header are not allowed. " + AKA
 
 
@@ -63,7 +63,8 @@ class DuplicateParameter(BadRequest):
 
 
 class LeafNeedsText(BadRequest):
-    # Section 4 / I-15283: a leaf answers only with format=text.
+    # A leaf answers only with format=text (Azure's docs, and a live answer in a public issue);
+    # the status is Azure's, the wording ours (docs/compatibility.md).
     message = "Bad request. The requested element is a leaf node; use format=text. " + AKA
 
 

@@ -1,4 +1,4 @@
-"""Rendering a node as IMDS does: compact JSON, or text (section 4)."""
+"""Rendering a node as IMDS does: compact JSON, or text (docs/compatibility.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ Format = Literal["json", "text"]
 
 
 def parse_format(value: str | None, *, allow_text: bool) -> Format:
-    """`format` defaults to json; text only where route filtering exists (4)."""
+    """`format` defaults to json; text only where route filtering exists."""
     if value is None or value == "json":
         return "json"
     if value == "text" and allow_text:
@@ -23,7 +23,7 @@ def parse_format(value: str | None, *, allow_text: bool) -> Format:
 
 
 def to_json(value: object) -> bytes:
-    # Compact and UTF-8 (4: "the response is a JSON string"); non-ASCII kept as is.
+    # Compact and UTF-8 (Azure's docs: "the response is a JSON string"); non-ASCII kept as is.
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -38,7 +38,8 @@ def render(node: Node, fmt: Format) -> tuple[bytes, str]:
 
 def _text(node: Node) -> str:
     """A leaf is its raw value; a container lists its children one per line, and a
-    child that is itself a container ends with `/` (INFERRED, docs/compatibility.md)."""
+    child that is itself a container ends with `/` (Azure does not document this;
+    docs/compatibility.md)."""
     if isinstance(node, str):
         return node
     if isinstance(node, Mapping):

@@ -1,15 +1,15 @@
-"""The managed-identity endpoints (section 7): /metadata/identity/oauth2/token and
+"""The managed-identity endpoints (docs/identity.md): /metadata/identity/oauth2/token and
 /metadata/identity/info.
 
-Selection rules (7), applied in this order:
+Selection rules, applied in this order:
 1. At most one of client_id, object_id, msi_res_id (alias mi_res_id); two -> invalid_request.
 2. A selector names an identity of the VM (ids compare case-insensitively, as Entra and
    ARM ids do); system-assigned may be named too. No match -> "Identity not found".
 3. No selector: the system-assigned identity; else the only user-assigned one; else, with
    several user-assigned, Azure's "Multiple user assigned identities exist..." error.
-4. A VM with no identity at all -> "Identity not found" (the live answer, TF-669).
+4. A VM with no identity at all -> "Identity not found" (Azure's live answer, from a public issue).
 
-Every bad request is a 400: clients retry 404/410/429/5xx and would hang (13).
+Every bad request is a 400: the Azure SDKs retry 404/410/429/5xx and would hang.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from openimds.core.tokens import (
 )
 from openimds.core.versions import IDENTITY_MIN
 
-# 7 (MI): the one documented wording for every malformed token request.
+# The one wording Azure's managed-identity docs give for any malformed token request.
 MALFORMED = (
     "The request is missing a required parameter, includes an invalid parameter value, "
     "includes a parameter more than once, or is otherwise malformed."
@@ -63,16 +63,17 @@ class IdentityError(ImdsError):
 
 
 class MalformedRequest(IdentityError):
-    """Missing resource, bad api-version, two selectors, bad bypass_cache (7, MI)."""
+    """Missing resource, bad api-version, two selectors, bad bypass_cache: the managed-identity
+    docs word none of these apart, so all get their one `invalid_request` text."""
 
 
 class IdentityNotFound(IdentityError):
-    # 7: live body (TF-669, I-21322).
+    # Azure's live answer, as quoted in public issues.
     message = "Identity not found"
 
 
 class MultipleIdentities(IdentityError):
-    # 7: live body (KV-43).
+    # Azure's live answer, as quoted in a public issue.
     message = (
         "Multiple user assigned identities exist, please specify the clientId / resourceId "
         "of the identity in the token request"
@@ -80,20 +81,21 @@ class MultipleIdentities(IdentityError):
 
 
 class IdentityHeaderMissing(IdentityError):
-    # 5 (MI table).
+    # Code and text from the error table of Azure's managed-identity docs.
     code = "bad_request_102"
     message = "Required metadata header not specified"
 
 
 class IdentityThrottled(IdentityError):
-    # 7: the wording is SILENT; the swagger's error enum has too_many_requests.
+    # Azure documents no wording (ours); the code is from the REST spec's error enum.
     status = 429
     code = "too_many_requests"
     message = "Too many requests. The managed identity endpoint allows 20 requests per second"
 
 
 class IdentityMethodNotAllowed(IdentityError):
-    # SPEC-23's identity error codes include method_not_allowed; Allow lists the methods.
+    # Azure's REST spec lists method_not_allowed among the identity error codes; Allow lists
+    # the methods.
     status = 405
     code = "method_not_allowed"
 
@@ -155,8 +157,9 @@ def _match(identities: VmIdentities, name: str, value: str) -> ManagedIdentity:
 
 
 def require_identity_version(request: Request) -> str:
-    """Any general api-version >= 2018-02-01 (2.3, INFERRED); else invalid_request.
-    `format` may only be json: the identity API has no other format (1)."""
+    """Any general api-version from 2018-02-01 on, else invalid_request: Azure gives no list
+    for this endpoint, so we infer one (docs/identity.md). `format` may only be json: the
+    identity API has no other format."""
     version = require_version(request, IDENTITY_MIN, error=MalformedRequest)
     if request.param("format") not in (None, "json"):
         raise MalformedRequest()
@@ -164,23 +167,24 @@ def require_identity_version(request: Request) -> str:
 
 
 class _IdentityBase(BaseEndpoint):
-    name: ClassVar[str] = "identity"  # one budget for both paths (5: 20 requests/s)
+    name: ClassVar[str] = "identity"  # one budget for both paths (Azure: 20 requests/s)
 
     def __init__(self, directory: IdentityDirectory) -> None:
         self.directory = directory
 
     def own_error(self, error: ImdsError) -> ImdsError:
         """The shared rules' errors in the identity shape, and never with a status the
-        SDKs retry (13): a caller no VM claims has no identity (400, not 404)."""
+        SDKs retry: a caller no VM claims has no identity (400, not 404)."""
         if isinstance(error, MissingMetadataHeader):
-            return IdentityHeaderMissing()  # 5 (MI table): bad_request_102
+            return IdentityHeaderMissing()  # the managed-identity docs' code
         if isinstance(error, TooManyRequests):
             return IdentityThrottled()
         if isinstance(error, UnknownCaller):
             return IdentityNotFound()
         if isinstance(error, MethodNotAllowed):
             return IdentityMethodNotAllowed(error.allowed, error.text)
-        # X-Forwarded-For, a repeated parameter: 7 (MI) calls these invalid_request.
+        # X-Forwarded-For, a repeated parameter: the managed-identity docs call these
+        # invalid_request.
         return MalformedRequest()
 
 
@@ -240,7 +244,7 @@ class TokenEndpoint(_IdentityBase):
         if not resource:
             raise MalformedRequest()
         bypass = request.param("bypass_cache")
-        if bypass is not None and bypass != "true":  # 7: the only valid value
+        if bypass is not None and bypass != "true":  # the only value Azure documents
             raise MalformedRequest()
         identities = self.directory.identities(vm)
         identity = select(identities, request)
@@ -261,7 +265,8 @@ class _Plan:
 
 
 def _echoes(request: Request) -> bytes:
-    # The older `mi_res_id` (MI-17) is the same selector: echoed under today's name.
+    # `mi_res_id`, the older name of `msi_res_id`, is the same selector: echoed under today's
+    # name.
     res_id = request.param("msi_res_id") or request.param("mi_res_id")
     fields: Mapping[str, str] = {
         name: value
@@ -272,7 +277,7 @@ def _echoes(request: Request) -> bytes:
 
 
 class IdentityInfoEndpoint(_IdentityBase):
-    """GET /metadata/identity/info -> {"tenantId": ...} (SPEC-23 only)."""
+    """GET /metadata/identity/info -> {"tenantId": ...} (only Azure's REST spec has it)."""
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
         require_identity_version(request)

@@ -1,4 +1,4 @@
-"""The instance document of one api-version, and route filtering over it (sections 3-4)."""
+"""The instance document of one api-version, and route filtering over it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from openimds.core.errors import NotFound
 from openimds.core.instance_fields import OMIT_WHEN_EMPTY, introduced
 from openimds.core.versions import GENERAL_VERSIONS
 
-# JSON as the instance API knows it: every leaf is a string (3.1).
+# JSON as the instance API knows it: every leaf is a string, numbers and booleans too.
 Node = str | Mapping[str, "Node"] | Sequence["Node"]
 
-# 2017-03-01 was the preview of the 2017-04-02 schema (2.1); serve it with that field set.
+# 2017-03-01 was the preview of the 2017-04-02 schema; serve it with that field set.
 _OLDEST_SCHEMA = "2017-04-02"
 
 
@@ -21,7 +21,8 @@ def fields_version(api_version: str) -> str:
 
 
 def gate(document: Mapping[str, Node], api_version: str) -> dict[str, Node]:
-    """The document with only the fields that `api_version` knows (3.1, INFERRED)."""
+    """The document with only the fields that `api_version` knows. Azure does not document
+    leaving newer fields out; we infer it (docs/compatibility.md)."""
     version = fields_version(api_version)
     return _gate_object(document, "", GENERAL_VERSIONS[0], version)
 
@@ -51,7 +52,7 @@ def _gate_node(node: Node, path: str, inherited: str, version: str) -> Node:
 
 
 def walk(document: Node, route: Sequence[str]) -> Node:
-    """Follow route filters: object keys by name, array items by 0-based index (4)."""
+    """Follow route filters: object keys by name, array items by 0-based index."""
     node = document
     for segment in route:
         if isinstance(node, Mapping):
@@ -67,7 +68,8 @@ def walk(document: Node, route: Sequence[str]) -> Node:
 
 def _index(segment: str, length: int) -> int:
     """An array index written canonically: ASCII digits, no sign, no leading zero
-    (INFERRED, Azure is silent). `str.isdigit` alone would pass "²" on to int()."""
+    (Azure is silent on this; docs/compatibility.md). `str.isdigit` alone would pass "²"
+    on to int()."""
     digits = segment.isascii() and segment.isdigit()
     if not digits or (segment[0] == "0" and segment != "0") or len(segment) > len(str(length)):
         raise NotFound()

@@ -1,4 +1,4 @@
-"""GET /metadata/instance[/route...] (sections 3-4)."""
+"""GET /metadata/instance[/route...]: the instance document, or the part a route names."""
 
 from __future__ import annotations
 

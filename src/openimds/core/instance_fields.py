@@ -1,9 +1,9 @@
-"""When each instance field appeared: the api-version table of imds-reference.md 3.3-3.5.
+"""When each instance field appeared, from the api-version columns of Azure's IMDS docs.
 
 Paths use dots for objects and `[]` for array items. A path that is not listed inherits
 the version of its nearest listed ancestor, so only the fields that arrived later than
 their parent need a row. tests/unit/core/test_instance_fields.py checks this table against
-the reference and against the VM-file model.
+a hand-made copy of Azure's tables and against the VM-file model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Final
 FIELD_INTRODUCED: Final[dict[str, str]] = {
     "compute": "2017-04-02",
     "network": "2017-04-02",
-    # compute, 3.3
+    # compute
     "compute.location": "2017-04-02",
     "compute.name": "2017-04-02",
     "compute.offer": "2017-04-02",
@@ -56,7 +56,7 @@ FIELD_INTRODUCED: Final[dict[str, str]] = {
     "compute.hostGroup": "2021-11-15",
     "compute.securityProfile.securityType": "2021-12-13",
     "compute.physicalZone": "2023-11-15",
-    # storageProfile, 3.4
+    # storageProfile
     "compute.storageProfile.resourceDisk": "2021-02-01",
     "compute.storageProfile.imageReference.communityGalleryImageId": "2023-07-01",
     "compute.storageProfile.imageReference.sharedGalleryImageId": "2023-07-01",
@@ -72,8 +72,8 @@ FIELD_INTRODUCED: Final[dict[str, str]] = {
     "compute.storageProfile.dataDisks[].opsPerSecondThrottle": "2021-05-01",
 }
 
-# Fields served only when they hold a value (3.3: licenseType is present only for
-# Azure Hybrid Benefit VMs).
+# Fields served only when they hold a value (Azure documents licenseType as present only
+# for Azure Hybrid Benefit VMs).
 OMIT_WHEN_EMPTY: Final[frozenset[str]] = frozenset({"compute.licenseType"})
 
 

@@ -1,4 +1,5 @@
-"""GET /metadata/loadbalancer (section 9). Messages are LB-TS's, verbatim."""
+"""GET /metadata/loadbalancer. The error messages are verbatim from the error-code table
+of Azure's docs on load balancer metadata."""
 
 from __future__ import annotations
 

@@ -1,16 +1,16 @@
-"""Scheduled events: the life of an event as a transition table (imds-reference.md 8).
+"""Scheduled events: the life of an event as a transition table (docs/scheduled-events.md).
 
 Rules
 1. An event is Pending until its post time, then Scheduled: it appears in the documents of
    the VMs it affects (its `vms`), with `NotBefore` set.
 2. A Scheduled event becomes Started when the approval policy is met ("all", the default:
-   every affected VM approved, 8 lifecycle step 2; "any": one affected VM's approval applies
-   to all Resources), when `NotBefore` passes, or when an operator starts it. `NotBefore` is then
-   "" (8, lifecycle step 2).
+   every affected VM approved, as Azure's lifecycle has it; "any": one affected VM's
+   approval applies to all Resources), when `NotBefore` passes, or when an operator starts
+   it. `NotBefore` is then "", as in Azure's lifecycle.
 3. A Started event is removed `duration + hold` seconds after it started (DurationInSeconds
    is the impact; `hold` the clean-up lag, about 10 min on Azure). There is never a
-   Completed status: finished events just disappear (8).
-4. Cancel removes a Pending or Scheduled event at once (8, lifecycle step 4).
+   Completed status: finished events just disappear, as on Azure.
+4. Cancel removes a Pending or Scheduled event at once, as Azure's lifecycle describes.
 5. A VM's DocumentIncarnation goes up by one whenever a change leaves its document showing
    something else than before (an event appeared, started or disappeared); approvals
    change nothing it shows. Incarnations never go down.
@@ -38,14 +38,14 @@ EVENT_TYPES: Final[tuple[EventType, ...]] = ("Freeze", "Reboot", "Redeploy", "Pr
 # (state, trigger) -> next state; None means the event is removed.
 TRANSITIONS: Final[Mapping[tuple[State, Trigger], State | None]] = {
     ("Pending", "post"): "Scheduled",
-    ("Pending", "start"): "Started",  # posted already started, like a hardware failure (8)
+    ("Pending", "start"): "Started",  # posted already started, as Azure posts a hardware failure
     ("Pending", "cancel"): None,
     ("Scheduled", "approve"): "Scheduled",
     ("Scheduled", "approved"): "Started",
     ("Scheduled", "deadline"): "Started",
     ("Scheduled", "start"): "Started",
     ("Scheduled", "cancel"): None,
-    ("Started", "approve"): "Started",  # 8: a valid EventId gets 200 even if approved before
+    ("Started", "approve"): "Started",  # Azure: a valid EventId gets 200 even if approved before
     ("Started", "finish"): None,
     ("Started", "complete"): None,
 }

@@ -1,4 +1,4 @@
-"""GET and POST /metadata/scheduledevents (imds-reference.md 8, versions 2.2).
+"""GET and POST /metadata/scheduledevents (docs/scheduled-events.md).
 
 The endpoint reads the live events through an injected port (`book_at(now)`: the shell's
 state, advanced to `now`) and never writes: an approval comes back as an `Approve` effect,
@@ -30,7 +30,7 @@ from openimds.core.versions import GENERAL_SET, SCHEDULED_EVENTS_VERSIONS
 # Its own list and every general version (mapped down to the nearest of its own).
 _ACCEPTED: Final[frozenset[str]] = frozenset(SCHEDULED_EVENTS_VERSIONS) | GENERAL_SET
 
-# 2.2: the SE version each field and event type appeared in.
+# The scheduled-events api-version each field and event type appeared in.
 DESCRIPTION_SINCE: Final = "2019-04-01"
 EVENT_SOURCE_SINCE: Final = "2019-08-01"
 DURATION_SINCE: Final = "2020-07-01"
@@ -41,13 +41,14 @@ TYPE_SINCE: Final[dict[EventType, str]] = {
     "Preempt": "2017-11-01",
     "Terminate": "2019-01-01",
 }
-# 2.2: before 2017-08-01 IaaS resource names carried a leading underscore.
+# Before api-version 2017-08-01, IaaS resource names carried a leading underscore.
 PLAIN_NAMES_SINCE: Final = "2017-08-01"
 
 
 class InvalidScheduledEventsVersion(InvalidApiVersion):
     """Azure's api-version error; `newest-versions` names the scheduled-events list, which
-    is the one a client of this endpoint can use (INFERRED, docs/scheduled-events.md)."""
+    is the one a client of this endpoint can use (Azure does not say which list it names;
+    docs/scheduled-events.md)."""
 
     def payload(self) -> dict[str, object]:
         newest = list(reversed(SCHEDULED_EVENTS_VERSIONS[-3:]))
@@ -62,7 +63,7 @@ class MalformedStartRequests(BadRequest):
 
 
 class UnknownEventId(BadRequest):
-    # 8: SILENT on an unknown id; a 400 naming it tells a handler not to retry it.
+    # Azure does not document an unknown id; a 400 naming it tells a handler not to retry it.
     def __init__(self, event_id: str) -> None:
         super().__init__(
             f"Bad request. EventId '{event_id}' is not a scheduled event of this virtual "
@@ -81,7 +82,8 @@ class Approve:
 
 def events_version(api_version: str) -> str:
     """The scheduled-events version whose fields a request gets: its own, or for a
-    general version the nearest scheduled-events version at or below it (INFERRED)."""
+    general version the nearest scheduled-events version at or below it (Azure does not say
+    how it serves general versions; docs/scheduled-events.md)."""
     if api_version not in _ACCEPTED or api_version < SCHEDULED_EVENTS_VERSIONS[0]:
         raise InvalidScheduledEventsVersion()
     return [v for v in SCHEDULED_EVENTS_VERSIONS if v <= api_version][-1]
@@ -110,7 +112,8 @@ def render_event(event: Event, version: str) -> dict[str, object]:
 
 def document(book: EventBook, vm: str, api_version: str) -> dict[str, object]:
     """A VM's document at an api-version. Event types newer than the version are left out
-    (2.2 gates them); the incarnation is the VM's, shared by every version."""
+    (each type has the version that introduced it); the incarnation is the VM's, shared by
+    every version."""
     version = events_version(api_version)
     events = [render_event(e, version) for e in book.for_vm(vm) if TYPE_SINCE[e.type] <= version]
     return {"DocumentIncarnation": book.incarnation(vm), "Events": events}
@@ -118,7 +121,8 @@ def document(book: EventBook, vm: str, api_version: str) -> dict[str, object]:
 
 def parse_start_requests(body: bytes) -> tuple[str, ...]:
     """The EventIds of a POST body. Any content type is accepted: the documented
-    PowerShell sample sends JSON as a form (INFERRED, docs/scheduled-events.md)."""
+    PowerShell sample sends JSON as a form (Azure does not document the content type;
+    docs/scheduled-events.md)."""
     if not body.strip():
         raise MalformedStartRequests("The request body is empty")
     try:
@@ -182,5 +186,5 @@ class ScheduledEventsEndpoint(BaseEndpoint):
             resolved = visible_ids(book, vm.id, parse_start_requests(request.body))
         except UnknownEvent as exc:
             raise UnknownEventId(exc.event_id) from None
-        # 8: the POST's response body is SILENT; an empty 200 is what handlers check for.
+        # Azure does not document the POST's response body; an empty 200 is what handlers check.
         return Response(200, b"", effects=(Approve(vm.id, resolved, now),))

@@ -1,12 +1,12 @@
-"""The dispatcher: request rules shared by every endpoint, then routing (sections 1, 5).
+"""The dispatcher: request rules shared by every endpoint, then routing.
 
 Order of checks, where Azure documents none (docs/compatibility.md):
 1. X-Forwarded-For present -> 400 (proxied requests are refused).
 2. `Metadata: true` missing (compared case-insensitively) -> 400, in the endpoint's shape.
 3. A query parameter given twice -> 400, in the endpoint's shape.
 4. A known endpoint: method not allowed -> 405, then the endpoint's own checks.
-5. An unknown path: api-version checked first (PR289: bare /metadata answers with the
-   api-version error), then 404.
+5. An unknown path: api-version checked first (live Azure answers a bare /metadata with
+   the api-version error), then 404.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class MetadataService:
         return tuple(self._routes.values())
 
     def route(self, request: Request) -> Endpoint | None:
-        """The endpoint a path belongs to, trailing slash or not (INFERRED)."""
+        """The endpoint a path belongs to, trailing slash or not (Azure does not say; we ignore
+        a trailing slash, docs/compatibility.md)."""
         segments = request.segments()
         endpoint = self._routes.get(segments)
         if endpoint is not None:
@@ -93,6 +94,6 @@ def _where(request: Request) -> str:
 
 
 def has_metadata_header(request: Request) -> bool:
-    # WALinuxAgent sends `Metadata: True` (13); compare case-insensitively.
+    # WALinuxAgent sends `Metadata: True`; compare case-insensitively.
     value = request.header("metadata")
     return value is not None and value.strip().lower() == "true"

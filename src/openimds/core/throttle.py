@@ -1,4 +1,4 @@
-"""Per-VM request budgets (section 5: 5 requests/s for IMDS, 20/s for identity).
+"""Per-VM request budgets (Azure allows 5 requests/s for IMDS, 20/s for identity).
 
 A token bucket per (VM, budget): `rate` tokens a second, at most `rate` saved up, so a
 burst of `rate` requests passes and the sustained rate is `rate`. The caller passes the

@@ -27,7 +27,7 @@ def utc_fields(epoch: float) -> tuple[int, int, int, int, int, int]:
 
 
 def rfc1123(epoch: float) -> str:
-    """8: scheduled events' NotBefore, e.g. "Mon, 19 Sep 2016 18:29:47 GMT"."""
+    """Scheduled events' NotBefore, e.g. "Mon, 19 Sep 2016 18:29:47 GMT"."""
     t = utc(epoch)
     return (
         f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
@@ -36,11 +36,11 @@ def rfc1123(epoch: float) -> str:
 
 
 def azure_time(epoch: float) -> str:
-    """6: attested timestamps, `MM/DD/YY HH:MM:SS -0000` (two-digit year, literal -0000)."""
+    """Attested document timestamps, `MM/DD/YY HH:MM:SS -0000` (two-digit year, literal -0000)."""
     t = utc(epoch)
     return f"{t.month:02d}/{t.day:02d}/{t.year % 100:02d} {t:%H:%M:%S} -0000"
 
 
 def compact(epoch: float) -> str:
-    """6: the default attested nonce, `YYYYMMDD-HHMMSS`."""
+    """The attested document's default nonce, `YYYYMMDD-HHMMSS`."""
     return f"{utc(epoch):%Y%m%d-%H%M%S}"

@@ -1,4 +1,4 @@
-"""Managed-identity access tokens: their claims, their cache, their wire body (section 7).
+"""Managed-identity access tokens: their claims, their cache, their wire body (docs/identity.md).
 
 A token is minted once per (VM, identity, resource) and then served from the cache until
 it nears expiry, as Azure's managed-identity subsystem does. Minting is the only step that
@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-# Entra ID back-dates iat/nbf by five minutes to absorb clock skew (INFERRED from tokens
-# seen in the wild; docs/identity.md).
+# Entra ID back-dates iat/nbf by five minutes to absorb clock skew. Azure does not document
+# this; we copy it from tokens seen in the wild (docs/identity.md).
 CLOCK_SKEW: Final[int] = 300
-# MSAL treats a token with under 300 s left as expired (13), so a token handed out must
+# MSAL treats a token with under 300 s left as expired, so a token handed out must
 # keep more than that; a cached token is replaced once less than this margin remains.
 MIN_REFRESH_MARGIN: Final[int] = 360
 CACHE_LIMIT: Final[int] = 4096
@@ -102,7 +102,8 @@ def mint(
     claim_set = claims(identity, tenant, resource, policy, issued_at, uti)
     token = signer.sign(claim_set)
     expires_on = issued_at + policy.lifetime
-    # 7: every value is a JSON string, numbers included; field order as in the MI docs.
+    # Every value is a JSON string, numbers included; field order as in the example of
+    # Azure's managed-identity docs, then client_id (Azure's REST spec).
     head = b'{"access_token":' + _q(token) + b',"refresh_token":"","expires_in":"'
     tail = b"".join(
         (
@@ -118,13 +119,14 @@ def mint(
 
 
 def render(token: IssuedToken, now: float, echo: bytes = b"") -> bytes:
-    """The success body; `expires_in` counts down on cached tokens (INFERRED)."""
+    """The success body. `expires_in` counts down on cached tokens: Azure does not say so,
+    but returns the same token until it nears expiry (docs/identity.md)."""
     remaining = max(0, token.expires_on - int(now))
     return b"".join((token.head, b"%d" % remaining, token.tail, echo, b"}"))
 
 
 def echo_fields(fields: Mapping[str, str]) -> bytes:
-    # 7 (swagger): object_id / msi_res_id are echoed when the request named them.
+    # Azure's REST spec: object_id / msi_res_id are echoed when the request named them.
     return b"".join(b"," + _q(k) + b":" + _q(v) for k, v in fields.items())
 
 

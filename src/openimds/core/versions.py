@@ -1,10 +1,10 @@
-"""The api-versions IMDS accepts, as data (imds-reference.md section 2)."""
+"""The api-versions IMDS accepts, as data; the policy is in docs/compatibility.md."""
 
 from __future__ import annotations
 
 from typing import Final
 
-# All general api-versions, oldest first, as /metadata/versions lists them (section 2.1).
+# All general api-versions, oldest first, as /metadata/versions lists them.
 GENERAL_VERSIONS: Final[tuple[str, ...]] = (
     "2017-03-01",
     "2017-04-02",
@@ -44,11 +44,11 @@ GENERAL_VERSIONS: Final[tuple[str, ...]] = (
 )
 GENERAL_SET: Final[frozenset[str]] = frozenset(GENERAL_VERSIONS)
 
-# The api-version error lists the three newest, newest first (section 2.5).
+# Azure's api-version error lists the three newest versions, newest first.
 NEWEST_VERSIONS: Final[tuple[str, ...]] = tuple(reversed(GENERAL_VERSIONS[-3:]))
 LATEST: Final[str] = GENERAL_VERSIONS[-1]
 
-# Scheduled events keep a list of their own (section 2.2); 2017-03-01 was the preview.
+# Scheduled events keep an api-version list of their own; 2017-03-01 was the preview.
 SCHEDULED_EVENTS_VERSIONS: Final[tuple[str, ...]] = (
     "2017-03-01",
     "2017-08-01",
@@ -59,7 +59,7 @@ SCHEDULED_EVENTS_VERSIONS: Final[tuple[str, ...]] = (
     "2020-07-01",
 )
 
-# First api-version of each endpoint (section 1); the instance API shares the general list.
+# The first api-version each endpoint accepts; the instance API takes the whole general list.
 INSTANCE_MIN: Final[str] = "2017-03-01"
 ATTESTED_MIN: Final[str] = "2018-10-01"
 IDENTITY_MIN: Final[str] = "2018-02-01"

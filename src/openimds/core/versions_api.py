@@ -1,4 +1,4 @@
-"""GET /metadata/versions (2.6): unversioned, lists every general api-version."""
+"""GET /metadata/versions: needs no api-version; lists every general one, oldest first."""
 
 from __future__ import annotations
 

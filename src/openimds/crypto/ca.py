@@ -1,5 +1,5 @@
 """Attested data's certificate authority: root -> intermediate -> one signing certificate
-per cloud (section 6, "Certificate naming per cloud").
+per cloud, named the way Azure names them in each cloud (docs/attested.md).
 
 Created on first start and kept in the state store (records of kind `attested_ca`), so
 a root a user exported keeps verifying across restarts. A user may instead bring a CA
@@ -214,7 +214,7 @@ def issue_signing(
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
     )
     if aia_url is not None:
-        # 6: clients fetch the intermediate from the AIA "CA Issuers" URI.
+        # Clients fetch the intermediate from the AIA "CA Issuers" URI.
         access = x509.AccessDescription(
             AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_url)
         )

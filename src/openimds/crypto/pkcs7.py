@@ -1,4 +1,4 @@
-"""PKCS#7 / CMS SignedData for attested documents (section 6): signing, and reading one
+"""PKCS#7 / CMS SignedData for attested documents (docs/attested.md): signing, and reading one
 back for verification.
 
 Azure's documents are DER SignedData with the content attached (`pkcs7-data`), the signer
@@ -36,7 +36,7 @@ _DIGESTS: Final[dict[str, tuple[str, type[hashes.HashAlgorithm]]]] = {
     "2.16.840.1.101.3.4.2.1": ("sha256", hashes.SHA256),
     "2.16.840.1.101.3.4.2.2": ("sha384", hashes.SHA384),
     "2.16.840.1.101.3.4.2.3": ("sha512", hashes.SHA512),
-    # 6: Azure's SignedData gives the signature algorithm's OID as its digest algorithm.
+    # Azure's SignedData gives the signature algorithm's OID as its digest algorithm.
     "1.2.840.113549.1.1.11": ("sha256", hashes.SHA256),
     "1.2.840.113549.1.1.12": ("sha384", hashes.SHA384),
     "1.2.840.113549.1.1.13": ("sha512", hashes.SHA512),

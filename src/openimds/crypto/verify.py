@@ -1,5 +1,5 @@
-"""Checking an attested document the way Microsoft documents it (section 6, "How clients
-validate"): decode, parse the PKCS#7, verify the signature, build the chain from the
+"""Checking an attested document the way Microsoft's IMDS docs tell clients to validate
+it: decode, parse the PKCS#7, verify the signature, build the chain from the
 signer through the intermediate (from the AIA "CA Issuers" URL unless given) to a
 trusted root, check the SAN domain, then the nonce and `expiresOn`.
 
@@ -136,7 +136,7 @@ def build_chain(
 
 
 def check_san(cert: x509.Certificate, domains: Sequence[str]) -> str:
-    """6: the signer's SAN must be the cloud domain or any subdomain of it. A certificate
+    """Azure's docs: the signer's SAN must be the cloud domain or any subdomain of it. A certificate
     without DNS names is judged by its subject CN, as the documentation's example
     certificate (CN only) and its "common name from any subdomain" note require."""
     try:
