@@ -18,12 +18,19 @@ Opener = Callable[[], Store]
 
 # Every backend, by the state URL a user would give; `{tmp}` is the test's directory. A new
 # backend is one entry here.
-BACKEND_URLS = {"memory": "memory:", "sqlite": "sqlite:///{tmp}/state.db"}
+# `{postgres}` is a fresh database of the test session's throwaway cluster.
+BACKEND_URLS = {
+    "memory": "memory:",
+    "sqlite": "sqlite:///{tmp}/state.db",
+    "postgresql": "{postgres}",
+}
 
 
 @pytest.fixture(params=sorted(BACKEND_URLS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    backend = open_store(BACKEND_URLS[request.param].format(tmp=tmp_path))
+    url = BACKEND_URLS[request.param]
+    postgres = request.getfixturevalue("postgres_url") if "{postgres}" in url else ""
+    backend = open_store(url.format(tmp=tmp_path, postgres=postgres))
     yield backend
     backend.close()
 

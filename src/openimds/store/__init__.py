@@ -2,7 +2,8 @@
 
 A backend is chosen by the state URL: `memory:` keeps nothing (tests, throwaway runs;
 `:memory:` is the same), `sqlite:///abs/path` or a plain file path is the embedded SQLite
-store. A new backend is one module and one entry in `BACKENDS`.
+store, `postgresql://user@host:port/db` the shared PostgreSQL store that several nodes use
+at once. A new backend is one module and one entry in `BACKENDS`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,20 @@ def _sqlite(location: str, readonly: bool) -> Store:
     return SqliteStore(location, readonly=readonly)
 
 
+def _postgres(location: str, readonly: bool) -> Store:
+    from openimds.store.postgres import PostgresStore
+
+    return PostgresStore(location, readonly=readonly)
+
+
 # Scheme -> opener(location, readonly). Imported lazily: a CLI command that reads one
 # setting does not load drivers it will not use.
-BACKENDS: dict[str, Callable[[str, bool], Store]] = {"memory": _memory, "sqlite": _sqlite}
+BACKENDS: dict[str, Callable[[str, bool], Store]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "postgresql": _postgres,
+}
+_ALIASES = {"postgres": "postgresql"}
 
 
 def backend_of(url: str) -> tuple[str, str]:
@@ -36,6 +48,9 @@ def backend_of(url: str) -> tuple[str, str]:
     if url in ("memory:", ":memory:"):
         return "memory", ""
     scheme, sep, rest = url.partition(":")
+    scheme = _ALIASES.get(scheme, scheme)
+    if scheme == "postgresql":
+        return scheme, url  # libpq reads the URL itself
     if sep and scheme in BACKENDS and scheme != "memory":
         if rest.startswith("///"):
             return scheme, rest[2:]
@@ -52,6 +67,11 @@ def open_store(url: str, *, readonly: bool = False) -> Store:
     database is a StoreError (the CLI reads the admin token this way)."""
     scheme, location = backend_of(url)
     return BACKENDS[scheme](location, readonly)
+
+
+def is_shared(url: str) -> bool:
+    """Several nodes may use this store at once (it has a change feed)."""
+    return backend_of(url)[0] == "postgresql"
 
 
 def is_memory(url: str) -> bool:

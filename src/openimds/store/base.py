@@ -11,7 +11,7 @@ Which backend serves a state URL is decided in the package face (`store/__init__
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,6 +75,11 @@ class Store(Protocol):
 
     def write_batch(self, ops: Sequence[Put | Delete]) -> None:
         """Apply all operations atomically and durably."""
+        ...
+
+    def watch(self, on_change: Callable[[str, str], None]) -> None:
+        """Call `on_change(kind, key)` for changes other processes commit. Backends that
+        one process owns alone (memory, SQLite) have none to report and never call it."""
         ...
 
     def close(self) -> None: ...

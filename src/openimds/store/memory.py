@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from openimds.store.base import Delete, Put, check_batch, check_text
 
@@ -47,6 +47,9 @@ class MemoryStore:
                 self.put_record(op.kind, op.key, op.value)
             else:
                 self.delete_record(op.kind, op.key)
+
+    def watch(self, on_change: Callable[[str, str], None]) -> None:
+        """One process owns this store: every change is its own, none to report."""
 
     def close(self) -> None:
         """Nothing to release."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from openimds.store.base import Delete, Put, StoreError, check_batch, check_text
@@ -115,6 +115,9 @@ class SqliteStore:
                 self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"state database {self.path}: {exc}") from exc
+
+    def watch(self, on_change: Callable[[str, str], None]) -> None:
+        """One process owns this store: every change is its own, none to report."""
 
     def close(self) -> None:
         with self._lock:
