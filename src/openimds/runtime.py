@@ -9,6 +9,7 @@ twice, or an effect some endpoint may return that no feature handles, stops the 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ class Plug:
     hooks: Sequence[RequestHook] = ()  # run on the metadata listener before its byte cache
     collectors: Sequence[Collector] = ()  # Prometheus collectors for the admin /metrics
     closers: Sequence[Job] = ()  # run at shutdown, in reverse order
+    # Record kind -> handler(key): changes other nodes commit to a shared store, delivered
+    # on the event loop; key "*" after a gap in the feed (reload everything of the kind).
+    follows: Mapping[str, Callable[[str], None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +77,7 @@ class Runtime:
     hooks: list[RequestHook] = field(default_factory=list)
     collectors: list[Collector] = field(default_factory=list)
     closers: list[Job] = field(default_factory=list)
+    follows: dict[str, Callable[[str], None]] = field(default_factory=dict)
 
     def service(self) -> MetadataService:
         return build_service(self.endpoints)
@@ -93,6 +98,10 @@ class Runtime:
         self.hooks.extend(plug.hooks)
         self.collectors.extend(plug.collectors)
         self.closers.extend(plug.closers)
+        for record_kind, follower in plug.follows.items():
+            if record_kind in self.follows:
+                raise RuntimeError(f"feature {feature}: record kind {record_kind} followed twice")
+            self.follows[record_kind] = follower
 
     def check_effects(self, service: MetadataService) -> None:
         """Every effect an endpoint declares it may return has a handler."""
@@ -110,6 +119,29 @@ class Runtime:
                 raise UnhandledEffect(f"no handler for effect {type(effect).__name__}")
             handler(vm, effect)
 
+    def follow_store(self, post: Callable[[Job], object]) -> None:
+        """Hand the store's change feed to the features that follow a kind, through
+        `post` (the event loop's call_soon_threadsafe): the feed arrives on its own
+        thread, while the inventory and caches may change only on the loop."""
+        follows = dict(self.follows)
+        if not follows:
+            return
+
+        def deliver(handler: Callable[[str], None], key: str) -> None:
+            try:
+                handler(key)
+            except Exception:
+                log.exception("applying a change from the state store failed")
+
+        def on_change(kind: str, key: str) -> None:
+            if kind == "*":
+                for handler in follows.values():
+                    post(functools.partial(deliver, handler, "*"))
+            elif kind in follows:
+                post(functools.partial(deliver, follows[kind], key))
+
+        self.store.watch(on_change)
+
     def close(self) -> None:
         for closer in reversed(self.closers):
             closer()
@@ -125,11 +157,9 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
         features = ALL
     store = open_store(config.state.path)
     try:
+        # The fleet feature fills the inventory from the store and the configuration.
         runtime = Runtime(
-            config=config,
-            store=store,
-            fleet=Fleet(config.vms),
-            admin_token=server_token(config, store),
+            config=config, store=store, fleet=Fleet(), admin_token=server_token(config, store)
         )
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
         for feature in features:

@@ -106,6 +106,7 @@ async def serve(runtime: Runtime) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    runtime.follow_store(loop.call_soon_threadsafe)
     print(f"openimds: {_describe(listener, admin, runtime)}", flush=True)
     ticker = asyncio.create_task(_tick(server, runtime))
     try:

@@ -294,7 +294,6 @@ def test_unknown_top_level_key_suggests_vm_keys_too(write: Any) -> None:
             "vms",
             "every VM must list the `addresses` it calls from",
         ),
-        ("vms: []\n", "vms", "at least 1 item"),
         (
             "instance:\n  compute:\n    customData: abc\n",
             "instance.compute.customData",

@@ -18,6 +18,8 @@ from openimds.core.throttle import RateLimiter
 from openimds.features import ALL, Feature
 from openimds.runtime import Plug, Runtime, UnhandledEffect, build_runtime
 
+FLEET = next(f for f in ALL if f.name == "fleet")
+
 
 @dataclass(frozen=True)
 class Ping:
@@ -81,7 +83,7 @@ def _config() -> Config:
 
 def test_a_plug_is_merged_into_the_runtime(fake_features: dict[str, Feature]) -> None:
     runtime = build_runtime(
-        load_config(None, env={"OPENIMDS_STATE": "memory:"}), [fake_features["handled"]]
+        load_config(None, env={"OPENIMDS_STATE": "memory:"}), [FLEET, fake_features["handled"]]
     )
     try:
         assert ("/metadata/ping", runtime.endpoints[0][1]) in runtime.endpoints
@@ -104,7 +106,7 @@ def test_an_effect_no_feature_handles_stops_the_start(fake_features: dict[str, F
 
 
 def test_an_unknown_effect_is_an_error_not_a_silent_loss(fake_features: dict[str, Feature]) -> None:
-    runtime = build_runtime(_config(), [])
+    runtime = build_runtime(_config(), [FLEET])
     try:
         vm = next(iter(runtime.fleet.vms.values()))
         with pytest.raises(UnhandledEffect, match="no handler for effect Ping"):

@@ -177,7 +177,8 @@ class Config(_Section):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     attested: AttestedSettings = Field(default_factory=AttestedSettings)
-    vms: list[VmSpec] = Field(min_length=1)
+    # Empty when every VM comes from the state store (added through the admin API).
+    vms: list[VmSpec] = Field(default_factory=list)
 
     @field_validator("vms")
     @classmethod

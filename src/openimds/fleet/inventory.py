@@ -1,12 +1,23 @@
-"""The live inventory: VM snapshots by id, and who is calling. Replaced whole on change."""
+"""The live inventory: VM snapshots by name, and who is calling.
+
+Readers (the metadata listener) get immutable snapshots. A change to one VM swaps in a
+new snapshot of that VM with a new revision, which is what invalidates exactly that VM's
+cached answers; the other VMs keep their revisions and their caches. Changes happen on
+the event loop, so a reader never sees half of one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Mapping
 
 from openimds.config.vm_model import VmSpec
 from openimds.core.caller import CallerResolver
 from openimds.core.inventory import VmSnapshot
+
+
+class InventoryError(ValueError):
+    """A change that would leave the inventory unservable; the message says why."""
 
 
 def snapshot_of(spec: VmSpec, revision: int) -> VmSnapshot:
@@ -21,23 +32,75 @@ def snapshot_of(spec: VmSpec, revision: int) -> VmSnapshot:
     )
 
 
-class Fleet:
-    """Readers get immutable snapshots; a change swaps in new ones with a new revision,
-    which is what invalidates every cached rendering of the VM."""
+def check_servable(specs: Mapping[str, VmSpec]) -> None:
+    """Every request must resolve to one VM or none: with several VMs each lists the
+    addresses it calls from, and no address belongs to two VMs."""
+    if len(specs) > 1:
+        missing = sorted(name for name, spec in specs.items() if not spec.addresses)
+        if missing:
+            raise InventoryError(
+                "with several VMs, every VM must list the `addresses` it calls from; "
+                f"none for: {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")
+            )
+    owner: dict[str, str] = {}
+    for name, spec in specs.items():
+        for address in spec.addresses:
+            other = owner.setdefault(str(address), name)
+            if other != name:
+                raise InventoryError(f"address {address} is listed by both {other} and {name}")
 
-    def __init__(self, specs: Iterable[VmSpec]) -> None:
-        self._revision = 0
+
+class Fleet:
+    def __init__(self, specs: Iterable[VmSpec] = ()) -> None:
+        # One counter for every VM: a revision is never reused, even for a VM removed
+        # and added again, so a cached answer can never match a newer VM.
+        self._revisions = itertools.count(1)
         self.vms: dict[str, VmSnapshot] = {}
         self.specs: dict[str, VmSpec] = {}
         self.resolver = CallerResolver(())
         self.replace(specs)
 
     def replace(self, specs: Iterable[VmSpec]) -> None:
-        self._revision += 1
-        self.specs = {spec.display_name: spec for spec in specs}
-        self.vms = {name: snapshot_of(s, self._revision) for name, s in self.specs.items()}
-        self.resolver = CallerResolver(self.vms.values())
+        """The whole inventory at once (at start, or after losing track of changes)."""
+        new = {spec.display_name: spec for spec in specs}
+        check_servable(new)
+        self._install(new, {n: self._snapshot(s) for n, s in new.items()})
+
+    def put(self, specs: Iterable[VmSpec]) -> list[str]:
+        """Add or replace VMs by name; the names whose data changed."""
+        new = dict(self.specs)
+        changed = []
+        for spec in specs:
+            name = spec.display_name
+            if new.get(name) != spec:
+                changed.append(name)
+            new[name] = spec
+        if changed:
+            check_servable(new)
+            snapshots = dict(self.vms)
+            snapshots.update({name: self._snapshot(new[name]) for name in changed})
+            self._install(new, snapshots)
+        return changed
+
+    def remove(self, names: Iterable[str]) -> list[str]:
+        """Drop VMs by name; the names that were there."""
+        gone = [name for name in names if name in self.specs]
+        if gone:
+            new = {n: s for n, s in self.specs.items() if n not in gone}
+            check_servable(new)
+            self._install(new, {n: v for n, v in self.vms.items() if n not in gone})
+        return gone
 
     def for_peer(self, peer: str) -> VmSnapshot | None:
         vm_id = self.resolver.resolve(peer)
         return None if vm_id is None else self.vms.get(vm_id)
+
+    def _snapshot(self, spec: VmSpec) -> VmSnapshot:
+        return snapshot_of(spec, next(self._revisions))
+
+    def _install(self, specs: dict[str, VmSpec], vms: dict[str, VmSnapshot]) -> None:
+        # Three plain assignments: a reader on the loop runs between changes, never
+        # during one.
+        self.specs = specs
+        self.vms = vms
+        self.resolver = CallerResolver(vms.values())

@@ -15,7 +15,9 @@ from starlette.routing import BaseRoute, Route
 from openimds.config.vm_model import VmSpec
 from openimds.fleet.admin import FleetAdmin
 from openimds.fleet.inventory import Fleet
+from openimds.fleet.service import Inventory
 from openimds.store import StoreError
+from openimds.store.memory import MemoryStore
 from openimds.web.admin_app import build_admin_app
 from openimds.web.metrics import RequestMetrics
 
@@ -66,7 +68,7 @@ def _app() -> Starlette:
     return build_admin_app(
         token=TOKEN,
         metrics=RequestMetrics(),
-        features=[FleetAdmin(fleet), Things()],
+        features=[FleetAdmin(Inventory(MemoryStore(), fleet)), Things()],
         health=lambda: {"vms": len(fleet.vms)},
     )
 
@@ -104,6 +106,7 @@ def test_openapi_lists_every_route_and_is_valid() -> None:
         "/healthz",
         "/metrics",
         "/vms",
+        "/vms/{name}",
         "/things",
         "/things/{item_id}",
         "/broken",
