@@ -1,0 +1,61 @@
+"""Two openimds nodes on one PostgreSQL database: a change made on one is served by the
+other within a second, pushed by the store's change feed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.server import RunningServer, start_server
+
+LOCATION = "/metadata/instance/compute/location?api-version=2021-02-01&format=text"
+FLEET = """
+vms:
+  - name: a
+    addresses: [127.0.0.1]
+    instance: {compute: {name: a, location: westeurope}}
+"""
+
+
+def _from(server: RunningServer, source: str) -> httpx.Response:
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport, headers={"Metadata": "true"}) as client:
+        return client.get(server.metadata_url + LOCATION)
+
+
+def _within(seconds: float, check: object) -> float | None:
+    """Seconds until `check()` held, or None if it did not within `seconds`."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if callable(check) and check():
+            return time.monotonic() - started
+        time.sleep(0.01)
+    return None
+
+
+def test_a_vm_imported_on_one_node_is_served_by_the_other(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    config = tmp_path / "fleet.yaml"
+    config.write_text(FLEET)
+    a = start_server(tmp_path, config=str(config), state_path=postgres_url)
+    b = start_server(tmp_path, config=str(config), state_path=postgres_url)
+    try:
+        assert _from(b, "127.0.0.2").status_code == 404
+        vm = {"name": "c", "addresses": ["127.0.0.2"], "instance": {"compute": {"location": "x"}}}
+        assert a.admin("POST", "/vms", json=vm).status_code == 200
+        took = _within(1.0, lambda: _from(b, "127.0.0.2").status_code == 200)
+        assert took is not None, "node B did not serve the new VM within a second"
+        assert _from(b, "127.0.0.2").text == "x"
+
+        changed = {"addresses": ["127.0.0.1"], "instance": {"compute": {"location": "eastus"}}}
+        assert b.admin("PUT", "/vms/a", json=changed).status_code == 200
+        assert _within(1.0, lambda: _from(a, "127.0.0.1").text == "eastus") is not None
+
+        assert a.admin("DELETE", "/vms/c").status_code == 200
+        assert _within(1.0, lambda: _from(b, "127.0.0.2").status_code == 404) is not None
+    finally:
+        a.stop()
+        b.stop()
