@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jwt
 
 from tests.support.server import RunningServer, start_server
 
@@ -59,3 +60,27 @@ def test_a_vm_imported_on_one_node_is_served_by_the_other(
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_key_rotated_on_one_node_signs_on_the_other(tmp_path: Path, postgres_url: str) -> None:
+    a = start_server(tmp_path, state_path=postgres_url)
+    b = start_server(tmp_path, state_path=postgres_url)
+    try:
+        new_kid = a.admin("POST", "/identity/keys/rotate").json()["kid"]
+
+        def b_signs_with_the_new_key() -> bool:
+            token = b.get(TOKEN).json()["access_token"]
+            return bool(jwt.get_unverified_header(token)["kid"] == new_kid)
+
+        assert _within(1.0, b_signs_with_the_new_key) is not None
+        published = {k["kid"] for k in b.admin("GET", "/discovery/keys").json()["keys"]}
+        assert new_kid in published and len(published) == 2  # the old key stays published
+    finally:
+        a.stop()
+        b.stop()
+
+
+TOKEN = (
+    "/metadata/identity/oauth2/token?api-version=2018-02-01"
+    "&resource=https://management.azure.com/&bypass_cache=true"
+)

@@ -124,7 +124,7 @@ class KeyRing:
         # could tie (two keys made within one clock tick).
         keys.sort(key=lambda k: (k.retired is None, k.created, k.kid))
         if keys:
-            self._keys = keys
+            self._keys = _one_active(keys)
 
     def rotate(self, new_key: SigningKey | None = None) -> SigningKey:
         """Make a new key active; the previous one is retired but stays published."""
@@ -160,3 +160,18 @@ class KeyRing:
         if gone:
             self._keys = [k for k in self._keys if k.kid not in gone]
         return gone
+
+
+def _one_active(keys: list[SigningKey]) -> list[SigningKey]:
+    """Nodes sharing a store that start together may each create a first key. The newest
+    unretired key is the active one on every node; the others count as retired when it
+    was created, so they leave the JWKS like any retired key."""
+    newest = keys[-1]
+    if newest.retired is not None:
+        return keys
+    return [
+        SigningKey(k.kid, k.created, newest.created, k.private_key)
+        if k.retired is None and k is not newest
+        else k
+        for k in keys
+    ]

@@ -11,7 +11,7 @@ from openimds.core.identity_api import IdentityInfoEndpoint, TokenEndpoint
 from openimds.core.throttle import RateLimiter
 from openimds.core.tokens import CLOCK_SKEW, TokenCache, TokenPolicy
 from openimds.crypto.jwt_tokens import JwtSigner
-from openimds.crypto.signing_keys import KeyRing
+from openimds.crypto.signing_keys import KIND, KeyRing
 from openimds.identity.admin import IdentityAdmin
 from openimds.identity.directory import StoreDirectory, default_tenant
 from openimds.runtime import Plug, Runtime
@@ -41,6 +41,8 @@ def install(runtime: Runtime) -> Plug:
         admin=[IdentityAdmin(ring, directory, policy)],
         budgets={TokenEndpoint.name: RateLimiter(settings.rate_limit)},
         jobs=[lambda: _prune(ring)],
+        # Another node rotated (shared store): sign with its new key from now on.
+        follows={KIND: lambda key: ring.reload()},
     )
 
 
