@@ -123,7 +123,7 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
         from openimds.features import ALL
 
         features = ALL
-    store = open_store(config.state.path)
+    store = open_store(config.state.path, exclusive=True)
     try:
         runtime = Runtime(
             config=config,

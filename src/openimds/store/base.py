@@ -20,6 +20,10 @@ class StoreError(Exception):
     """A backend failure, translated at the store boundary (DESIGN.md: errors)."""
 
 
+class StoreInUse(StoreError):
+    """Another server holds the store; two writers would undo each other's changes."""
+
+
 @dataclass(frozen=True, slots=True)
 class Put:
     kind: str
