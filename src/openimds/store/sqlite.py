@@ -121,10 +121,13 @@ class SqliteStore:
                             self._db.execute(
                                 "DELETE FROM records WHERE kind = ? AND key = ?", (op.kind, op.key)
                             )
+                    self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    # SQLite rolls back by itself after some errors (a full disk); a
+                    # transaction left open would refuse every later write.
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"state database {self.path}: {exc}") from exc
 
