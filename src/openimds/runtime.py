@@ -124,6 +124,7 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
 
         features = ALL
     store = open_store(config.state.path, exclusive=True)
+    runtime: Runtime | None = None
     try:
         runtime = Runtime(
             config=config,
@@ -136,6 +137,11 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
             runtime.add(feature.name, feature.install(runtime))
         runtime.check_effects(runtime.service())
     except BaseException:
-        store.close()
+        # Features installed before the failure may have workers using the store: their
+        # closers run before the store closes.
+        if runtime is None:
+            store.close()
+        else:
+            runtime.close()
         raise
     return runtime

@@ -11,6 +11,7 @@ from openimds.core.attested_api import AttestedEndpoint, SignedDocumentCache
 from openimds.crypto.ca import CaError, CertificateAuthority, Cloud, cloud_of
 from openimds.crypto.pkcs7 import Pkcs7Signer
 from openimds.runtime import Plug, Runtime
+from openimds.store import StoreError
 
 log = logging.getLogger("openimds.attested")
 
@@ -38,6 +39,7 @@ def build_ca(runtime: Runtime) -> tuple[CertificateAuthority, threading.Thread]:
     and the first request finds a signing certificate for every configured VM's cloud."""
     settings = runtime.config.attested
     ca = CertificateAuthority(runtime.store, settings, issuer_url(runtime.config))
+    ca.check_stored()
     vms = runtime.fleet.vms.values()
     clouds = sorted(
         {settings.cloud}
@@ -52,6 +54,8 @@ def build_ca(runtime: Runtime) -> tuple[CertificateAuthority, threading.Thread]:
 def _prepare(ca: CertificateAuthority, clouds: list[Cloud]) -> None:
     try:
         ca.prepare(clouds)
+    except StoreError as exc:  # worded already (a full disk): no traceback
+        log.error("cannot prepare the attested-data certificates: state store: %s", exc)
     except Exception:  # the first request retries, and answers 500 if it fails again
         log.exception("cannot prepare the attested-data certificates")
 

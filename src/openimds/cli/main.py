@@ -67,11 +67,14 @@ def serve(
     )
     from openimds import logs, server
     from openimds.runtime import build_runtime
-    from openimds.store import StoreError
+    from openimds.store import CorruptRecord, StoreError
 
     logs.configure(config.server.log_level)
     try:
         runtime = build_runtime(config)
+    except CorruptRecord as exc:
+        click.echo(f"openimds: state store {config.state.path}: {exc}", err=True)
+        sys.exit(2)
     except (StoreError, ConfigError) as exc:
         click.echo(f"openimds: {exc}", err=True)
         sys.exit(2)

@@ -9,16 +9,26 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from openimds.store.base import Delete, Put, Store, StoreError, StoreInUse
+from openimds.store.base import (
+    CorruptRecord,
+    Delete,
+    Put,
+    Store,
+    StoreError,
+    StoreInUse,
+    decoding,
+)
 
 __all__ = [
     "BACKENDS",
+    "CorruptRecord",
     "Delete",
     "Put",
     "Store",
     "StoreError",
     "StoreInUse",
     "backend_of",
+    "decoding",
     "open_store",
 ]
 
