@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from openimds.config import Config
+from openimds.config import Config, ConfigError
 from openimds.config.admin_token import server_token
 from openimds.core.app import build_service
 from openimds.core.endpoint import Endpoint
@@ -22,7 +22,7 @@ from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
-from openimds.store import Store, open_store
+from openimds.store import Store, StoreError, check_url, open_store
 from openimds.web.metadata.hooks import RequestHook
 from openimds.web.metrics import RequestMetrics
 
@@ -114,6 +114,23 @@ class Runtime:
         for closer in reversed(self.closers):
             closer()
         self.store.close()
+
+
+def check_start(config: Config, features: Sequence[Feature] | None = None) -> None:
+    """Every check of outside inputs a start makes before it opens a socket (the state
+    location, each feature's files), creating nothing. `serve` runs it first and
+    `config check` runs it alone, so what `check` calls ok, `serve` accepts. ConfigError
+    says what is wrong."""
+    if features is None:
+        from openimds.features import ALL
+
+        features = ALL
+    try:
+        check_url(config.state.path)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+    for feature in features:
+        feature.check(config)
 
 
 def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> Runtime:

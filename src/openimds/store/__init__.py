@@ -28,6 +28,7 @@ __all__ = [
     "StoreError",
     "StoreInUse",
     "backend_of",
+    "check_url",
     "decoding",
     "open_store",
 ]
@@ -77,6 +78,16 @@ def open_store(url: str, *, readonly: bool = False, exclusive: bool = False) -> 
     this process, and one another server holds is refused with StoreInUse."""
     scheme, location = backend_of(url)
     return BACKENDS[scheme](location, readonly=readonly, exclusive=exclusive)
+
+
+def check_url(url: str) -> None:
+    """What a server's `open_store(url)` needs, checked without creating anything (for
+    `config check`): a StoreError says what is wrong."""
+    scheme, location = backend_of(url)
+    if scheme == "sqlite":
+        from openimds.store.sqlite import check_location
+
+        check_location(location)
 
 
 def is_memory(url: str) -> bool:

@@ -156,6 +156,25 @@ class SqliteStore:
             raise StoreError(f"state database {self.path}: {exc}") from exc
 
 
+def check_location(path: str) -> None:
+    """The file can be opened for writing, or created with its directories: checked
+    without creating anything."""
+    target = Path(path)
+    if target.exists():
+        if not target.is_file():
+            raise StoreError(f"state database {path}: not a regular file")
+        if not os.access(target, os.R_OK | os.W_OK):
+            raise StoreError(f"state database {path}: not writable")
+        return
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise StoreError(f"cannot create state database {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot create state database {path}: {ancestor} is not writable")
+
+
 def _prepare_private_file(path: Path) -> None:
     """The state holds private keys: directory 0700, file 0600, before SQLite opens it."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
