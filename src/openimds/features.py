@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import click
 
+    from openimds.config import Config
     from openimds.runtime import Plug, Runtime
 
 
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """A feature as data. `package` holds `feature.install(runtime) -> Plug`; `commands`
+    """A feature as data. `package` holds `feature.install(runtime) -> Plug` (and
+    optionally `feature.check(config)`, run before a start and by `config check`); `commands`
     names the command groups its `cli` module defines (`cli.COMMANDS`). Named rather
     than imported, so a command loads only its own feature's modules."""
 
@@ -29,6 +31,15 @@ class Feature:
     def install(self, runtime: Runtime) -> Plug:
         installer: Callable[[Runtime], Plug] = import_module(f"{self.package}.feature").install
         return installer(runtime)
+
+    def check(self, config: Config) -> None:
+        """The feature's `check(config)`, if it has one: what `install` reads from outside
+        the configuration (files), read and validated the same way, creating nothing."""
+        checker: Callable[[Config], None] | None = getattr(
+            import_module(f"{self.package}.feature"), "check", None
+        )
+        if checker is not None:
+            checker(config)
 
     def command(self, name: str) -> click.Command:
         """One of this feature's command groups, by name."""

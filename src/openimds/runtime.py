@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from openimds.config import Config
+from openimds.config import Config, ConfigError
 from openimds.config.admin_token import server_token
 from openimds.core.app import build_service, standard_endpoints
 from openimds.core.endpoint import Endpoint
@@ -23,7 +23,7 @@ from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
-from openimds.store import Store, open_store
+from openimds.store import Store, StoreError, check_url, open_store
 from openimds.web.metadata.hooks import RequestHook
 from openimds.web.metrics import RequestMetrics
 
@@ -148,6 +148,23 @@ class Runtime:
         self.store.close()
 
 
+def check_start(config: Config, features: Sequence[Feature] | None = None) -> None:
+    """Every check of outside inputs a start makes before it opens a socket (the state
+    location, each feature's files), creating nothing. `serve` runs it first and
+    `config check` runs it alone, so what `check` calls ok, `serve` accepts. ConfigError
+    says what is wrong."""
+    if features is None:
+        from openimds.features import ALL
+
+        features = ALL
+    try:
+        check_url(config.state.path)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+    for feature in features:
+        feature.check(config)
+
+
 def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> Runtime:
     """A server's parts: the store, the inventory, and each feature's plug
     (`features.ALL` unless a test passes its own list)."""
@@ -155,7 +172,8 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
         from openimds.features import ALL
 
         features = ALL
-    store = open_store(config.state.path)
+    store = open_store(config.state.path, exclusive=True)
+    runtime: Runtime | None = None
     try:
         # The fleet feature fills the inventory from the store and the configuration.
         runtime = Runtime(
@@ -166,6 +184,11 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
             runtime.add(feature.name, feature.install(runtime))
         runtime.check_effects(runtime.service())
     except BaseException:
-        store.close()
+        # Features installed before the failure may have workers using the store: their
+        # closers run before the store closes.
+        if runtime is None:
+            store.close()
+        else:
+            runtime.close()
         raise
     return runtime

@@ -11,6 +11,7 @@ import signal
 import socket
 import stat
 import sys
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -25,6 +26,7 @@ from openimds.web.metadata.state import MetadataServer
 
 log = logging.getLogger("openimds")
 _VERBOSE = ("debug", "info")
+DUAL_STACK = "::"
 
 
 def metadata_server(runtime: Runtime) -> MetadataServer:
@@ -83,11 +85,7 @@ async def serve(runtime: Runtime) -> None:
     listen = runtime.config.server.listen
     try:
         listener = await loop.create_server(
-            lambda: MetadataProtocol(server),
-            listen.host,
-            listen.port,
-            reuse_address=True,
-            backlog=2048,
+            lambda: MetadataProtocol(server), **_metadata_bind(listen), backlog=2048
         )
     except OSError as exc:
         admin_sock.close()
@@ -124,12 +122,30 @@ async def serve(runtime: Runtime) -> None:
         server.access_log.flush()
 
 
+def _metadata_bind(listen: ListenAddress) -> dict[str, Any]:
+    """Where loop.create_server binds: `[::]` as a dual-stack socket of our own (asyncio
+    would make it IPv6-only), anything else by host and port as before."""
+    if listen.host == DUAL_STACK:
+        return {"sock": _dual_stack_socket(listen.port, backlog=2048)}
+    return {"host": listen.host, "port": listen.port, "reuse_address": True}
+
+
+def _dual_stack_socket(port: int, *, backlog: int) -> socket.socket:
+    """`[::]` with IPV6_V6ONLY off: IPv4 callers arrive as ::ffff:a.b.c.d (which fleet
+    matching reads as a.b.c.d), so one listener serves VMs calling from either family."""
+    return socket.create_server(
+        (DUAL_STACK, port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True
+    )
+
+
 def _admin_socket(listen: ListenAddress) -> socket.socket:
     """The admin listener's socket, bound and listening."""
     if listen.path is not None:
         return _admin_unix_socket(listen.path)
     family = socket.AF_INET6 if listen.is_ipv6 else socket.AF_INET
     try:
+        if listen.host == DUAL_STACK:
+            return _dual_stack_socket(listen.port, backlog=128)
         return socket.create_server((listen.host, listen.port), family=family, backlog=128)
     except OSError as exc:
         raise OSError(f"admin listener {listen}: {exc.strerror or exc}") from None

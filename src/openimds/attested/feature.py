@@ -11,6 +11,8 @@ from openimds.core.attested_api import AttestedEndpoint, SignedDocumentCache
 from openimds.crypto.ca import CaError, CertificateAuthority, Cloud, cloud_of
 from openimds.crypto.pkcs7 import Pkcs7Signer
 from openimds.runtime import Plug, Runtime
+from openimds.store import Store, StoreError
+from openimds.store.memory import MemoryStore
 
 log = logging.getLogger("openimds.attested")
 
@@ -37,7 +39,8 @@ def build_ca(runtime: Runtime) -> tuple[CertificateAuthority, threading.Thread]:
     keys on a worker thread, so the listeners open without waiting for key generation
     and the first request finds a signing certificate for every configured VM's cloud."""
     settings = runtime.config.attested
-    ca = CertificateAuthority(runtime.store, settings, issuer_url(runtime.config))
+    ca = _open_ca(runtime.store, runtime.config)
+    ca.check_stored()
     vms = runtime.fleet.vms.values()
     clouds = sorted(
         {settings.cloud}
@@ -52,16 +55,28 @@ def build_ca(runtime: Runtime) -> tuple[CertificateAuthority, threading.Thread]:
 def _prepare(ca: CertificateAuthority, clouds: list[Cloud]) -> None:
     try:
         ca.prepare(clouds)
+    except StoreError as exc:  # worded already (a full disk): no traceback
+        log.error("cannot prepare the attested-data certificates: state store: %s", exc)
     except Exception:  # the first request retries, and answers 500 if it fails again
         log.exception("cannot prepare the attested-data certificates")
 
 
-def install(runtime: Runtime) -> Plug:
-    settings = runtime.config.attested
+def check(config: Config) -> None:
+    """The configured CA or signing files, read as `install` reads them."""
+    _open_ca(MemoryStore(), config)
+
+
+def _open_ca(store: Store, config: Config) -> CertificateAuthority:
+    """The CA over `store`; it reads the configured files now (nothing is generated)."""
     try:
-        ca, worker = build_ca(runtime)
+        return CertificateAuthority(store, config.attested, issuer_url(config))
     except CaError as exc:
         raise ConfigError(f"attested data: {exc}") from None
+
+
+def install(runtime: Runtime) -> Plug:
+    settings = runtime.config.attested
+    ca, worker = build_ca(runtime)
     cache = SignedDocumentCache(
         settings.cache_ttl_seconds, settings.cache_size, reuse_nonce=settings.cached_nonce_quirk
     )

@@ -10,7 +10,7 @@ import yaml
 
 from openimds import __version__, features
 from openimds.cli.options import CONFIG_OPTION, load_or_exit
-from openimds.config import ConfigError, effective, json_schema
+from openimds.config import Config, ConfigError, effective, json_schema
 
 
 class _FeatureCommands(click.Group):
@@ -67,11 +67,15 @@ def serve(
     )
     from openimds import logs, server
     from openimds.runtime import build_runtime
-    from openimds.store import StoreError
+    from openimds.store import CorruptRecord, StoreError
 
     logs.configure(config.server.log_level)
+    _check_start_or_exit(config)
     try:
         runtime = build_runtime(config)
+    except CorruptRecord as exc:
+        click.echo(f"openimds: state store {config.state.path}: {exc}", err=True)
+        sys.exit(2)
     except (StoreError, ConfigError) as exc:
         click.echo(f"openimds: {exc}", err=True)
         sys.exit(2)
@@ -104,9 +108,21 @@ def config_schema() -> None:
 @config_group.command("check")
 @CONFIG_OPTION
 def config_check(config_path: str | None) -> None:
-    """Validate a configuration file and exit 0, or print what is wrong and exit 2."""
+    """Validate a configuration file and everything `serve` reads before it starts (state
+    location, scenario, certificate files); exit 0, or print what is wrong and exit 2."""
     config = load_or_exit(config_path)
+    _check_start_or_exit(config)
     click.echo(f"ok: {len(config.vms)} VM(s)")
+
+
+def _check_start_or_exit(config: Config) -> None:
+    from openimds.runtime import check_start
+
+    try:
+        check_start(config)
+    except ConfigError as exc:
+        click.echo(f"openimds: {exc}", err=True)
+        sys.exit(2)
 
 
 @main.group("net")

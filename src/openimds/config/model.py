@@ -62,6 +62,14 @@ class AdminSettings(_Section):
 class StateSettings(_Section):
     path: str = Field(default_factory=default_state_path)
 
+    @field_validator("path")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        # An empty path would make SQLite open the current directory.
+        if not value.strip():
+            raise ValueError("empty; give a file path, sqlite:///path or memory:")
+        return value
+
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = re.compile(rf"(?:\*\.)?(?:{_LABEL}\.)*{_LABEL}")

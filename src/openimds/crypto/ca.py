@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from openimds.config.model import AttestedSettings
-from openimds.store import Store
+from openimds.store import Store, decoding
 
 Cloud = Literal["public", "usgov", "china", "germany"]
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -79,10 +79,19 @@ class KeyPair:
         return json.dumps({"cert": pem(self.cert), "key": key_pem.decode(), **extra})
 
     @classmethod
-    def from_json(cls, text: str) -> tuple[KeyPair, dict[str, object]]:
-        data = json.loads(text)
-        pair = cls(x509.load_pem_x509_certificate(data["cert"].encode()), _key(data["key"]))
-        return pair, data
+    def from_json(cls, text: str, key: str) -> tuple[KeyPair, dict[str, object]]:
+        """The pair stored under `key`; CorruptRecord when it cannot be read."""
+        with decoding(KIND, key):
+            data = json.loads(text)
+            try:
+                cert = x509.load_pem_x509_certificate(data["cert"].encode())
+            except ValueError as exc:
+                raise ValueError(f"not a PEM certificate ({exc})") from exc
+            try:
+                private = _key(data["key"])
+            except CaError as exc:
+                raise ValueError(str(exc).removeprefix("state store: ")) from exc
+        return cls(cert, private), data
 
 
 def pem(cert: x509.Certificate) -> str:
@@ -261,6 +270,12 @@ class CertificateAuthority:
         elif settings.ca_cert_file is not None and settings.ca_key_file is not None:
             self._user_ca = load_pair(settings.ca_cert_file, settings.ca_key_file)
 
+    def check_stored(self) -> None:
+        """Decode what the store holds (fast: no key is made), so a damaged record stops
+        the start as a CorruptRecord instead of failing the first attested request."""
+        for key, value in self.store.list_records(KIND):
+            KeyPair.from_json(value, key)
+
     def prepare(self, clouds: Iterable[Cloud]) -> None:
         """Load or create everything the given clouds need."""
         for cloud in clouds:
@@ -309,23 +324,24 @@ class CertificateAuthority:
             if stored is None:
                 # The first writer wins, so nodes sharing one store agree on the root.
                 stored = self.store.put_record_once(KIND, "root", issue_root(now).to_json())
-            root = KeyPair.from_json(stored)[0]
+            root = KeyPair.from_json(stored, "root")[0]
         self._root = root.cert
         self._intermediate = self._load_intermediate(root, now)
 
     def _load_intermediate(self, root: KeyPair, now: datetime) -> KeyPair:
         stored = self.store.get_record(KIND, "intermediate")
         if stored is not None:
-            pair, data = KeyPair.from_json(stored)
+            pair, data = KeyPair.from_json(stored, "intermediate")
             if data.get("issuer") == fingerprint(root.cert) and pair.cert.not_valid_after_utc > (
                 now + RENEW_BEFORE
             ):
                 return pair
         fresh = issue_intermediate(root, now).to_json(issuer=fingerprint(root.cert))
         if stored is None:
-            return KeyPair.from_json(self.store.put_record_once(KIND, "intermediate", fresh))[0]
+            stored = self.store.put_record_once(KIND, "intermediate", fresh)
+            return KeyPair.from_json(stored, "intermediate")[0]
         self.store.put_record(KIND, "intermediate", fresh)
-        return KeyPair.from_json(fresh)[0]
+        return KeyPair.from_json(fresh, "intermediate")[0]
 
     def signing(self, cloud: Cloud) -> KeyPair:
         if self._fixed is not None:
@@ -351,7 +367,7 @@ class CertificateAuthority:
         key = f"signing/{cloud}"
         stored = self.store.get_record(KIND, key)
         if stored is not None:
-            pair, data = KeyPair.from_json(stored)
+            pair, data = KeyPair.from_json(stored, key)
             fresh_enough = pair.cert.not_valid_after_utc - RENEW_BEFORE > now
             if fresh_enough and data.get("profile") == profile:
                 return pair

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from openimds.store import Put, Store
+from openimds.store import Put, Store, decoding
 
 KIND = "identity_key"
 KEY_SIZE = 2048
@@ -83,7 +83,8 @@ def _decode(value: str) -> SigningKey:
     private = serialization.load_pem_private_key(data["pem"].encode(), password=None)
     if not isinstance(private, rsa.RSAPrivateKey):
         raise ValueError(f"signing key {data['kid']} is not an RSA key")
-    return SigningKey(str(data["kid"]), float(data["created"]), data["retired"], private)
+    retired = None if data["retired"] is None else float(data["retired"])
+    return SigningKey(str(data["kid"]), float(data["created"]), retired, private)
 
 
 class KeyRing:
@@ -112,12 +113,14 @@ class KeyRing:
             self._add(generate(self.clock()))
 
     def reload(self) -> None:
-        """Pick up keys another process on the same store added (cheap: parsed once)."""
+        """Pick up keys another process on the same store added (cheap: parsed once).
+        A key that cannot be decoded is a CorruptRecord."""
         keys = []
         for kid, value in self.store.list_records(KIND):
             cached = self._parsed.get(kid)
             if cached is None or cached[0] != value:
-                cached = (value, _decode(value))
+                with decoding(KIND, kid):
+                    cached = (value, _decode(value))
                 self._parsed[kid] = cached
             keys.append(cached[1])
         # The one key never retired is the active one and sorts last; creation time alone

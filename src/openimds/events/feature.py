@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from openimds.config import ConfigError
+from openimds.config import Config, ConfigError
 from openimds.core.scheduled_events_api import Approve, ScheduledEventsEndpoint
 from openimds.events.admin import EventsAdmin
 from openimds.events.metrics import EventsCollector
 from openimds.events.schedule import ScheduleError
 from openimds.events.service import EventsService
+from openimds.fleet.inventory import Fleet
 from openimds.runtime import Plug, Runtime
+from openimds.store.memory import MemoryStore
 
 PATH = "/metadata/scheduledevents"
 
@@ -19,11 +21,7 @@ def install(runtime: Runtime) -> Plug:
     settings = runtime.config.events
     fleet = runtime.fleet
     service = EventsService(runtime.store, settings, lambda: fleet.specs)
-    if settings.scenario is not None:
-        try:
-            service.load_scenario_file(settings.scenario)
-        except ScheduleError as exc:
-            raise ConfigError(str(exc)) from None
+    _load_scenario(service)
     return Plug(
         endpoints=[(PATH, ScheduledEventsEndpoint(service.book_at))],
         admin=[EventsAdmin(service)],
@@ -31,3 +29,17 @@ def install(runtime: Runtime) -> Plug:
         jobs=[service.tick],
         collectors=[EventsCollector(service.metrics, lambda: service.book)],
     )
+
+
+def check(config: Config) -> None:
+    """The scenario, loaded as `install` loads it, into a throwaway store."""
+    fleet = Fleet(config.vms)
+    _load_scenario(EventsService(MemoryStore(), config.events, lambda: fleet.specs))
+
+
+def _load_scenario(service: EventsService) -> None:
+    if service.settings.scenario is not None:
+        try:
+            service.load_scenario_file(service.settings.scenario)
+        except ScheduleError as exc:
+            raise ConfigError(str(exc)) from None

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
-from openimds.core.scheduled_events import Approval, Event, EventBook
-from openimds.store import Delete, Put, Store
+from openimds.core.scheduled_events import (
+    Approval,
+    Event,
+    EventBook,
+    EventSource,
+    EventType,
+    Policy,
+    State,
+)
+from openimds.store import Delete, Put, Store, decoding
 
 EVENT = "scheduled_event"
 INCARNATION = "scheduled_event_incarnation"
@@ -43,7 +51,12 @@ def encode(event: Event) -> str:
 
 
 def decode(text: str) -> Event:
+    """An event as stored; ValueError (or KeyError, TypeError) when it is not one."""
     data: dict[str, Any] = json.loads(text)
+    # Values outside these sets would fail later, in the state machine, not here.
+    closed = (("type", EventType), ("source", EventSource), ("policy", Policy), ("state", State))
+    for name, allowed in closed:
+        _one_of(name, data[name], allowed)
     return Event(
         id=data["id"],
         type=data["type"],
@@ -62,9 +75,21 @@ def decode(text: str) -> Event:
     )
 
 
+def _one_of(name: str, value: object, allowed: object) -> None:
+    if value not in get_args(allowed):
+        raise ValueError(f"{name} {value!r} is not one of {', '.join(get_args(allowed))}")
+
+
 def load(store: Store) -> EventBook:
-    events = {key: decode(value) for key, value in store.list_records(EVENT)}
-    incarnations = {key: int(value) for key, value in store.list_records(INCARNATION)}
+    """Every stored event and incarnation; CorruptRecord names one that cannot be read."""
+    events = {}
+    for key, value in store.list_records(EVENT):
+        with decoding(EVENT, key):
+            events[key] = decode(value)
+    incarnations = {}
+    for key, value in store.list_records(INCARNATION):
+        with decoding(INCARNATION, key):
+            incarnations[key] = int(value)
     return EventBook(events, incarnations)
 
 

@@ -7,7 +7,7 @@ import json
 from pydantic import ValidationError
 
 from openimds.config.vm_model import VmSpec
-from openimds.store import StoreError
+from openimds.store import CorruptRecord, decoding
 
 KIND = "vm"
 
@@ -20,7 +20,8 @@ def encode(spec: VmSpec) -> str:
 
 def decode(name: str, text: str) -> VmSpec:
     try:
-        return VmSpec.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as exc:
+        with decoding(KIND, name):
+            return VmSpec.model_validate(json.loads(text))
+    except ValidationError as exc:  # a ValueError, but one line is enough here
         first = str(exc).splitlines()[0]
-        raise StoreError(f"corrupt {KIND} record {name}: {first}") from None
+        raise CorruptRecord(KIND, name, first) from None

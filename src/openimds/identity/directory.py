@@ -11,13 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from openimds.config.identity_model import Identities
+from openimds.config.identity_model import Identities, guid
 from openimds.config.vm_model import VmSpec
 from openimds.core.identity_api import VmIdentities
 from openimds.core.inventory import VmSnapshot
 from openimds.core.tokens import ManagedIdentity
 from openimds.fleet.inventory import Fleet
-from openimds.store import Store
+from openimds.store import CorruptRecord, Store, decoding
 
 KIND = "identity_id"
 TENANT_SETTING = "identity_tenant_id"
@@ -99,7 +99,14 @@ class StoreDirectory:
         return VmIdentities(tenant, system, tuple(users))
 
     def _generated(self, vm: str, slot: str, field: str) -> str:
-        return self.store.put_record_once(KIND, f"{vm}/{slot}/{field}", self.new_guid())
+        key = f"{vm}/{slot}/{field}"
+        stored = self.store.put_record_once(KIND, key, self.new_guid())
+        # A damaged id would be handed out in every token for this identity.
+        if not stored:
+            raise CorruptRecord(KIND, key, "empty, not a GUID")
+        with decoding(KIND, key):
+            guid(stored)
+        return stored
 
 
 def _scope(spec: VmSpec) -> str:

@@ -8,38 +8,59 @@ at once. A new backend is one module and one entry in `BACKENDS`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
-from openimds.store.base import Delete, Put, Store, StoreError
+from openimds.store.base import (
+    CorruptRecord,
+    Delete,
+    Put,
+    Store,
+    StoreError,
+    StoreInUse,
+    decoding,
+)
 
-__all__ = ["BACKENDS", "Delete", "Put", "Store", "StoreError", "backend_of", "open_store"]
+__all__ = [
+    "BACKENDS",
+    "CorruptRecord",
+    "Delete",
+    "Put",
+    "Store",
+    "StoreError",
+    "StoreInUse",
+    "backend_of",
+    "check_url",
+    "decoding",
+    "open_store",
+]
 
 
-def _memory(location: str, readonly: bool) -> Store:
+class Opener(Protocol):
+    def __call__(self, location: str, *, readonly: bool, exclusive: bool) -> Store: ...
+
+
+def _memory(location: str, *, readonly: bool, exclusive: bool) -> Store:
     from openimds.store.memory import MemoryStore
 
     return MemoryStore()
 
 
-def _sqlite(location: str, readonly: bool) -> Store:
+def _sqlite(location: str, *, readonly: bool, exclusive: bool) -> Store:
     from openimds.store.sqlite import SqliteStore
 
-    return SqliteStore(location, readonly=readonly)
+    return SqliteStore(location, readonly=readonly, exclusive=exclusive)
 
 
-def _postgres(location: str, readonly: bool) -> Store:
+def _postgres(location: str, *, readonly: bool, exclusive: bool) -> Store:
+    # Shared by design: several nodes use one database, so `exclusive` claims nothing.
     from openimds.store.postgres import PostgresStore
 
     return PostgresStore(location, readonly=readonly)
 
 
-# Scheme -> opener(location, readonly). Imported lazily: a CLI command that reads one
-# setting does not load drivers it will not use.
-BACKENDS: dict[str, Callable[[str, bool], Store]] = {
-    "memory": _memory,
-    "sqlite": _sqlite,
-    "postgresql": _postgres,
-}
+# Scheme -> opener. Imported lazily: a CLI command that reads one setting does not load
+# drivers it will not use.
+BACKENDS: dict[str, Opener] = {"memory": _memory, "sqlite": _sqlite, "postgresql": _postgres}
 _ALIASES = {"postgres": "postgresql"}
 
 
@@ -62,11 +83,23 @@ def backend_of(url: str) -> tuple[str, str]:
     return "sqlite", url
 
 
-def open_store(url: str, *, readonly: bool = False) -> Store:
+def open_store(url: str, *, readonly: bool = False, exclusive: bool = False) -> Store:
     """Open the backend a state URL names. `readonly` never creates anything: a missing
-    database is a StoreError (the CLI reads the admin token this way)."""
+    database is a StoreError (the CLI reads the admin token this way). `exclusive` is
+    for a server: a backend that cannot be shared by two servers (SQLite) is claimed for
+    this process, and one another server holds is refused with StoreInUse."""
     scheme, location = backend_of(url)
-    return BACKENDS[scheme](location, readonly)
+    return BACKENDS[scheme](location, readonly=readonly, exclusive=exclusive)
+
+
+def check_url(url: str) -> None:
+    """What a server's `open_store(url)` needs, checked without creating anything (for
+    `config check`): a StoreError says what is wrong."""
+    scheme, location = backend_of(url)
+    if scheme == "sqlite":
+        from openimds.store.sqlite import check_location
+
+        check_location(location)
 
 
 def is_shared(url: str) -> bool:

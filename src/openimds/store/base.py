@@ -11,13 +11,44 @@ Which backend serves a state URL is decided in the package face (`store/__init__
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 
 class StoreError(Exception):
     """A backend failure, translated at the store boundary (DESIGN.md: errors)."""
+
+
+class StoreInUse(StoreError):
+    """Another server holds the store; two writers would undo each other's changes."""
+
+
+class CorruptRecord(StoreError):
+    """A stored value its feature cannot decode (edited by hand, or damaged), named by
+    kind and key so it can be found, fixed or deleted."""
+
+    def __init__(self, kind: str, key: str, what: str) -> None:
+        super().__init__(f"corrupt {kind} record {key}: {what}")
+        self.kind = kind
+        self.key = key
+        self.what = what
+
+
+@contextmanager
+def decoding(kind: str, key: str) -> Iterator[None]:
+    """Where a feature decodes one stored value: whatever the value makes the decoder
+    raise becomes one CorruptRecord, at the store boundary."""
+    try:
+        yield
+    except json.JSONDecodeError as exc:
+        raise CorruptRecord(kind, key, f"not valid JSON ({exc})") from exc
+    except KeyError as exc:
+        raise CorruptRecord(kind, key, f"no field {exc}") from exc
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise CorruptRecord(kind, key, str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)

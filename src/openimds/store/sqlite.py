@@ -3,17 +3,25 @@
 WAL journal with synchronous=FULL: a write that returned is on disk, so a SIGKILL right
 after an approval or a key was issued loses nothing. One connection, guarded by a lock,
 so the event loop and worker threads can share it.
+
+A server opens the file `exclusive`: it holds an advisory lock on `<file>.lock` until it
+closes the store. Two servers on one file would each keep their own view of events and
+keys in memory and overwrite the other's writes. The kernel drops the lock when the
+process dies, even by SIGKILL, so a crash never blocks the next start. Read-only openers
+(the CLI) neither take nor wait for it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from openimds.store.base import Delete, Put, StoreError, check_batch, check_text
+from openimds.store.base import Delete, Put, StoreError, StoreInUse, check_batch, check_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
@@ -32,20 +40,24 @@ _Row = tuple[object, ...]
 
 
 class SqliteStore:
-    def __init__(self, path: str, *, readonly: bool = False) -> None:
+    def __init__(self, path: str, *, readonly: bool = False, exclusive: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._claim: int | None = None
         if readonly:
             self._db = _open_readonly(path)
             return
         try:
             _prepare_private_file(Path(path))
+            if exclusive:
+                self._claim = _claim(path)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
+            self._release()
             raise StoreError(f"cannot open state database {path}: {exc}") from exc
 
     def get_setting(self, key: str) -> str | None:
@@ -109,10 +121,13 @@ class SqliteStore:
                             self._db.execute(
                                 "DELETE FROM records WHERE kind = ? AND key = ?", (op.kind, op.key)
                             )
+                    self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    # SQLite rolls back by itself after some errors (a full disk); a
+                    # transaction left open would refuse every later write.
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"state database {self.path}: {exc}") from exc
 
@@ -122,6 +137,12 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._claim is not None:
+            os.close(self._claim)  # closing the descriptor drops the flock
+            self._claim = None
 
     def _query(self, sql: str, args: tuple[object, ...]) -> list[_Row]:
         try:
@@ -138,12 +159,53 @@ class SqliteStore:
             raise StoreError(f"state database {self.path}: {exc}") from exc
 
 
+def check_location(path: str) -> None:
+    """The file can be opened for writing, or created with its directories: checked
+    without creating anything."""
+    target = Path(path)
+    if target.exists():
+        if not target.is_file():
+            raise StoreError(f"state database {path}: not a regular file")
+        if not os.access(target, os.R_OK | os.W_OK):
+            raise StoreError(f"state database {path}: not writable")
+        return
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise StoreError(f"cannot create state database {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot create state database {path}: {ancestor} is not writable")
+
+
 def _prepare_private_file(path: Path) -> None:
     """The state holds private keys: directory 0700, file 0600, before SQLite opens it."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
+
+
+def _claim(path: str) -> int:
+    """Lock `<path>.lock` for this process and write our pid in it for the next one's
+    message; StoreInUse when another process holds it."""
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreInUse(
+            f"the state store {path} is in use by another openimds server (pid {holder}); "
+            "stop it, or give this server another --state"
+        ) from None
+    except OSError:
+        os.close(fd)
+        raise
+    with contextlib.suppress(OSError):  # the pid only words a message; a full disk may refuse it
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _open_readonly(path: str) -> sqlite3.Connection:

@@ -131,12 +131,22 @@ class MetadataProtocol(asyncio.Protocol):
                 self.reject(cause.status, cause.message)
             else:
                 self.reject(400, "Bad request. Malformed HTTP request")
-        # A head still unfinished after a whole chunk that did not start it: all of that
-        # chunk was head (pipelined requests before it are not counted).
-        if self.in_head and not self.head_began:
+        if self.in_head and not self.closing:  # a chunk of complete requests skips this
+            self.count_head(data)
+
+    def count_head(self, data: bytes) -> None:
+        """Count the bytes of the head still unfinished after `data`: all of a chunk that
+        did not start it, else the part from its request line on (pipelined requests
+        before it are not counted)."""
+        if not self.head_began:
             self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD_BYTES:
-                self.reject(431, _TooLarge.HEADERS)
+        elif self.url:
+            # httptools gives no offsets; the request line is the last `METHOD URL` in the
+            # chunk (a header value repeating it could only make the count smaller).
+            start = data.rfind(b"%s %s" % (self.parser.get_method(), self.url))
+            self.head_bytes = len(data) - start if start >= 0 else 0
+        if self.head_bytes > MAX_HEAD_BYTES:
+            self.reject(431, _TooLarge.HEADERS)
 
     # -- parser callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
