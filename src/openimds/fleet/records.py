@@ -19,9 +19,11 @@ def encode(spec: VmSpec) -> str:
 
 
 def decode(name: str, text: str) -> VmSpec:
+    with decoding(KIND, name):
+        data = json.loads(text)
     try:
-        with decoding(KIND, name):
-            return VmSpec.model_validate(json.loads(text))
-    except ValidationError as exc:  # a ValueError, but one line is enough here
-        first = str(exc).splitlines()[0]
-        raise CorruptRecord(KIND, name, first) from None
+        return VmSpec.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise CorruptRecord(KIND, name, f"{where}: {problem['msg']}") from None
