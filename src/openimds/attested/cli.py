@@ -16,7 +16,7 @@ import click
 import httpx
 from cryptography import x509
 
-from openimds.cli.options import CONFIG_OPTION, load_or_exit
+from openimds.cli.options import AdminTarget, admin_options
 from openimds.config import Config
 
 
@@ -40,11 +40,11 @@ def ca_group() -> None:
 
 
 @ca_group.command("export")
-@CONFIG_OPTION
+@admin_options
 @click.argument("directory", type=click.Path(file_okay=False))
-def ca_export(config_path: str | None, directory: str) -> None:
+def ca_export(admin: AdminTarget, directory: str) -> None:
     """Write root.pem and intermediate.pem (from the running server) into DIRECTORY."""
-    data = _certificates(load_or_exit(config_path))
+    data = _certificates(admin.config())
     target = Path(directory)
     if not data.get("root"):
         click.echo("openimds: the server has no root certificate to export", err=True)
@@ -89,7 +89,7 @@ def attested_group() -> None:
 
 
 @attested_group.command("verify")
-@CONFIG_OPTION
+@admin_options
 @click.argument("source", type=click.File("rb"))
 @click.option("--nonce", help="The nonce the document must carry.")
 @click.option(
@@ -102,7 +102,7 @@ def attested_group() -> None:
 @click.option("--at", type=click.DateTime(), help="Check expiry at this UTC time (default: now).")
 @click.option("--no-fetch", is_flag=True, help="Do not fetch the intermediate from the AIA URL.")
 def attested_verify(
-    config_path: str | None,
+    admin: AdminTarget,
     source: Any,
     nonce: str | None,
     ca_file: str | None,
@@ -123,7 +123,7 @@ def attested_verify(
     if ca_file:
         roots = _read_certs(ca_file)
     else:
-        data = _certificates(load_or_exit(config_path))
+        data = _certificates(admin.config())
         roots = [x509.load_pem_x509_certificate(data["root"].encode())]
         if not intermediates:
             intermediates = [

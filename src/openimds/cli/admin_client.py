@@ -39,6 +39,11 @@ def request(
             response = client.request(method, base + path, json=json, headers=headers)
     except httpx.HTTPError as exc:
         raise AdminError(f"cannot reach the admin API at {listen}: {exc}") from exc
+    if response.status_code == 401:
+        raise AdminError(
+            "the admin API refused the token: pass --token or set OPENIMDS_ADMIN_TOKEN to the "
+            "server's admin token, or --state to the server's state store"
+        )
     if response.status_code >= 400:
         try:
             detail = response.json()

@@ -36,6 +36,17 @@ ENV_VARS: dict[str, str] = {
     "OPENIMDS_IDENTITY_TOKEN_LIFETIME": "identity.token_lifetime",
 }
 
+# Command-line flags and the settings they set (`serve` and the admin commands), so an
+# error names the flag as it was typed.
+FLAGS: dict[str, str] = {
+    "server.listen": "--listen",
+    "server.rate_limit": "--rate-limit",
+    "server.log_level": "--log-level",
+    "server.access_log": "--access-log",
+    "admin.listen": "--admin-listen",
+    "admin.token": "--token",
+    "state.path": "--state",
+}
 
 # Keys of one VM, which a single-VM file may give at the top instead of a `vms` list.
 VM_KEYS = frozenset(VmSpec.model_fields)
@@ -98,7 +109,8 @@ def load_config(
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Assemble and validate the effective configuration."""
+    """Assemble and validate the effective configuration; `flags` maps settings to the
+    values command-line flags gave (None: not given)."""
     env = os.environ if env is None else env
     raw = read_file(path) if path else {}
     sources = Sources(file=path, shorthand="vms" not in raw and bool(set(raw) & VM_KEYS))
@@ -111,7 +123,7 @@ def load_config(
     for dotted, value in (flags or {}).items():
         if value is not None:
             _set(data, dotted, value)
-            sources.overrides[dotted] = f"flag --{dotted.split('.')[-1].replace('_', '-')}"
+            sources.overrides[dotted] = f"flag {FLAGS.get(dotted, '--' + dotted)}"
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
