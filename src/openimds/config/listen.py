@@ -38,6 +38,15 @@ class ListenAddress:
             return UNIX_PREFIX + self.path
         return f"{_bracket(self.host)}:{self.port}"
 
+    def clashes_with(self, other: ListenAddress) -> bool:
+        """Both would bind one TCP port: same family and port (not 0, which picks a free
+        one), and the same host or a wildcard that covers the other."""
+        if self.path is not None or other.path is not None:
+            return False
+        if self.port == 0 or self.port != other.port or self.is_ipv6 != other.is_ipv6:
+            return False
+        return self.host == other.host or bool({self.host, other.host} & {"0.0.0.0", "::"})
+
     def local_url(self) -> str | None:
         """The base URL a client on this host uses (a wildcard bind is reached on
         loopback); None for a Unix socket."""

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from openimds.config.errors import FieldError
+
 # pydantic error types -> what was expected, in the file's own words.
 _EXPECTED = {
     "model_type": "a mapping of fields",
@@ -64,7 +66,8 @@ class Sources:
 def format_errors(exc: ValidationError, sources: Sources, root: type[BaseModel]) -> str:
     lines = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        cause = err.get("ctx", {}).get("error")
+        loc = tuple(err["loc"]) + (cause.loc if isinstance(cause, FieldError) else ())
         where = sources.display(loc)
         lines.append(f"{sources.origin(loc)}: {where}: {explain(err, loc, root)}")
     return "\n".join(lines)
