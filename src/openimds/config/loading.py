@@ -58,8 +58,10 @@ def demo_vm() -> dict[str, Any]:
     return loaded
 
 
-def read_file(path: str) -> dict[str, Any]:
-    """A YAML or JSON file (JSON is YAML), as a mapping."""
+def read_document(path: str) -> Any:
+    """A YAML or JSON file (JSON is YAML), parsed; a ConfigError in one line
+    (`file:line:col: ...`) when it cannot be read or parsed. The configuration and
+    scenario files are read here."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -67,12 +69,17 @@ def read_file(path: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: not valid YAML or JSON: {problem}") from exc
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """The configuration file, as a mapping."""
+    data = read_document(path)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -128,13 +128,13 @@ _action("cancel", "Cancel EVENT_ID: a Pending or Scheduled event is removed.")
 @JSON_OPTION
 def load(path: str, admin: AdminTarget, as_json: bool) -> None:
     """Load a scenario file (YAML or JSON); its relative times count from now."""
-    import yaml
+    from openimds.config import ConfigError
+    from openimds.config.loading import read_document
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        click.echo(f"openimds: {path}: {exc}", err=True)
+        data = read_document(path)
+    except ConfigError as exc:
+        click.echo(f"openimds: {exc}", err=True)
         sys.exit(2)
     answer = admin_call(admin, "POST", "/events/scenario", data)
     if as_json:

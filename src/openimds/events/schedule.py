@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from openimds.config.model import EventsSettings
+from openimds.config.report import explain, field_path
 from openimds.config.vm_model import VmSpec
 from openimds.core.scheduled_events import Event, EventSource, EventType, Policy
 
@@ -157,6 +158,27 @@ def resolve_target(
     )
 
 
+def _time_value(value: Any) -> Any:
+    # Checked before the union, whose per-member errors would say "str" and "float".
+    if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise ValueError(
+        "expected a time (+5m, now, RFC 3339 or RFC 1123 with a zone) or a number of seconds"
+    )
+
+
+def _target_value(value: Any) -> Any:
+    if isinstance(value, str) or (
+        isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    ):
+        return value
+    raise ValueError("expected KIND:VALUE (e.g. vm:web-0) or a one-key mapping (e.g. {vm: web-0})")
+
+
+TimeValue = Annotated[str | float, BeforeValidator(_time_value)]
+TargetValue = Annotated[str | dict[str, str], BeforeValidator(_target_value)]
+
+
 class ScheduleRequest(BaseModel):
     """One event to schedule; the camelCase names are the admin API's and the scenario's."""
 
@@ -165,9 +187,9 @@ class ScheduleRequest(BaseModel):
     )
 
     type: EventType
-    target: str | dict[str, str] | None = None
-    at: str | float = "now"
-    not_before: str | float | None = None
+    target: TargetValue | None = None
+    at: TimeValue = "now"
+    not_before: TimeValue | None = None
     duration_in_seconds: int | None = Field(None, ge=-1)
     description: str | None = None
     event_source: EventSource | None = None
@@ -257,12 +279,13 @@ def scenario_requests(data: Any) -> list[ScheduleRequest]:
 
 
 def validate_request(data: Any, where: str = "event") -> ScheduleRequest:
-    """A ScheduleRequest, or a ScheduleError listing every problem with its field."""
+    """A ScheduleRequest, or a ScheduleError listing every problem with its field, worded
+    as configuration errors are (field path, what is allowed)."""
     try:
         return ScheduleRequest.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            f"{field_path(tuple(err['loc']))}: {explain(err, tuple(err['loc']), ScheduleRequest)}"
             for err in exc.errors()
         )
         raise ScheduleError(f"{where}: {problems}") from None
