@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from cryptography import x509
 
 from openimds.cli.options import AdminTarget, admin_options
 from openimds.config import Config
+from openimds.core.timestamps import parse_time
 
 
 def _certificates(config: Config) -> dict[str, Any]:
@@ -83,6 +85,16 @@ def _fetch(url: str) -> bytes:
     return response.content
 
 
+def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """The time forms `events` takes (core.timestamps), as an aware datetime."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(parse_time(value, time.time()), UTC)
+    except (ValueError, OverflowError, OSError) as exc:  # a TimeFormError or out of range
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.group("attested")
 def attested_group() -> None:
     """Attested data documents."""
@@ -99,7 +111,12 @@ def attested_group() -> None:
 )
 @click.option("--intermediate", "intermediate_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--domain", "domains", multiple=True, help="Allowed SAN domain (repeatable).")
-@click.option("--at", type=click.DateTime(), help="Check expiry at this UTC time (default: now).")
+@click.option(
+    "--at",
+    callback=_time_option,
+    help="Check expiry at this time: RFC 3339 with Z or an offset, RFC 1123, or relative "
+    "to now (+6h). Default: now.",
+)
 @click.option("--no-fetch", is_flag=True, help="Do not fetch the intermediate from the AIA URL.")
 def attested_verify(
     admin: AdminTarget,
@@ -134,7 +151,7 @@ def attested_verify(
             source.read(),
             roots,
             nonce=nonce,
-            at=at.replace(tzinfo=UTC) if at else None,
+            at=at,
             domains=domains or ALL_DOMAINS,
             intermediates=intermediates,
             fetch=None if no_fetch else _fetch,

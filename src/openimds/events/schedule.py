@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -21,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from openimds.config.model import EventsSettings
 from openimds.config.report import explain, field_path
 from openimds.config.vm_model import VmSpec
+from openimds.core import timestamps
 from openimds.core.scheduled_events import Event, EventSource, EventType, Policy
 
 TargetKind = Literal["vm", "scaleSet", "availabilitySet", "placementGroup", "tag"]
@@ -31,10 +30,6 @@ TARGET_KINDS: tuple[TargetKind, ...] = (
     "placementGroup",
     "tag",
 )
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RELATIVE = re.compile(r"^\+?((?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+|\d+(?:\.\d+)?)$")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 # Azure's own wording where the reference quotes it (8); ours for Preempt and Terminate.
 DESCRIPTIONS: dict[EventType, str] = {
@@ -69,39 +64,10 @@ class ScheduleError(ValueError):
 
 def parse_time(value: str | float, base: float) -> float:
     """Epoch seconds for an absolute time, or `base` plus a relative one."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return base + float(value)
-    if not isinstance(value, str):
-        raise ScheduleError(f"not a time: {value!r}")
-    text = value.strip()
-    if text == "now":
-        return base
-    match = _RELATIVE.match(text)
-    if match:
-        body = match.group(1)
-        parts = _PART.findall(body)
-        if not parts:
-            return base + float(body)
-        return base + sum(float(n) * _UNITS[u] for n, u in parts)
-    return _absolute(text)
-
-
-def _absolute(text: str) -> float:
-    parsed: datetime | None = None
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            parsed = None
-    if parsed is None:
-        raise ScheduleError(
-            f"not a time: {text!r} (use +5m, +30s, now, RFC 3339 or RFC 1123 with a zone)"
-        )
-    if parsed.tzinfo is None:
-        raise ScheduleError(f"{text!r} has no time zone; add Z or an offset")
-    return parsed.timestamp()
+        return timestamps.parse_time(value, base)
+    except timestamps.TimeFormError as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 def parse_target(value: str | Mapping[str, str]) -> tuple[TargetKind, str]:
