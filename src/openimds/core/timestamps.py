@@ -7,8 +7,7 @@ Formatting is by hand rather than strftime's %a/%b, whose names follow the local
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,14 +78,39 @@ def parse_time(value: str | float, base: float) -> float:
     return _absolute(text)
 
 
+# RFC 1123 (8: NotBefore's form): `Mon, 24 Nov 2025 16:10:00 GMT`, the weekday optional,
+# the zone GMT, UTC, Z or +hhmm. Parsed by hand: strptime's month names follow the locale
+# (and email.utils, which would parse it, reaches the clock).
+_RFC1123: Final = re.compile(
+    r"(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{2}):(\d{2}):(\d{2})"
+    r"(?:\s+(GMT|UTC|UT|Z|[+-]\d{4}))?"
+)
+
+
+def _rfc1123(text: str) -> datetime | None:
+    match = _RFC1123.fullmatch(text)
+    if match is None or match.group(2).title() not in _MONTHS:
+        return None
+    day, month, year, hour, minute, second, zone = match.groups()
+    when = datetime(
+        int(year), _MONTHS.index(month.title()) + 1, int(day), int(hour), int(minute), int(second)
+    )
+    if zone is None:
+        return when  # refused by the caller: no zone
+    minutes = 0
+    if zone[0] in "+-":
+        minutes = (int(zone[1:3]) * 60 + int(zone[3:5])) * (-1 if zone[0] == "-" else 1)
+    return when.replace(tzinfo=timezone(timedelta(minutes=minutes)))
+
+
 def _absolute(text: str) -> float:
     parsed: datetime | None = None
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
+            parsed = _rfc1123(text)
+        except ValueError:  # a day or hour out of range
             parsed = None
     if parsed is None:
         raise TimeFormError(

@@ -37,3 +37,27 @@ def test_a_time_without_a_zone_is_refused_with_a_hint() -> None:
 def test_not_a_time(text: str) -> None:
     with pytest.raises(TimeFormError, match="not a time"):
         parse_time(text, BASE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Mon, 24 Nov 2025 16:10:00 GMT",
+        "24 Nov 2025 16:10:00 UTC",
+        "Mon, 24 Nov 2025 17:10:00 +0100",
+        "mon, 24 nov 2025 11:10:00 -0500",
+    ],
+)
+def test_rfc1123_forms(text: str) -> None:
+    assert parse_time(text, BASE) == BASE + 600
+
+
+def test_rfc1123_without_a_zone_is_refused() -> None:
+    with pytest.raises(TimeFormError, match="no time zone"):
+        parse_time("Mon, 24 Nov 2025 16:10:00", BASE)
+
+
+@pytest.mark.parametrize("text", ["Mon, 32 Nov 2025 16:10:00 GMT", "Mon, 24 Foo 2025 16:10:00 GMT"])
+def test_rfc1123_out_of_range(text: str) -> None:
+    with pytest.raises(TimeFormError, match="not a time"):
+        parse_time(text, BASE)
