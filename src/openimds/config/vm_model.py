@@ -9,6 +9,8 @@ sends (`0` -> "0", `false` -> "false").
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated, Any
 
@@ -22,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from openimds.config.identity_model import Identities
+from openimds.config.identity_model import Identities, check_guid
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
 # The image fields Azure serves twice: compute.X and compute.storageProfile.imageReference.X.
@@ -292,6 +294,22 @@ class Compute(_Strict):
         # 3.3: customData is disabled in IMDS and always "" (userData replaced it).
         if value:
             raise ValueError('Azure never serves customData (always ""); use userData')
+        return value
+
+    # 3.3: vmId is the VM's unique id, a GUID.
+    _vm_id = field_validator("vmId")(check_guid)
+
+    @field_validator("userData")
+    @classmethod
+    def _user_data_is_base64(cls, value: str) -> str:
+        # 3.3: Azure stores userData base64-encoded and serves it as stored.
+        try:
+            base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError(
+                "not base64 (Azure stores userData base64-encoded; encode it, e.g. "
+                "`base64 -w0 script.sh`)"
+            ) from None
         return value
 
 
