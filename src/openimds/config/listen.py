@@ -6,6 +6,7 @@ attested-data issuer URL all read one parsed form instead of splitting strings a
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -32,6 +33,16 @@ class ListenAddress:
     @property
     def is_ipv6(self) -> bool:
         return ":" in self.host
+
+    @property
+    def is_local(self) -> bool:
+        """Only this host can reach it: a Unix socket or a loopback address."""
+        if self.path is not None or self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: it may resolve to anything
+            return False
 
     def __str__(self) -> str:
         if self.path is not None:

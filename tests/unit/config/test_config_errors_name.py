@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from openimds.config import ConfigError, load_config
+from openimds.config.listen import parse_listen
 from openimds.store import StoreError, open_store
 
 
@@ -77,3 +78,21 @@ def test_a_file_in_the_way_of_the_state_directory(tmp_path: Path) -> None:
             f"state database {path}: cannot create its directory {path.parent}: "
             f"{tmp_path / 'plain'} is a file, not a directory"
         )
+
+
+@pytest.mark.parametrize(
+    ("address", "local"),
+    [
+        ("127.0.0.1:8081", True),
+        ("127.0.0.2:8081", True),
+        ("[::1]:8081", True),
+        ("localhost:8081", True),
+        ("unix:/run/openimds/admin.sock", True),
+        ("0.0.0.0:8081", False),
+        ("[::]:8081", False),
+        ("10.0.0.4:8081", False),
+        ("admin.example.com:8081", False),
+    ],
+)
+def test_which_admin_addresses_only_this_host_reaches(address: str, local: bool) -> None:
+    assert parse_listen(address).is_local is local
