@@ -15,6 +15,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        # Structured fields a caller passes as `extra={"fields": {...}}`.
+        entry.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             # Tracebacks go to the log (with the request id), never onto the wire.
             entry["exception"] = self.formatException(record.exc_info)
