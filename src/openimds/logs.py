@@ -1,4 +1,7 @@
-"""Structured logging: one JSON object per line on stderr."""
+"""Structured logging: one compact JSON object per line on stderr, `ts`, `level`, `logger`
+and `event` first, for openimds' own loggers and uvicorn's alike. (The access log writes
+the same shape itself; the startup line `openimds: metadata on ...` on stdout is a
+readiness line, not a log line.)"""
 
 from __future__ import annotations
 
@@ -15,10 +18,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        # Structured fields a caller passes as `extra={"fields": {...}}`.
+        entry.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             # Tracebacks go to the log (with the request id), never onto the wire.
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        # Compact, like the access log's preformatted lines: one shape for every line.
+        return json.dumps(entry, separators=(",", ":"))
 
 
 def configure(level: str) -> None:

@@ -104,6 +104,13 @@ async def serve(runtime: Runtime) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if not runtime.config.admin.listen.is_local:
+        # The README promises loopback or a Unix socket; say so when that is not the case.
+        log.warning(
+            "admin listener %s is reachable from other hosts without TLS: the admin token "
+            "crosses the network in clear text; bind it to loopback or unix:PATH",
+            runtime.config.admin.listen,
+        )
     runtime.follow_store(loop.call_soon_threadsafe)
     print(f"openimds: {_describe(listener, admin, runtime)}", flush=True)
     ticker = asyncio.create_task(_tick(server, runtime))

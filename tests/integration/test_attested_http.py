@@ -129,7 +129,7 @@ def test_cli_verify_failures(server: RunningServer, tmp_path: Path) -> None:
     wrong = run_cli(server, "attested", "verify", "--nonce", "other", "-", stdin=answer)
     assert wrong.returncode == 1
     assert "failed at nonce" in wrong.stderr
-    later = (datetime.now(UTC) + timedelta(hours=6, minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    later = (datetime.now(UTC) + timedelta(hours=6, minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     expired = run_cli(server, "attested", "verify", "--at", later, "-", stdin=answer)
     assert expired.returncode == 1
     assert "failed at expiry" in expired.stderr

@@ -148,7 +148,8 @@ def test_single_vm_shorthand(write: Any) -> None:
 def test_vms_list(write: Any) -> None:
     path = write(
         "vms:\n"
-        "  - {name: a, addresses: [10.0.0.4], instance: {compute: {vmId: x}}}\n"
+        "  - {name: a, addresses: [10.0.0.4],\n"
+        "     instance: {compute: {vmId: 0f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910}}}\n"
         "  - {name: b, addresses: ['fd00::5']}\n"
     )
     config = load(path)

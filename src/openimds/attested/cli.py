@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ import click
 import httpx
 from cryptography import x509
 
-from openimds.cli.options import CONFIG_OPTION, load_or_exit
+from openimds.cli.options import AdminTarget, admin_options
 from openimds.config import Config
+from openimds.core.timestamps import parse_time
 
 
 def _certificates(config: Config) -> dict[str, Any]:
@@ -40,11 +42,11 @@ def ca_group() -> None:
 
 
 @ca_group.command("export")
-@CONFIG_OPTION
+@admin_options
 @click.argument("directory", type=click.Path(file_okay=False))
-def ca_export(config_path: str | None, directory: str) -> None:
+def ca_export(admin: AdminTarget, directory: str) -> None:
     """Write root.pem and intermediate.pem (from the running server) into DIRECTORY."""
-    data = _certificates(load_or_exit(config_path))
+    data = _certificates(admin.config())
     target = Path(directory)
     if not data.get("root"):
         click.echo("openimds: the server has no root certificate to export", err=True)
@@ -83,13 +85,23 @@ def _fetch(url: str) -> bytes:
     return response.content
 
 
+def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """The time forms `events` takes (core.timestamps), as an aware datetime."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(parse_time(value, time.time()), UTC)
+    except (ValueError, OverflowError, OSError) as exc:  # a TimeFormError or out of range
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.group("attested")
 def attested_group() -> None:
     """Attested data documents."""
 
 
 @attested_group.command("verify")
-@CONFIG_OPTION
+@admin_options
 @click.argument("source", type=click.File("rb"))
 @click.option("--nonce", help="The nonce the document must carry.")
 @click.option(
@@ -99,10 +111,15 @@ def attested_group() -> None:
 )
 @click.option("--intermediate", "intermediate_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--domain", "domains", multiple=True, help="Allowed SAN domain (repeatable).")
-@click.option("--at", type=click.DateTime(), help="Check expiry at this UTC time (default: now).")
+@click.option(
+    "--at",
+    callback=_time_option,
+    help="Check expiry at this time: RFC 3339 with Z or an offset, RFC 1123, or relative "
+    "to now (+6h). Default: now.",
+)
 @click.option("--no-fetch", is_flag=True, help="Do not fetch the intermediate from the AIA URL.")
 def attested_verify(
-    config_path: str | None,
+    admin: AdminTarget,
     source: Any,
     nonce: str | None,
     ca_file: str | None,
@@ -123,7 +140,7 @@ def attested_verify(
     if ca_file:
         roots = _read_certs(ca_file)
     else:
-        data = _certificates(load_or_exit(config_path))
+        data = _certificates(admin.config())
         roots = [x509.load_pem_x509_certificate(data["root"].encode())]
         if not intermediates:
             intermediates = [
@@ -134,7 +151,7 @@ def attested_verify(
             source.read(),
             roots,
             nonce=nonce,
-            at=at.replace(tzinfo=UTC) if at else None,
+            at=at,
             domains=domains or ALL_DOMAINS,
             intermediates=intermediates,
             fetch=None if no_fetch else _fetch,

@@ -39,15 +39,27 @@ def request(
             response = client.request(method, base + path, json=json, headers=headers)
     except httpx.HTTPError as exc:
         raise AdminError(f"cannot reach the admin API at {listen}: {exc}") from exc
+    if response.status_code == 401:
+        raise AdminError(
+            "the admin API refused the token: pass --token or set OPENIMDS_ADMIN_TOKEN to the "
+            "server's admin token, or --state to the server's state store"
+        )
     if response.status_code >= 400:
-        try:
-            detail = response.json()
-        except ValueError:
-            detail = response.text
-        raise AdminError(f"admin API answered {response.status_code}: {detail}")
+        raise AdminError(f"{_error_text(response)} ({response.status_code})")
     if not response.content:
         return None
     try:
         return response.json()
     except ValueError as exc:  # something else listens there
         raise AdminError(f"{listen} did not answer as the openimds admin API") from exc
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The sentence of an error answer (`{"error": "..."}`), else its text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return response.text.strip() or response.reason_phrase or "the admin API refused"

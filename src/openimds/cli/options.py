@@ -4,7 +4,10 @@ the reason when that fails)."""
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -30,11 +33,59 @@ def load_or_exit(config_path: str | None, flags: dict[str, Any] | None = None) -
         sys.exit(2)
 
 
-def admin_call(config_path: str | None, method: str, path: str, body: Any = None) -> Any:
+@dataclass(frozen=True)
+class AdminTarget:
+    """Where a command finds the admin API and its token: the configuration file, then
+    the environment, then these flags (as for `serve`)."""
+
+    config_path: str | None
+    flags: dict[str, Any]
+
+    def config(self) -> Config:
+        return load_or_exit(self.config_path, self.flags)
+
+
+_ADMIN_FLAGS = (
+    CONFIG_OPTION,
+    click.option(
+        "--admin-listen",
+        help="The server's admin listener, HOST:PORT or unix:PATH (or OPENIMDS_ADMIN_LISTEN).",
+    ),
+    click.option("--token", help="The server's admin token (or OPENIMDS_ADMIN_TOKEN)."),
+    click.option(
+        "--state",
+        "state_path",
+        help="The server's state store, to read a token it generated (or OPENIMDS_STATE).",
+    ),
+)
+
+
+def admin_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, --admin-listen, --token and --state for a command that talks to a
+    running server; the command receives them as one `admin: AdminTarget`."""
+
+    @functools.wraps(command)
+    def with_target(
+        *args: Any,
+        config_path: str | None,
+        admin_listen: str | None,
+        token: str | None,
+        state_path: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        flags = {"admin.listen": admin_listen, "admin.token": token, "state.path": state_path}
+        return command(*args, admin=AdminTarget(config_path, flags), **kwargs)
+
+    for option in reversed(_ADMIN_FLAGS):
+        with_target = option(with_target)
+    return with_target
+
+
+def admin_call(admin: AdminTarget, method: str, path: str, body: Any = None) -> Any:
     """One admin API call on behalf of a command; its decoded JSON answer."""
     from openimds.cli.admin_client import AdminError, request
 
-    config = load_or_exit(config_path)
+    config = admin.config()
     try:
         return request(config, method, path, json=body)
     except AdminError as exc:

@@ -18,9 +18,14 @@ def guid(value: str | None) -> str | None:
     """A GUID in lower case; empty or None (left out) stays as it is."""
     if value is None:
         return None
+    return check_guid(value).lower()
+
+
+def check_guid(value: str) -> str:
+    """A GUID (any case) or empty, unchanged; a ValueError with an example otherwise."""
     if value and not _GUID.match(value):
         raise ValueError(f"not a GUID: {value!r} (e.g. 7f4a1c52-2b7e-4a8e-9d61-3c0f5b2d9e10)")
-    return value.lower()
+    return value
 
 
 class _Strict(BaseModel):

@@ -6,6 +6,7 @@ attested-data issuer URL all read one parsed form instead of splitting strings a
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -33,10 +34,29 @@ class ListenAddress:
     def is_ipv6(self) -> bool:
         return ":" in self.host
 
+    @property
+    def is_local(self) -> bool:
+        """Only this host can reach it: a Unix socket or a loopback address."""
+        if self.path is not None or self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: it may resolve to anything
+            return False
+
     def __str__(self) -> str:
         if self.path is not None:
             return UNIX_PREFIX + self.path
         return f"{_bracket(self.host)}:{self.port}"
+
+    def clashes_with(self, other: ListenAddress) -> bool:
+        """Both would bind one TCP port: same family and port (not 0, which picks a free
+        one), and the same host or a wildcard that covers the other."""
+        if self.path is not None or other.path is not None:
+            return False
+        if self.port == 0 or self.port != other.port or self.is_ipv6 != other.is_ipv6:
+            return False
+        return self.host == other.host or bool({self.host, other.host} & {"0.0.0.0", "::"})
 
     def local_url(self) -> str | None:
         """The base URL a client on this host uses (a wildcard bind is reached on

@@ -10,7 +10,6 @@ import json
 import os
 from collections.abc import Mapping
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -36,6 +35,23 @@ ENV_VARS: dict[str, str] = {
     "OPENIMDS_IDENTITY_TOKEN_LIFETIME": "identity.token_lifetime",
 }
 
+# Command-line flags and the settings they set (`serve` and the admin commands), so an
+# error names the flag as it was typed.
+FLAGS: dict[str, str] = {
+    "server.listen": "--listen",
+    "server.rate_limit": "--rate-limit",
+    "server.log_level": "--log-level",
+    "server.access_log": "--access-log",
+    "admin.listen": "--admin-listen",
+    "admin.token": "--token",
+    "state.path": "--state",
+}
+
+# A configuration file larger than this is refused unread: a VM file is kilobytes, and
+# parsing tens of megabytes would stall the start for many seconds without a word.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+# libyaml's loader where PyYAML was built with it: an order of magnitude faster.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Keys of one VM, which a single-VM file may give at the top instead of a `vms` list.
 VM_KEYS = frozenset(VmSpec.model_fields)
@@ -47,21 +63,63 @@ def demo_vm() -> dict[str, Any]:
     return loaded
 
 
-def read_file(path: str) -> dict[str, Any]:
-    """A YAML or JSON file (JSON is YAML), as a mapping."""
+def read_document(path: str) -> Any:
+    """A YAML or JSON file (JSON is YAML), parsed; a ConfigError in one line
+    (`file:line:col: ...`) when it cannot be read or parsed. The configuration and
+    scenario files are read here."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise _too_large(path, size)
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(raw) > MAX_FILE_BYTES:  # grew while being read, or not a regular file
+        raise _too_large(path, len(raw))
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    if path.endswith(".json"):
+        return _parse_json(text, path)
+    if text.lstrip().startswith("{"):
+        # Most likely JSON, parsed many times faster by json; a YAML flow mapping
+        # (`{name: a}`) starts the same way and falls through to YAML.
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            pass
+    return _parse_yaml(text, path)
+
+
+def _too_large(path: str, size: int) -> ConfigError:
+    limit = MAX_FILE_BYTES // 2**20
+    return ConfigError(f"{path}: too large ({size} bytes; the limit is {limit} MiB)")
+
+
+def _parse_json(text: str, path: str) -> Any:
     try:
-        data = yaml.safe_load(text)
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid JSON: nested too deeply") from None
+
+
+def _parse_yaml(text: str, path: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: not valid YAML or JSON: {problem}") from exc
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """The configuration file, as a mapping."""
+    data = read_document(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -98,7 +156,8 @@ def load_config(
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Assemble and validate the effective configuration."""
+    """Assemble and validate the effective configuration; `flags` maps settings to the
+    values command-line flags gave (None: not given)."""
     env = os.environ if env is None else env
     raw = read_file(path) if path else {}
     sources = Sources(file=path, shorthand="vms" not in raw and bool(set(raw) & VM_KEYS))
@@ -111,7 +170,7 @@ def load_config(
     for dotted, value in (flags or {}).items():
         if value is not None:
             _set(data, dotted, value)
-            sources.overrides[dotted] = f"flag --{dotted.split('.')[-1].replace('_', '-')}"
+            sources.overrides[dotted] = f"flag {FLAGS.get(dotted, '--' + dotted)}"
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -20,8 +20,9 @@ from pydantic import (
     model_validator,
 )
 
+from openimds.config.errors import FieldError
 from openimds.config.identity_model import guid
-from openimds.config.listen import Listen
+from openimds.config.listen import Listen, ListenAddress
 from openimds.config.vm_model import VmSpec
 
 
@@ -45,6 +46,17 @@ class ServerSettings(_Section):
     )
     # 11: Azure answers with `Server: IMDS/<build>`.
     server_header: str = "IMDS/150.870.65.1854"
+
+    @field_validator("listen")
+    @classmethod
+    def _tcp_only(cls, value: ListenAddress) -> ListenAddress:
+        # Clients reach IMDS over TCP; the lean metadata server binds no Unix socket.
+        if value.is_unix:
+            raise ValueError(
+                "the metadata listener needs HOST:PORT (e.g. 169.254.169.254:80); "
+                "unix:PATH is for admin.listen only"
+            )
+        return value
 
 
 class AdminSettings(_Section):
@@ -187,6 +199,18 @@ class Config(_Section):
     attested: AttestedSettings = Field(default_factory=AttestedSettings)
     # Empty when every VM comes from the state store (added through the admin API).
     vms: list[VmSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _listeners_apart(self) -> Config:
+        # Checked here, so it is a configuration error rather than "address in use".
+        metadata, admin = self.server.listen, self.admin.listen
+        if metadata.clashes_with(admin):
+            raise FieldError(
+                ("admin", "listen"),
+                f"{admin} would share a port with server.listen ({metadata}): "
+                "the metadata and admin listeners need different addresses",
+            )
+        return self
 
     @field_validator("vms")
     @classmethod

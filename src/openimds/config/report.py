@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from openimds.config.errors import FieldError
+
 # pydantic error types -> what was expected, in the file's own words.
 _EXPECTED = {
     "model_type": "a mapping of fields",
@@ -55,16 +57,22 @@ class Sources:
         """A field path as the user wrote it: `a.b[0].c`."""
         if self.shorthand and loc[:2] == ("vms", 0):
             loc = loc[2:]
-        out = ""
-        for part in loc:
-            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-        return out or "(top level)"
+        return field_path(loc)
+
+
+def field_path(loc: tuple[str | int, ...]) -> str:
+    """`a.b[0].c`, or `(top level)`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
 
 
 def format_errors(exc: ValidationError, sources: Sources, root: type[BaseModel]) -> str:
     lines = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        cause = err.get("ctx", {}).get("error")
+        loc = tuple(err["loc"]) + (cause.loc if isinstance(cause, FieldError) else ())
         where = sources.display(loc)
         lines.append(f"{sources.origin(loc)}: {where}: {explain(err, loc, root)}")
     return "\n".join(lines)
@@ -88,10 +96,22 @@ def explain(err: Mapping[str, Any], loc: tuple[str | int, ...], root: type[BaseM
         return f"expected {_EXPECTED[kind]}{got}"
     if kind == "literal_error":
         return f"expected one of {err['ctx']['expected']}{got}"
+    if kind.endswith(("too_short", "too_long")):
+        return _length(kind, err.get("ctx") or {}, got)
     message = str(err["msg"]).removeprefix("Value error, ")
-    if kind.startswith(("greater_than", "less_than", "too_short", "too_long")):
+    if kind.startswith(("greater_than", "less_than")):
         return message[0].lower() + message[1:] + got
     return message
+
+
+def _length(kind: str, ctx: Mapping[str, Any], got: str) -> str:
+    """`expected at least 1 item, got none`: pydantic's length errors, in the file's words."""
+    short = kind.endswith("too_short")
+    bound = ctx.get("min_length") if short else ctx.get("max_length")
+    unit = ("character" if kind.startswith("string") else "item") + ("" if bound == 1 else "s")
+    if not kind.startswith("string") and got:  # a count says more than "a list"
+        got = f", got {ctx.get('actual_length') or 'none'}"
+    return f"expected {'at least' if short else 'at most'} {bound} {unit}{got}"
 
 
 def _describe(value: Any) -> str:
@@ -114,16 +134,21 @@ def allowed_keys(root: type[BaseModel], parent: tuple[str | int, ...]) -> list[s
     for part in parent:
         if isinstance(part, int):
             continue
-        info = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        info = _fields(model).get(str(part)) if hasattr(model, "model_fields") else None
         if info is None:
             return []
         model = _model_of(info.annotation)
     if not hasattr(model, "model_fields"):
         return []
-    keys = set(model.model_fields)
+    keys = set(_fields(model))
     if not parent and "vms" in keys:
         keys |= set(_model_of(model.model_fields["vms"].annotation).model_fields)
     return sorted(keys)
+
+
+def _fields(model: Any) -> dict[str, Any]:
+    """A model's fields by the name a file or request uses (its alias, if it has one)."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
 
 
 def _model_of(annotation: Any) -> Any:

@@ -9,6 +9,8 @@ sends (`0` -> "0", `false` -> "false").
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated, Any
 
@@ -22,9 +24,11 @@ from pydantic import (
     model_validator,
 )
 
-from openimds.config.identity_model import Identities
+from openimds.config.identity_model import Identities, check_guid
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
+# The image fields Azure serves twice: compute.X and compute.storageProfile.imageReference.X.
+_IMAGE_FIELDS = ("publisher", "offer", "sku", "version")
 
 
 def _to_azure_string(value: Any) -> Any:
@@ -42,6 +46,24 @@ def _to_azure_string(value: Any) -> Any:
 AzStr = Annotated[
     str, BeforeValidator(_to_azure_string, json_schema_input_type=str | int | float | bool | None)
 ]
+
+
+def vm_resource_id(
+    subscription: str, group: str, name: str, scale_set: str = "", flexible: bool = False
+) -> str:
+    """The ARM id of a VM, as compute.resourceId and a token's xms_mirid carry it. An
+    instance of a uniform scale set (named `<set>_<n>`) sits under its scale set; a VM of
+    a flexible one (virtualMachineScaleSet.id set) is a plain VM."""
+    base = f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Compute"
+    set_name, _, instance = name.rpartition("_")
+    if scale_set and not flexible and set_name == scale_set and instance.isdigit():
+        return f"{base}/virtualMachineScaleSets/{scale_set}/virtualMachines/{instance}"
+    return f"{base}/virtualMachines/{name}"
+
+
+def _given(data: dict[str, Any], key: str) -> str:
+    value = _to_azure_string(data.get(key))
+    return value if isinstance(value, str) else ""
 
 
 class _Strict(BaseModel):
@@ -224,6 +246,42 @@ class Compute(_Strict):
             data = {**data, "tags": joined}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_resource_id(cls, data: Any) -> Any:
+        """A token names its VM by this id (xms_mirid); derive it when the file leaves it
+        out but gives what it is made of, so the instance document and tokens agree."""
+        if not isinstance(data, dict) or _given(data, "resourceId"):
+            return data
+        parts = ("subscriptionId", "resourceGroupName", "name")
+        sub, group, name = (_given(data, key) for key in parts)
+        if not (sub and group and name):
+            return data
+        scale_set = data.get("virtualMachineScaleSet")
+        flexible = isinstance(scale_set, dict) and bool(scale_set.get("id"))
+        resource_id = vm_resource_id(sub, group, name, _given(data, "vmScaleSetName"), flexible)
+        return {**data, "resourceId": resource_id}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_both_ways(cls, data: Any) -> Any:
+        """Azure sends the image's publisher/offer/sku/version twice: in compute and in
+        storageProfile.imageReference. A file may give either; each empty one is filled."""
+        if not isinstance(data, dict):
+            return data
+        storage = data.get("storageProfile", {})
+        image = storage.get("imageReference", {}) if isinstance(storage, dict) else None
+        if not isinstance(image, dict):
+            return data
+        top, nested = dict(data), dict(image)
+        for key in _IMAGE_FIELDS:
+            if not _given(top, key) and _given(nested, key):
+                top[key] = nested[key]
+            elif not _given(nested, key) and _given(top, key):
+                nested[key] = top[key]
+        top["storageProfile"] = {**storage, "imageReference": nested}
+        return top
+
     @model_validator(mode="after")
     def _host_or_group(self) -> Compute:
         if self.host.id and self.hostGroup.id:
@@ -236,6 +294,22 @@ class Compute(_Strict):
         # 3.3: customData is disabled in IMDS and always "" (userData replaced it).
         if value:
             raise ValueError('Azure never serves customData (always ""); use userData')
+        return value
+
+    # 3.3: vmId is the VM's unique id, a GUID.
+    _vm_id = field_validator("vmId")(check_guid)
+
+    @field_validator("userData")
+    @classmethod
+    def _user_data_is_base64(cls, value: str) -> str:
+        # 3.3: Azure stores userData base64-encoded and serves it as stored.
+        try:
+            base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError(
+                "not base64 (Azure stores userData base64-encoded; encode it, e.g. "
+                "`base64 -w0 script.sh`)"
+            ) from None
         return value
 
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import click
 
-from openimds.cli.options import CONFIG_OPTION, JSON_OPTION, admin_call
+from openimds.cli.options import JSON_OPTION, AdminTarget, admin_call, admin_options
 
 
 def _when(iso: str | None) -> str:
@@ -56,9 +56,9 @@ def events() -> None:
 @click.option("--complete-after", type=float, help="Seconds Started lasts after the duration.")
 @click.option("--approval", type=click.Choice(["any", "all"]), help="Approvals needed to start.")
 @click.option("--id", "event_id", help="Use this EventId instead of a random GUID.")
-@CONFIG_OPTION
+@admin_options
 @JSON_OPTION
-def schedule(event_type: str, config_path: str | None, as_json: bool, **opts: Any) -> None:
+def schedule(event_type: str, admin: AdminTarget, as_json: bool, **opts: Any) -> None:
     """Schedule an event of EVENT_TYPE for the selected VMs."""
     targets = {
         "vm": opts.pop("vm"),
@@ -86,7 +86,7 @@ def schedule(event_type: str, config_path: str | None, as_json: bool, **opts: An
     if chosen:
         body["target"] = chosen
     body.update({names[k]: v for k, v in opts.items() if v is not None})
-    answer = admin_call(config_path, "POST", "/events", body)
+    answer = admin_call(admin, "POST", "/events", body)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
@@ -95,11 +95,11 @@ def schedule(event_type: str, config_path: str | None, as_json: bool, **opts: An
 
 
 @events.command("list")
-@CONFIG_OPTION
+@admin_options
 @JSON_OPTION
-def list_events(config_path: str | None, as_json: bool) -> None:
+def list_events(admin: AdminTarget, as_json: bool) -> None:
     """Live events: state, NotBefore, affected VMs, who approved and when."""
-    answer = admin_call(config_path, "GET", "/events")
+    answer = admin_call(admin, "GET", "/events")
     if as_json:
         click.echo(json.dumps(answer, indent=2))
     else:
@@ -109,10 +109,10 @@ def list_events(config_path: str | None, as_json: bool) -> None:
 def _action(name: str, help_text: str) -> None:
     @events.command(name, help=help_text)
     @click.argument("event_id")
-    @CONFIG_OPTION
-    def command(event_id: str, config_path: str | None) -> None:
+    @admin_options
+    def command(event_id: str, admin: AdminTarget) -> None:
         # Quoted: an id holding `/` or `?` must not reach another route.
-        answer = admin_call(config_path, "POST", f"/events/{quote(event_id, safe='')}/{name}")
+        answer = admin_call(admin, "POST", f"/events/{quote(event_id, safe='')}/{name}")
         after = answer.get("event")
         click.echo(f"{event_id}: {'removed' if after is None else after['state']}")
 
@@ -124,19 +124,19 @@ _action("cancel", "Cancel EVENT_ID: a Pending or Scheduled event is removed.")
 
 @events.command("load")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@CONFIG_OPTION
+@admin_options
 @JSON_OPTION
-def load(path: str, config_path: str | None, as_json: bool) -> None:
+def load(path: str, admin: AdminTarget, as_json: bool) -> None:
     """Load a scenario file (YAML or JSON); its relative times count from now."""
-    import yaml
+    from openimds.config import ConfigError
+    from openimds.config.loading import read_document
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        click.echo(f"openimds: {path}: {exc}", err=True)
+        data = read_document(path)
+    except ConfigError as exc:
+        click.echo(f"openimds: {exc}", err=True)
         sys.exit(2)
-    answer = admin_call(config_path, "POST", "/events/scenario", data)
+    answer = admin_call(admin, "POST", "/events/scenario", data)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return

@@ -11,15 +11,15 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from openimds.config.model import EventsSettings
+from openimds.config.report import explain, field_path
 from openimds.config.vm_model import VmSpec
+from openimds.core import timestamps
 from openimds.core.scheduled_events import Event, EventSource, EventType, Policy
 
 TargetKind = Literal["vm", "scaleSet", "availabilitySet", "placementGroup", "tag"]
@@ -30,10 +30,6 @@ TARGET_KINDS: tuple[TargetKind, ...] = (
     "placementGroup",
     "tag",
 )
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RELATIVE = re.compile(r"^\+?((?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+|\d+(?:\.\d+)?)$")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 # Azure's own wording where the reference quotes it (8); ours for Preempt and Terminate.
 DESCRIPTIONS: dict[EventType, str] = {
@@ -68,39 +64,10 @@ class ScheduleError(ValueError):
 
 def parse_time(value: str | float, base: float) -> float:
     """Epoch seconds for an absolute time, or `base` plus a relative one."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return base + float(value)
-    if not isinstance(value, str):
-        raise ScheduleError(f"not a time: {value!r}")
-    text = value.strip()
-    if text == "now":
-        return base
-    match = _RELATIVE.match(text)
-    if match:
-        body = match.group(1)
-        parts = _PART.findall(body)
-        if not parts:
-            return base + float(body)
-        return base + sum(float(n) * _UNITS[u] for n, u in parts)
-    return _absolute(text)
-
-
-def _absolute(text: str) -> float:
-    parsed: datetime | None = None
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            parsed = None
-    if parsed is None:
-        raise ScheduleError(
-            f"not a time: {text!r} (use +5m, +30s, now, RFC 3339 or RFC 1123 with a zone)"
-        )
-    if parsed.tzinfo is None:
-        raise ScheduleError(f"{text!r} has no time zone; add Z or an offset")
-    return parsed.timestamp()
+        return timestamps.parse_time(value, base)
+    except timestamps.TimeFormError as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 def parse_target(value: str | Mapping[str, str]) -> tuple[TargetKind, str]:
@@ -157,6 +124,27 @@ def resolve_target(
     )
 
 
+def _time_value(value: Any) -> Any:
+    # Checked before the union, whose per-member errors would say "str" and "float".
+    if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise ValueError(
+        "expected a time (+5m, now, RFC 3339 or RFC 1123 with a zone) or a number of seconds"
+    )
+
+
+def _target_value(value: Any) -> Any:
+    if isinstance(value, str) or (
+        isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    ):
+        return value
+    raise ValueError("expected KIND:VALUE (e.g. vm:web-0) or a one-key mapping (e.g. {vm: web-0})")
+
+
+TimeValue = Annotated[str | float, BeforeValidator(_time_value)]
+TargetValue = Annotated[str | dict[str, str], BeforeValidator(_target_value)]
+
+
 class ScheduleRequest(BaseModel):
     """One event to schedule; the camelCase names are the admin API's and the scenario's."""
 
@@ -165,9 +153,9 @@ class ScheduleRequest(BaseModel):
     )
 
     type: EventType
-    target: str | dict[str, str] | None = None
-    at: str | float = "now"
-    not_before: str | float | None = None
+    target: TargetValue | None = None
+    at: TimeValue = "now"
+    not_before: TimeValue | None = None
     duration_in_seconds: int | None = Field(None, ge=-1)
     description: str | None = None
     event_source: EventSource | None = None
@@ -257,12 +245,13 @@ def scenario_requests(data: Any) -> list[ScheduleRequest]:
 
 
 def validate_request(data: Any, where: str = "event") -> ScheduleRequest:
-    """A ScheduleRequest, or a ScheduleError listing every problem with its field."""
+    """A ScheduleRequest, or a ScheduleError listing every problem with its field, worded
+    as configuration errors are (field path, what is allowed)."""
     try:
         return ScheduleRequest.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            f"{field_path(tuple(err['loc']))}: {explain(err, tuple(err['loc']), ScheduleRequest)}"
             for err in exc.errors()
         )
         raise ScheduleError(f"{where}: {problems}") from None

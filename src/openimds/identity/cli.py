@@ -8,7 +8,7 @@ import time
 
 import click
 
-from openimds.cli.options import CONFIG_OPTION, JSON_OPTION, admin_call
+from openimds.cli.options import JSON_OPTION, AdminTarget, admin_call, admin_options
 
 
 def _when(epoch: int | None) -> str:
@@ -21,11 +21,11 @@ def keys() -> None:
 
 
 @keys.command("list")
-@CONFIG_OPTION
+@admin_options
 @JSON_OPTION
-def list_keys(config_path: str | None, as_json: bool) -> None:
+def list_keys(admin: AdminTarget, as_json: bool) -> None:
     """Show every published signing key: the active one and retired ones still in the JWKS."""
-    data = admin_call(config_path, "GET", "/identity/keys")
+    data = admin_call(admin, "GET", "/identity/keys")
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -39,12 +39,12 @@ def list_keys(config_path: str | None, as_json: bool) -> None:
 
 
 @keys.command("rotate")
-@CONFIG_OPTION
+@admin_options
 @JSON_OPTION
-def rotate(config_path: str | None, as_json: bool) -> None:
+def rotate(admin: AdminTarget, as_json: bool) -> None:
     """Create a new signing key and make it active. Tokens signed with the previous key
     stay valid (its public key stays in the JWKS) until they expire."""
-    data = admin_call(config_path, "POST", "/identity/keys/rotate")
+    data = admin_call(admin, "POST", "/identity/keys/rotate")
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:

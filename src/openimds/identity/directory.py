@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 
 from openimds.config.identity_model import Identities, guid
-from openimds.config.vm_model import VmSpec
+from openimds.config.vm_model import VmSpec, vm_resource_id
 from openimds.core.identity_api import VmIdentities
 from openimds.core.inventory import VmSnapshot
 from openimds.core.tokens import ManagedIdentity
@@ -22,6 +22,7 @@ from openimds.store import CorruptRecord, Store, decoding
 KIND = "identity_id"
 TENANT_SETTING = "identity_tenant_id"
 _ZERO_SUB = "00000000-0000-0000-0000-000000000000"
+_GROUP = "openimds"
 
 
 def default_tenant(store: Store, configured: str | None) -> str:
@@ -112,12 +113,21 @@ class StoreDirectory:
 def _scope(spec: VmSpec) -> str:
     compute = spec.instance.compute
     sub = compute.subscriptionId or _ZERO_SUB
-    group = compute.resourceGroupName or "openimds"
+    group = compute.resourceGroupName or _GROUP
     return f"/subscriptions/{sub}/resourceGroups/{group}/providers"
 
 
 def _vm_resource_id(spec: VmSpec) -> str:
-    return f"{_scope(spec)}/Microsoft.Compute/virtualMachines/{spec.display_name}"
+    """Only when the file gives no resourceId and too little to derive one (the VM model
+    derives it otherwise): the same form, with placeholders for what is missing."""
+    compute = spec.instance.compute
+    return vm_resource_id(
+        compute.subscriptionId or _ZERO_SUB,
+        compute.resourceGroupName or _GROUP,
+        spec.display_name,
+        compute.vmScaleSetName,
+        flexible=bool(compute.virtualMachineScaleSet.id),
+    )
 
 
 def _user_resource_id(spec: VmSpec, index: int) -> str:

@@ -180,7 +180,14 @@ def check_location(path: str) -> None:
 
 def _prepare_private_file(path: Path) -> None:
     """The state holds private keys: directory 0700, file 0600, before SQLite opens it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+        raise StoreError(
+            f"state database {path}: cannot create its directory {path.parent}: "
+            f"{blocker} is a file, not a directory"
+        ) from None
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)

@@ -8,7 +8,9 @@ without one (listed in `public_paths`).
 from __future__ import annotations
 
 import hmac
+import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -21,12 +23,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, compile_path
 from starlette.schemas import SchemaGenerator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openimds import __version__
 from openimds.store import StoreError
 from openimds.web.metrics import MetricsCollector, RequestMetrics
 
 Handler = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger("openimds.admin")
 
 _schemas = SchemaGenerator(
     {"openapi": "3.0.3", "info": {"title": "openimds admin API", "version": __version__}}
@@ -68,6 +72,41 @@ class TokenAuth(BaseHTTPMiddleware):
                 headers={"WWW-Authenticate": 'Bearer realm="openimds-admin"'},
             )
         return await call_next(request)
+
+
+class RequestLog:
+    """One info line per admin request, refused logins included: method, path, status,
+    peer and latency. Never a header or the query string, which may carry secrets. Plain
+    ASGI (outside TokenAuth), so it sees every answer's status without buffering it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app fails before answering
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            client = scope.get("client")
+            fields = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 3),
+                "peer": client[0] if client else "unix",
+            }
+            log.info("admin request", extra={"fields": fields})
 
 
 def error_handlers(
@@ -165,7 +204,10 @@ def build_admin_app(
         public.extend(feature.public_paths())
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(TokenAuth, token=token, public_paths=public)],
+        middleware=[
+            Middleware(RequestLog),
+            Middleware(TokenAuth, token=token, public_paths=public),
+        ],
         exception_handlers=error_handlers(features),
     )
     app.state.registry = registry
