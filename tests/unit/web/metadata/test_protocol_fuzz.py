@@ -15,7 +15,7 @@ from openimds.fleet.inventory import Fleet
 from openimds.web.access_log import AccessLog
 from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
 from openimds.web.metrics import RequestMetrics
-from tests.unit.web.test_response_cache import FakeTransport
+from tests.unit.web.metadata.test_response_cache import FakeTransport
 
 STATUS = re.compile(rb"HTTP/1\.1 (\d{3}) [A-Za-z -]+\r\n")
 FLEET = Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "fuzz-vm"}}})])

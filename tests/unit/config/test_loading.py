@@ -25,7 +25,7 @@ from openimds.config import (
 )
 from tests.support.imds import reference_vm_data
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_FILE = ROOT / "docs" / "config.schema.json"
 EXAMPLES = ROOT / "examples"
 DEMO_VM = ROOT / "src" / "openimds" / "data" / "demo-vm.json"

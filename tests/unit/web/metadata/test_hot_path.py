@@ -14,7 +14,7 @@ from openimds.fleet.inventory import Fleet
 from openimds.web.access_log import AccessLog
 from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
 from openimds.web.metrics import RequestMetrics
-from tests.unit.web.test_response_cache import FakeTransport
+from tests.unit.web.metadata.test_response_cache import FakeTransport
 
 DOC = "/metadata/instance?api-version=2021-02-01"
 STATUS = re.compile(rb"HTTP/1\.1 (\d{3}) ")
