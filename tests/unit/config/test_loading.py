@@ -1,11 +1,9 @@
-"""The configuration: precedence, the VM file format, and messages for bad files."""
+"""Assembling the configuration: precedence (defaults < file < environment < flags), one VM
+or a list, reading the file, the JSON Schema, the shipped examples."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +21,9 @@ from openimds.config import (
     load_config,
     parse_listen,
 )
+from tests.support.config import FIVE_LINE_VM, WriteFile, error_of, load
 from tests.support.imds import reference_vm_data
-
-ROOT = Path(__file__).resolve().parents[3]
-SCHEMA_FILE = ROOT / "docs" / "config.schema.json"
-EXAMPLES = ROOT / "examples"
-DEMO_VM = ROOT / "src" / "openimds" / "data" / "demo-vm.json"
-
-FIVE_LINE_VM = """\
-instance:
-  compute:
-    name: tiny
-    vmSize: Standard_B1s
-    location: westus
-"""
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> Iterator[Any]:
-    def _write(text: str, name: str = "vm.yaml") -> str:
-        path = tmp_path / name
-        path.write_text(text)
-        return str(path)
-
-    yield _write
-
-
-def load(path: str | None, **kwargs: Any) -> Config:
-    return load_config(path, env=kwargs.pop("env", {}), **kwargs)
-
-
-def error_of(path: str | None, **kwargs: Any) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load(path, **kwargs)
-    return str(caught.value)
+from tests.support.paths import CONFIG_SCHEMA, DEMO_VM, DOCS, EXAMPLES
 
 
 # -- precedence: defaults < file < environment < flags ---------------------------------------
@@ -69,7 +36,7 @@ def test_defaults() -> None:
     assert [vm.display_name for vm in config.vms] == ["demo-vm"]
 
 
-def test_file_then_environment_then_flags(write: Any) -> None:
+def test_file_then_environment_then_flags(write: WriteFile) -> None:
     path = write("server:\n  listen: 127.0.0.1:9000\n  rate_limit: 2\n")
     assert load(path).server.listen == parse_listen("127.0.0.1:9000")
     env = {"OPENIMDS_LISTEN": "127.0.0.1:9001"}
@@ -79,7 +46,7 @@ def test_file_then_environment_then_flags(write: Any) -> None:
     assert flagged.server.rate_limit == 2.0  # untouched settings keep the file's value
 
 
-def test_unset_flags_do_not_override(write: Any) -> None:
+def test_unset_flags_do_not_override(write: WriteFile) -> None:
     path = write("server:\n  rate_limit: 3\n")
     config = load(path, env={"OPENIMDS_RATE_LIMIT": "4"}, flags={"server.rate_limit": None})
     assert config.server.rate_limit == 4.0
@@ -139,13 +106,13 @@ def test_flag_error_names_the_flag() -> None:
 
 
 # -- the file: one VM or a list --------------------------------------------------------------
-def test_single_vm_shorthand(write: Any) -> None:
+def test_single_vm_shorthand(write: WriteFile) -> None:
     config = load(write(FIVE_LINE_VM))
     assert len(config.vms) == 1
     assert config.vms[0].instance.compute.vmSize == "Standard_B1s"
 
 
-def test_vms_list(write: Any) -> None:
+def test_vms_list(write: WriteFile) -> None:
     path = write(
         "vms:\n"
         "  - {name: a, addresses: [10.0.0.4], instance: {compute: {vmId: x}}}\n"
@@ -156,184 +123,20 @@ def test_vms_list(write: Any) -> None:
     assert [str(a) for a in config.vms[1].addresses] == ["fd00::5"]
 
 
-def test_settings_only_file_serves_the_demo_vm(write: Any) -> None:
+def test_settings_only_file_serves_the_demo_vm(write: WriteFile) -> None:
     assert load(write("server:\n  rate_limit: 0\n")).vms[0].display_name == "demo-vm"
     assert load(write("")).vms[0].display_name == "demo-vm"
 
 
-def test_five_line_vm_gets_azures_empty_defaults(write: Any) -> None:
-    assert len(FIVE_LINE_VM.splitlines()) == 5
-    compute = load(write(FIVE_LINE_VM)).vms[0].instance.compute
-    assert (compute.name, compute.location) == ("tiny", "westus")
-    assert compute.vmId == ""
-    assert compute.osProfile.adminUsername == ""
-    assert compute.storageProfile.osDisk.managedDisk.id == ""
-    assert compute.tagsList == []
-    vm = load(write(FIVE_LINE_VM)).vms[0]
-    dumped = vm.instance.model_dump()
-    assert dumped["compute"]["securityProfile"] == {
-        "secureBootEnabled": "",
-        "virtualTpmEnabled": "",
-        "encryptionAtHost": "",
-        "securityType": "",
-    }
-    assert dumped["network"] == {"interface": []}
-
-
-def test_yaml_scalars_become_azure_strings(write: Any) -> None:
-    path = write(
-        "instance:\n"
-        "  compute:\n"
-        "    platformFaultDomain: 0\n"
-        "    zone: 2\n"
-        "    version: 1.5\n"
-        "    priority: null\n"
-        "    additionalCapabilities: {hibernationEnabled: false}\n"
-        "    osProfile: {disablePasswordAuthentication: true}\n"
-        "    storageProfile: {osDisk: {diskSizeGB: 30}}\n"
-        "  network:\n"
-        "    interface: [{ipv4: {subnet: [{address: 10.0.0.0, prefix: 24}]}}]\n"
-    )
-    compute = load(path).vms[0].instance.compute
-    assert compute.platformFaultDomain == "0"
-    assert compute.zone == "2"
-    assert compute.version == "1.5"
-    assert compute.priority == ""
-    assert compute.additionalCapabilities.hibernationEnabled == "false"
-    assert compute.osProfile.disablePasswordAuthentication == "true"
-    assert compute.storageProfile.osDisk.diskSizeGB == "30"
-    subnet = load(path).vms[0].instance.network.interface[0].ipv4.subnet[0]
-    assert subnet.prefix == "24"
-
-
-@pytest.mark.parametrize(
-    "mac", ["000D3AF806EC", "000d3af806ec", "00:0D:3A:F8:06:EC", "00-0d-3a-f8-06-ec"]
-)
-def test_mac_addresses_are_normalised(write: Any, mac: str) -> None:
-    path = write(f'instance:\n  network:\n    interface:\n      - macAddress: "{mac}"\n')
-    assert load(path).vms[0].instance.network.interface[0].macAddress == "000D3AF806EC"
-
-
-def test_bad_mac_address(write: Any) -> None:
-    path = write('instance:\n  network:\n    interface:\n      - macAddress: "00:0D:3A"\n')
-    assert error_of(path) == (
-        f"{path}: instance.network.interface[0].macAddress: not a MAC address: '00:0D:3A' "
-        "(12 hex digits, e.g. 000D3AF806EC)"
-    )
-
-
-def test_tags_give_tags_list(write: Any) -> None:
-    compute = (
-        load(write('instance:\n  compute:\n    tags: "a:1;b:x:y;c:"\n')).vms[0].instance.compute
-    )
-    assert [(t.name, t.value) for t in compute.tagsList] == [("a", "1"), ("b", "x:y"), ("c", "")]
-
-
-def test_tags_list_gives_tags(write: Any) -> None:
-    path = write(
-        "instance:\n  compute:\n    tagsList: [{name: a, value: 1}, {name: b, value: x}]\n"
-    )
-    compute = load(path).vms[0].instance.compute
-    assert compute.tags == "a:1;b:x"
-    assert compute.tagsList[0].value == "1"
-
-
-def test_both_tags_forms_are_kept_as_given(write: Any) -> None:
-    path = write("instance:\n  compute:\n    tags: a:1\n    tagsList: [{name: a, value: '1'}]\n")
-    compute = load(path).vms[0].instance.compute
-    assert (compute.tags, len(compute.tagsList)) == ("a:1", 1)
-
-
-# -- one clear message per bad file ----------------------------------------------------------
-def test_unknown_key_in_shorthand_reads_as_written(write: Any) -> None:
-    path = write("instance:\n  compute:\n    vmsize: Standard_B1s\n")
-    message = error_of(path)
-    assert message.startswith(
-        f"{path}: instance.compute.vmsize: unknown field 'vmsize' (did you mean 'vmSize'?); "
-        "allowed: additionalCapabilities, azEnvironment,"
-    )
-    assert "vms.0" not in message
-    assert "vms[0]" not in message
-    assert len(message.splitlines()) == 1
-
-
-def test_unknown_key_in_a_vms_list(write: Any) -> None:
-    path = write("vms:\n  - instance:\n      compute:\n        vmsize: x\n")
-    assert error_of(path).startswith(f"{path}: vms[0].instance.compute.vmsize: unknown field")
-
-
-def test_unknown_top_level_key_suggests_vm_keys_too(write: Any) -> None:
-    message = error_of(write("instnace:\n  compute: {}\n"))
-    assert "unknown field 'instnace' (did you mean 'instance'?)" in message
-    assert "allowed: " in message
-    assert "server" in message.split("allowed: ")[1]
-
-
-@pytest.mark.parametrize(
-    ("text", "where", "explanation"),
-    [
-        ("instance:\n  compute: 5\n", "instance.compute", "expected a mapping of fields, got 5"),
-        ("instance: [a]\n", "instance", "expected a mapping of fields, got a list"),
-        ("server:\n  rate_limit: fast\n", "server.rate_limit", "expected a number, got 'fast'"),
-        ("server:\n  rate_limit: -1\n", "server.rate_limit", "greater than or equal to 0"),
-        ("server:\n  access_log: maybe\n", "server.access_log", "expected true or false"),
-        (
-            "server:\n  log_level: loud\n",
-            "server.log_level",
-            "expected one of 'debug', 'info', 'warning' or 'error', got 'loud'",
-        ),
-        ("addresses: [not-an-ip]\n", "addresses[0]", "expected an IPv4 or IPv6 address"),
-        ("instance:\n  network:\n    interface: x\n", "instance.network.interface", "a list"),
-        (
-            "vms:\n  - {name: a}\n  - {name: a}\n",
-            "vms",
-            "VM names must be unique; repeated: a",
-        ),
-        (
-            "vms:\n  - {name: a}\n  - {name: b}\n",
-            "vms",
-            "every VM must list the `addresses` it calls from",
-        ),
-        ("vms: []\n", "vms", "at least 1 item"),
-        (
-            "instance:\n  compute:\n    customData: abc\n",
-            "instance.compute.customData",
-            "Azure never serves customData",
-        ),
-    ],
-)
-def test_wrong_values(write: Any, text: str, where: str, explanation: str) -> None:
-    path = write(text)
-    message = error_of(path)
-    assert message.startswith(f"{path}: {where}: ")
-    assert explanation in message
-    assert "Traceback" not in message
-
-
-@pytest.mark.parametrize(
-    ("listen", "problem"),
-    [
-        ("localhost", "expected HOST:PORT"),
-        ("127.0.0.1:http", "expected HOST:PORT"),
-        ("127.0.0.1:70000", "expected HOST:PORT"),
-        (":8080", "expected HOST:PORT"),
-        ("unix:", "a Unix socket needs a path"),
-    ],
-)
-def test_bad_listen_addresses(write: Any, listen: str, problem: str) -> None:
-    path = write(f'admin:\n  listen: "{listen}"\n')
-    message = error_of(path)
-    assert message.startswith(f"{path}: admin.listen: {problem}")
-
-
-def test_invalid_yaml_gives_line_and_column(write: Any) -> None:
+# -- reading the file: one clear message when it cannot be read -----------------------------
+def test_invalid_yaml_gives_line_and_column(write: WriteFile) -> None:
     path = write("server:\n  listen: 127.0.0.1:8080\n  rate_limit: [1\nadmin: {}\n")
     message = error_of(path)
     assert message.startswith(f"{path}:4:")
     assert "not valid YAML or JSON" in message
 
 
-def test_invalid_json_file(write: Any) -> None:
+def test_invalid_json_file(write: WriteFile) -> None:
     path = write('{"instance": {"compute": {"name": "x",}}', "vm.json")
     assert error_of(path).startswith(f"{path}:1:")
 
@@ -343,109 +146,37 @@ def test_missing_file(tmp_path: Path) -> None:
     assert error_of(path) == f"{path}: cannot read: No such file or directory"
 
 
-def test_top_level_must_be_a_mapping(write: Any) -> None:
+def test_a_binary_file_is_not_utf8_text(tmp_path: Path) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"server:\n  listen: \xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"binary\.yaml: not UTF-8 text \(byte 18\)"):
+        load_config(str(path), env={})
+
+
+def test_top_level_must_be_a_mapping(write: WriteFile) -> None:
     path = write("- a\n- b\n")
     assert error_of(path) == f"{path}: expected a mapping at the top, got list"
 
 
-def test_vms_and_top_level_vm_keys_together(write: Any) -> None:
+def test_vms_and_top_level_vm_keys_together(write: WriteFile) -> None:
     path = write("name: x\ninstance: {}\nvms:\n  - name: y\n")
     assert error_of(path) == (
         f"{path}: give either a `vms` list or one VM's keys (instance, name), not both"
     )
 
 
-def test_several_problems_one_line_each(write: Any) -> None:
-    path = write("server:\n  listen: nowhere\n  rate_limit: x\ninstance:\n  compute: {vmsize: x}\n")
-    lines = error_of(path).splitlines()
-    assert len(lines) == 3
-    assert all(line.startswith(f"{path}: ") for line in lines)
-
-
-def test_secrets_are_not_echoed(write: Any) -> None:
-    path = write("admin:\n  token: hunter2\n")
-    message = error_of(path)
-    assert "hunter2" not in message
-    assert "at least 16 characters" in message
-    assert "hunter2" not in error_of(None, env={"OPENIMDS_ADMIN_TOKEN": "hunter2"})
-
-
-# -- the CLI: exit 2, one message on stderr, never a traceback ---------------------------------
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")}
-    return subprocess.run(
-        [sys.executable, "-m", "openimds", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("instance:\n  compute:\n    vmsize: x\n", "instance.compute.vmsize: unknown field"),
-        ("server: {listen: [1\n", "not valid YAML or JSON"),
-        ("name: a\nvms: []\n", "give either a `vms` list or one VM's keys (name), not both"),
-        ("server:\n  rate_limit: fast\n", "server.rate_limit: expected a number, got 'fast'"),
-    ],
-)
-def test_cli_config_check_bad_file(write: Any, text: str, expected: str) -> None:
-    path = write(text, "bad.yaml")
-    result = run_cli("config", "check", "--config", path)
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr.startswith(f"openimds: invalid configuration\n{path}")
-    assert expected in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-
-
-def test_cli_config_check_missing_file(tmp_path: Path) -> None:
-    result = run_cli("config", "check", "--config", str(tmp_path / "absent.yaml"))
-    assert result.returncode == 2
-    assert "absent.yaml: cannot read: No such file or directory" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-
-
-def test_cli_config_check_good_file_and_show(write: Any) -> None:
-    path = write(FIVE_LINE_VM)
-    assert run_cli("config", "check", "--config", path).stdout == "ok: 1 VM(s)\n"
-    shown = run_cli(
-        "config",
-        "show",
-        "--format",
-        "json",
-        "--config",
-        path,
-        env={"OPENIMDS_RATE_LIMIT": "9", "OPENIMDS_ADMIN_TOKEN": "x" * 20},
-    )
-    data = json.loads(shown.stdout)
-    assert data["server"]["rate_limit"] == 9.0
-    assert data["admin"]["token"] == "***"
-    assert data["vms"][0]["instance"]["compute"]["name"] == "tiny"
-    assert "x" * 20 not in shown.stdout
-
-
 # -- JSON Schema and the shipped examples -----------------------------------------------------
 def shipped_schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+    loaded: dict[str, Any] = json.loads(CONFIG_SCHEMA.read_text())
     return loaded
 
 
 def test_shipped_schema_is_current() -> None:
     expected = json.dumps(json_schema(), indent=2) + "\n"
-    assert SCHEMA_FILE.read_text() == expected, (
+    assert CONFIG_SCHEMA.read_text() == expected, (
         "docs/config.schema.json is stale: run "
         "`.venv/bin/openimds config schema > docs/config.schema.json`"
     )
-
-
-def test_cli_prints_the_shipped_schema() -> None:
-    assert run_cli("config", "schema").stdout == SCHEMA_FILE.read_text()
 
 
 def validator() -> jsonschema.Draft202012Validator:
@@ -499,7 +230,7 @@ def test_demo_vm_file_is_the_reference_vm() -> None:
 
 
 def test_yaml_examples_in_the_docs_load(tmp_path: Path) -> None:
-    text = (ROOT / "docs" / "configuration.md").read_text()
+    text = (DOCS / "configuration.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
     assert len(blocks) >= 3
     for index, block in enumerate(blocks):

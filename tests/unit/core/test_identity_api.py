@@ -20,6 +20,8 @@ from openimds.core.identity_api import (
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
 from openimds.core.tokens import ManagedIdentity, TokenCache, TokenPolicy
+from tests.support.identity import MALFORMED, NOT_FOUND
+from tests.support.imds import bare_vm
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 _RG = "/subscriptions/s/resourceGroups/rg/providers"
@@ -39,12 +41,6 @@ USER2 = ManagedIdentity(
     "bbbbbbbb-0000-0000-0000-000000000003",
     f"{_RG}/Microsoft.ManagedIdentity/userAssignedIdentities/two",
 )
-MALFORMED = {
-    "error": "invalid_request",
-    "error_description": "The request is missing a required parameter, includes an invalid "
-    "parameter value, includes a parameter more than once, or is otherwise malformed.",
-}
-NOT_FOUND = {"error": "invalid_request", "error_description": "Identity not found"}
 MULTIPLE = {
     "error": "invalid_request",
     "error_description": "Multiple user assigned identities exist, please specify the clientId "
@@ -87,7 +83,7 @@ class World:
                 ("/metadata/identity/info", IdentityInfoEndpoint(self.directory)),
             ]
         )
-        self.vm = VmSnapshot(id="vm", name="vm", revision=1, instance={})
+        self.vm = bare_vm("vm")
 
     def _uti(self) -> str:
         self.counter += 1
@@ -401,7 +397,7 @@ def test_selection_follows_a_new_vm_revision() -> None:
     world = World(VmIdentities(TENANT, SYSTEM))
     assert body(world.get())["client_id"] == SYSTEM.client_id
     world.directory.value = VmIdentities(TENANT, None, (USER1,))
-    world.vm = VmSnapshot(id="vm", name="vm", revision=2, instance={})
+    world.vm = bare_vm("vm", revision=2)
     assert body(world.get())["client_id"] == USER1.client_id
 
 

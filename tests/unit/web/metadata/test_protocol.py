@@ -3,21 +3,19 @@ what gets counted."""
 
 from __future__ import annotations
 
+import io
 import json
 from typing import ClassVar
 
-from openimds.config.vm_model import VmSpec
 from openimds.core.app import build_service
 from openimds.core.endpoint import BaseEndpoint
 from openimds.core.errors import ImdsError, TooManyRequests
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.throttle import RateLimiter
-from openimds.fleet.inventory import Fleet
 from openimds.web.access_log import AccessLog
-from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
-from openimds.web.metrics import RequestMetrics
-from tests.unit.web.metadata.test_response_cache import FakeTransport
+from openimds.web.metadata.protocol import MetadataServer
+from tests.support.listener import metadata_server, send
 
 
 class Busy(ImdsError):
@@ -37,34 +35,12 @@ class Custom(BaseEndpoint):
         return Response(200, b'{"ok":true}')
 
 
-class Capture:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
-
-    def flush(self) -> None: ...
-
-
-def _server(rate: float, sink: Capture | None = None) -> MetadataServer:
-    return MetadataServer(
-        build_service([("/metadata/custom", Custom())]),
-        Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "vm-a"}}})]),
-        {"imds": RateLimiter(rate), "custom": RateLimiter(rate)},
-        server_header="IMDS/test",
-        access_log=AccessLog(sink, enabled=sink is not None),  # type: ignore[arg-type]
-        metrics=RequestMetrics(),
+def _server(rate: float, sink: io.StringIO | None = None) -> MetadataServer:
+    return metadata_server(
+        service=build_service([("/metadata/custom", Custom())]),
+        limiters={"imds": RateLimiter(rate), "custom": RateLimiter(rate)},
+        access_log=AccessLog(sink, enabled=sink is not None),
     )
-
-
-def _send(server: MetadataServer, data: bytes) -> FakeTransport:
-    transport = FakeTransport()
-    proto = MetadataProtocol(server)
-    proto.connection_made(transport)  # type: ignore[arg-type]
-    proto.data_received(data)
-    return transport
 
 
 def _bodies(raw: bytes) -> list[tuple[int, bytes]]:
@@ -80,9 +56,9 @@ def _bodies(raw: bytes) -> list[tuple[int, bytes]]:
 def test_throttled_answer_keeps_the_endpoints_shape_with_or_without_keep_alive() -> None:
     server = _server(rate=1)
     ask = b"GET /metadata/custom HTTP/1.1\r\nMetadata: true\r\n\r\n"
-    answers = _bodies(_send(server, ask * 2).written)
+    answers = _bodies(send(server, ask * 2).written)
     assert [status for status, _ in answers] == [200, 429]
-    closing = _send(server, ask.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+    closing = send(server, ask.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
     status, body = _bodies(closing.written)[0]
     assert status == 429
     assert (
@@ -102,25 +78,25 @@ def test_budgets_are_shared_by_the_general_routes_only() -> None:
     server = _server(rate=1)
     ask = b"GET /metadata/versions HTTP/1.1\r\nMetadata: true\r\n\r\n"
     custom = b"GET /metadata/custom HTTP/1.1\r\nMetadata: true\r\n\r\n"
-    statuses = [s for s, _ in _bodies(_send(server, ask * 2 + custom).written)]
+    statuses = [s for s, _ in _bodies(send(server, ask * 2 + custom).written)]
     assert statuses == [200, 429, 200]
 
 
 def test_malformed_requests_are_counted_and_logged() -> None:
-    sink = Capture()
+    sink = io.StringIO()
     server = _server(rate=0, sink=sink)
-    transport = _send(server, b"GET /x?secret=1 HTTP/1.1\r\nBad Header: y\r\n\r\n")
+    transport = send(server, b"GET /x?secret=1 HTTP/1.1\r\nBad Header: y\r\n\r\n")
     assert transport.finished
     assert server.metrics.requests[("malformed", 400, "-")] == 1
     server.access_log.flush()
-    line = json.loads(sink.text)
+    line = json.loads(sink.getvalue())
     assert (line["method"], line["path"], line["status"], line["vm"]) == ("GET", "/x", 400, "-")
-    assert "secret" not in sink.text
+    assert "secret" not in sink.getvalue()
 
 
 def test_nothing_is_answered_after_the_connection_is_closing() -> None:
     server = _server(rate=0)
     ask = b"GET /metadata/versions HTTP/1.1\r\nMetadata: true\r\n"
-    transport = _send(server, ask + b"Connection: close\r\n\r\n" + ask + b"\r\n")
+    transport = send(server, ask + b"Connection: close\r\n\r\n" + ask + b"\r\n")
     assert len(_bodies(transport.written)) == 1
     assert transport.finished
