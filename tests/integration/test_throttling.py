@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,10 @@ def _burst(url: str, count: int, source: str | None = None) -> list[int]:
         return [conn.read_response().status for _ in range(count)]
 
 
-def _fleet_server(tmp_path: Path, rate: int, **kwargs: object) -> RunningServer:
+def _fleet_server(tmp_path: Path, rate: int, rate_limit: str | None = "0") -> RunningServer:
     config = tmp_path / "fleet.yaml"
     config.write_text(FLEET.format(rate=rate))
-    return start_server(tmp_path, config=str(config), **kwargs)  # type: ignore[arg-type]
+    return start_server(tmp_path, config=str(config), rate_limit=rate_limit)
 
 
 def test_rate_limit_flag_answers_429_beyond_the_budget(tmp_path: Path) -> None:
@@ -68,11 +69,11 @@ def test_rate_limit_zero_turns_throttling_off(live: RunningServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     tmp = tmp_path_factory.mktemp("fleet")
     # The rate comes from the file alone (no --rate-limit flag).
     running = _fleet_server(tmp, rate=3, rate_limit=None)
-    yield running  # type: ignore[misc]
+    yield running
     running.stop()
 
 

@@ -44,5 +44,6 @@ def test_system_assigned_shorthand_and_lower_cased_ids(tmp_path: Path) -> None:
         tmp_path, f"name: vm\nidentities: {{systemAssigned: true, tenantId: {TENANT.upper()}}}\n"
     )
     identities = config.vms[0].identities
+    assert identities is not None
     assert identities.systemAssigned is not None
     assert identities.tenantId == TENANT

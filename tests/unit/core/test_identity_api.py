@@ -90,11 +90,12 @@ class World:
         return f"uti-{self.counter}"
 
     def get(
-        self, params: Mapping[str, str] | None = None, *, now: float = NOW, header: bool = True,
+        self, params: Mapping[str, str | None] | None = None, *, now: float = NOW,
+        header: bool = True,
         path: str = "/metadata/identity/oauth2/token",
     ) -> Response:  # fmt: skip
-        query = {"api-version": "2018-02-01", "resource": RESOURCE, **(params or {})}
-        query = {k: v for k, v in query.items() if v is not None}
+        given = {"api-version": "2018-02-01", "resource": RESOURCE, **(params or {})}
+        query = {k: v for k, v in given.items() if v is not None}
         headers = (("metadata", "true"),) if header else ()
         request = Request("GET", path, tuple(query.items()), headers)
         return self.service.handle(request, self.vm, now)
@@ -260,7 +261,7 @@ def test_vm_without_identity(identities: VmIdentities | None) -> None:
     ],
 )
 def test_malformed_requests(params: dict[str, str | None]) -> None:
-    r = World(full()).get(params)  # type: ignore[arg-type]
+    r = World(full()).get(params)
     assert (r.status, body(r)) == (400, MALFORMED)
 
 
@@ -378,7 +379,7 @@ def test_cache_is_bounded() -> None:
 
 
 def test_info_returns_the_tenant() -> None:
-    r = World(full()).get(path="/metadata/identity/info", params={"resource": None})  # type: ignore[dict-item]
+    r = World(full()).get(path="/metadata/identity/info", params={"resource": None})
     assert (r.status, body(r)) == (200, {"tenantId": TENANT})
     assert r.cacheable is True
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from openimds.core.app import build_service
-from openimds.core.http import Request
-from openimds.core.scheduled_events import EventBook, advance, command
+from openimds.core.http import Request, Response
+from openimds.core.scheduled_events import EventBook, EventType, advance, command
 from openimds.core.scheduled_events_api import (
     Approve,
     ScheduledEventsEndpoint,
@@ -24,6 +24,12 @@ SE_NEWEST = ["2020-07-01", "2019-08-01", "2019-04-01"]
 
 
 # -- the document -----------------------------------------------------------------------------
+def events_of(doc: dict[str, object]) -> list[dict[str, object]]:
+    events = doc["Events"]
+    assert isinstance(events, list)
+    return events
+
+
 @pytest.mark.parametrize(
     ("version", "keys"),
     [
@@ -43,7 +49,7 @@ def test_fields_are_gated_by_version(version: str, keys: list[str]) -> None:
     doc = document(posted(event()), "vm-a", version)
     base = ["EventId", "EventType", "ResourceType", "Resources", "EventStatus", "NotBefore"]
     assert doc["DocumentIncarnation"] == 1
-    (only,) = doc["Events"]  # type: ignore[misc]
+    (only,) = events_of(doc)
     assert list(only) == base + keys
     assert only["NotBefore"] == "Mon, 24 Nov 2025 16:15:00 GMT"
     assert only["Resources"] == ["name-vm-a"] and only["ResourceType"] == "VirtualMachine"
@@ -55,7 +61,7 @@ def test_fields_are_gated_by_version(version: str, keys: list[str]) -> None:
     ("event_type", "first"),
     [("Freeze", "2017-03-01"), ("Preempt", "2017-11-01"), ("Terminate", "2019-01-01")],
 )
-def test_event_types_are_gated_by_version(event_type: str, first: str) -> None:
+def test_event_types_are_gated_by_version(event_type: EventType, first: str) -> None:
     book = posted(event(event_type=event_type))
     for version in SCHEDULED_EVENTS_VERSIONS:
         shown = document(book, "vm-a", version)["Events"]
@@ -64,9 +70,9 @@ def test_event_types_are_gated_by_version(event_type: str, first: str) -> None:
 
 def test_started_document_and_preview_names() -> None:
     book = command(posted(event()), "E1", "start", T0 + 1).book
-    (shown,) = document(book, "vm-a", "2020-07-01")["Events"]  # type: ignore[misc]
+    (shown,) = events_of(document(book, "vm-a", "2020-07-01"))
     assert shown["EventStatus"] == "Started" and shown["NotBefore"] == ""
-    (preview,) = document(book, "vm-a", "2017-03-01")["Events"]  # type: ignore[misc]
+    (preview,) = events_of(document(book, "vm-a", "2017-03-01"))
     assert preview["Resources"] == ["_name-vm-a"]  # 2.2: before 2017-08-01
 
 
@@ -106,9 +112,11 @@ class Harness:
         body: bytes = b"",
         headers: tuple[tuple[str, str], ...] = (("metadata", "true"),),
         now: float = T0 + 1,
-    ):  # type: ignore[no-untyped-def]
-        pairs = tuple(tuple(p.split("=", 1)) for p in query.split("&") if p)
-        request = Request(method, "/metadata/scheduledevents", pairs, headers, body)  # type: ignore[arg-type]
+    ) -> Response:
+        pairs = tuple(
+            (name, value) for name, _, value in (p.partition("=") for p in query.split("&") if p)
+        )
+        request = Request(method, "/metadata/scheduledevents", pairs, headers, body)
         return self.service.handle(request, VM_A, now)
 
 
@@ -136,7 +144,9 @@ def test_post_accepts_a_form_content_type_and_several_ids() -> None:
     body = b'{"StartRequests":[{"EventId":"E1"},{"EventId":"E2"}]}'
     form = (("metadata", "true"), ("content-type", "application/x-www-form-urlencoded"))
     response = harness.call("POST", body=body, headers=form)
-    assert response.status == 200 and response.effects[0].event_ids == ("E1", "E2")  # type: ignore[attr-defined]
+    assert response.status == 200
+    (approval,) = response.effects
+    assert isinstance(approval, Approve) and approval.event_ids == ("E1", "E2")
 
 
 @pytest.mark.parametrize(

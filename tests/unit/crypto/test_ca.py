@@ -230,7 +230,7 @@ def test_unreadable_files_are_worded_for_the_user(tmp_path: Path) -> None:
 )
 def test_settings_refuse_incomplete_file_sets(fields: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"give|goes with"):
-        AttestedSettings(**fields)  # type: ignore[arg-type]
+        AttestedSettings(**fields)
 
 
 def test_keys_are_made_on_prepare_not_in_the_constructor() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from openimds.crypto.jwt_tokens import JwtSigner, discovery_document
@@ -26,7 +27,8 @@ def test_signed_token_verifies_with_the_published_key() -> None:
     }
     (jwk,) = ring.jwks(NOW)["keys"]
     public = RSAAlgorithm.from_jwk(json.dumps(jwk))
-    claims = jwt.decode(token, public, algorithms=["RS256"], audience="https://x")  # type: ignore[arg-type]
+    assert isinstance(public, rsa.RSAPublicKey)
+    claims = jwt.decode(token, public, algorithms=["RS256"], audience="https://x")
     assert claims["aud"] == "https://x"
 
 

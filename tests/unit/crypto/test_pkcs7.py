@@ -59,7 +59,15 @@ def test_garbage_is_a_cms_error(garbage: bytes) -> None:
 
 def test_cloud_override_signs_with_that_clouds_names(ca: CertificateAuthority) -> None:
     der = Pkcs7Signer(ca, "usgov").sign(CONTENT, "AzurePublicCloud")
-    kwargs = {"roots": roots(ca), "at": AT, "intermediates": ca.intermediates}
-    verify_document(answer(der), domains=["metadata.azure.us"], **kwargs)  # type: ignore[arg-type]
+    trust = roots(ca)
+    verify_document(
+        answer(der), trust, at=AT, intermediates=ca.intermediates, domains=["metadata.azure.us"]
+    )
     with pytest.raises(VerificationError, match="san"):
-        verify_document(answer(der), domains=["metadata.azure.com"], **kwargs)  # type: ignore[arg-type]
+        verify_document(
+            answer(der),
+            trust,
+            at=AT,
+            intermediates=ca.intermediates,
+            domains=["metadata.azure.com"],
+        )

@@ -184,7 +184,7 @@ def test_scenario_shapes() -> None:
 
 
 # -- times an event can be rendered with ---------------------------------------------------
-def build(settings: EventsSettings | None = None, **fields: object) -> float:
+def build(settings: EventsSettings | None = None, /, **fields: object) -> float:
     """The NotBefore of a Freeze for the only VM, scheduled at BASE."""
     request = validate_request({"type": "Freeze", **fields})
     event = build_event(
