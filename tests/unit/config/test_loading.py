@@ -4,6 +4,7 @@ or a list, reading the file, the JSON Schema, the shipped examples."""
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,7 @@ def test_shipped_schema_is_current() -> None:
     )
 
 
+@cache
 def validator() -> jsonschema.Draft202012Validator:
     schema = shipped_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
