@@ -3,19 +3,11 @@ environment that leaves the SDKs only the IMDS path, and the server's own answer
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import jwt
 import pytest
 
 from tests.support.server import RunningServer
 
-DEMO = json.loads(
-    (Path(__file__).parents[2] / "src" / "openimds" / "data" / "demo-vm.json").read_text()
-)["identities"]
-SYSTEM = DEMO["systemAssigned"]
-USER = DEMO["userAssigned"][0]
 UNKNOWN_CLIENT_ID = "00000000-1111-2222-3333-444444444444"
 SCOPE = "https://management.azure.com/.default"
 RESOURCE = "https://management.azure.com"  # the SDKs strip "/.default"

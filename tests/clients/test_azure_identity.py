@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
@@ -21,13 +22,12 @@ from tests.clients.identity_support import (
     RESOURCE,
     SCOPE,
     SERVER_ENV,
-    SYSTEM,
     UNKNOWN_CLIENT_ID,
-    USER,
     claims,
     issued,
     point_sdks_at,
 )
+from tests.support.identity import SYSTEM, USER
 from tests.support.server import RunningServer, start_server
 
 pytestmark = pytest.mark.clients
@@ -60,15 +60,15 @@ def test_sync_system_assigned(server: RunningServer) -> None:
 
 
 @pytest.mark.parametrize("kwargs", USER_SELECTORS)
-def test_sync_user_assigned(server: RunningServer, kwargs: dict[str, object]) -> None:
-    token = ManagedIdentityCredential(**kwargs).get_token(SCOPE)  # type: ignore[arg-type]
+def test_sync_user_assigned(server: RunningServer, kwargs: dict[str, Any]) -> None:
+    token = ManagedIdentityCredential(**kwargs).get_token(SCOPE)
     assert token.token == issued(server, f"client_id={USER['clientId']}")
     assert claims(token.token)["oid"] == USER["objectId"]
     assert token.expires_on > time.time() + 3600
 
 
-async def _async_token(**kwargs: object) -> tuple[str, int]:
-    async with AsyncManagedIdentityCredential(**kwargs) as credential:  # type: ignore[arg-type]
+async def _async_token(**kwargs: Any) -> tuple[str, int]:
+    async with AsyncManagedIdentityCredential(**kwargs) as credential:
         token = await credential.get_token(SCOPE)
     return token.token, token.expires_on
 
@@ -109,7 +109,7 @@ def _default_credential(**kwargs: object) -> DefaultAzureCredential:
         exclude_powershell_credential=True,
         exclude_interactive_browser_credential=True,
         exclude_broker_credential=True,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 

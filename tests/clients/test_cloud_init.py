@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from tests.clients.sandbox import ClientRun, client_path, serve_and_probe
+from tests.support.imds import reference_vm_data
 
 pytestmark = pytest.mark.clients
 
-DEMO = json.loads(
-    (Path(__file__).parents[2] / "src" / "openimds" / "data" / "demo-vm.json").read_text()
-)["instance"]
+DEMO = reference_vm_data()["instance"]
 
 
 def crawl(tmp: Path, config: str | None = None, want: str | None = None) -> ClientRun:

@@ -14,13 +14,12 @@ import requests
 from tests.clients.identity_support import (
     RESOURCE,
     SERVER_ENV,
-    SYSTEM,
     UNKNOWN_CLIENT_ID,
-    USER,
     claims,
     issued,
     point_sdks_at,
 )
+from tests.support.identity import SYSTEM, USER
 from tests.support.server import RunningServer, start_server
 
 pytestmark = pytest.mark.clients

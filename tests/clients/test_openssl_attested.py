@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -169,7 +170,7 @@ class Invalid(Exception):
     pass
 
 
-def validate(der: bytes, root: x509.Certificate, nonce: str, now: datetime) -> dict[str, object]:
+def validate(der: bytes, root: x509.Certificate, nonce: str, now: datetime) -> dict[str, Any]:
     """1 decode + parse PKCS#7; 2 signer cert, intermediate from its AIA URL; 3 chain to the
     trusted root; 4 SAN under the cloud domain; 5 signed content, nonce, expiresOn."""
     signer = signer_of(der)
@@ -191,10 +192,10 @@ def validate(der: bytes, root: x509.Certificate, nonce: str, now: datetime) -> d
         verify_signature(signed, signer)
     except CmsError as exc:
         raise Invalid(f"signature: {exc}") from exc
-    doc: dict[str, object] = json.loads(signed.content)
+    doc: dict[str, Any] = json.loads(signed.content)
     if doc["nonce"] != nonce:
         raise Invalid("nonce")
-    stamp = doc["timeStamp"]["expiresOn"]  # type: ignore[index]
+    stamp = doc["timeStamp"]["expiresOn"]
     if now > datetime.strptime(stamp, "%m/%d/%y %H:%M:%S -0000").replace(tzinfo=UTC):
         raise Invalid("expired")
     return doc

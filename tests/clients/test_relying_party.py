@@ -14,7 +14,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.clients.identity_support import DEMO, SERVER_ENV, SYSTEM
+from tests.clients.identity_support import SERVER_ENV
+from tests.support.identity import DEMO, SYSTEM
 from tests.support.server import RunningServer, start_server
 
 pytestmark = pytest.mark.clients

@@ -8,18 +8,16 @@ never leave the machine.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.clients.sandbox import CLOSED_LOOPBACK, ClientRun, client_path, serve_and_probe
+from tests.support.imds import reference_vm_data
 
 pytestmark = pytest.mark.clients
 
-DEMO = json.loads(
-    (Path(__file__).parents[2] / "src" / "openimds" / "data" / "demo-vm.json").read_text()
-)["instance"]
+DEMO = reference_vm_data()["instance"]
 
 
 def run_agent(tmp: Path, config: str | None = None) -> ClientRun:

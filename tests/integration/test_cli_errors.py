@@ -3,9 +3,6 @@ never a traceback."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -13,25 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_openimds
 from tests.support.server import RunningServer
 
 
 def cli(
     server_admin: str, *args: str, token: str = "test-admin-token-0123456789"
 ) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")}
-    env |= {
+    env = {
         "OPENIMDS_ADMIN_LISTEN": server_admin.removeprefix("http://"),
         "OPENIMDS_ADMIN_TOKEN": token,
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "openimds", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = run_openimds(*args, env=env)
     assert "Traceback" not in result.stdout + result.stderr
     return result.returncode, result.stderr
 

@@ -3,7 +3,6 @@ the identity throttle, and the admin listener's discovery, JWKS and key routes."
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,22 +11,12 @@ import httpx
 import jwt
 import pytest
 
+from tests.support.identity import DEMO, MALFORMED, NOT_FOUND, SYSTEM, USER
 from tests.support.server import RunningServer, start_server
 
 TOKEN = "/metadata/identity/oauth2/token"
 V = "api-version=2018-02-01"
 ARM = "resource=https%3A%2F%2Fmanagement.azure.com%2F"
-DEMO = json.loads(
-    (Path(__file__).parents[2] / "src" / "openimds" / "data" / "demo-vm.json").read_text()
-)["identities"]
-SYSTEM = DEMO["systemAssigned"]
-USER = DEMO["userAssigned"][0]
-MALFORMED = {
-    "error": "invalid_request",
-    "error_description": "The request is missing a required parameter, includes an invalid "
-    "parameter value, includes a parameter more than once, or is otherwise malformed.",
-}
-NOT_FOUND = {"error": "invalid_request", "error_description": "Identity not found"}
 NO_LIMIT = {"OPENIMDS_IDENTITY_RATE_LIMIT": "0"}
 
 

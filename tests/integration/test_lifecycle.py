@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.cli import run_openimds
 from tests.support.rawhttp import RawConnection, get
 from tests.support.server import start_server
 
@@ -29,8 +28,6 @@ def busy_port() -> Iterator[int]:
 
 
 def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")}
-    env["OPENIMDS_ADMIN_TOKEN"] = "test-admin-token-0123456789"
     defaults = {
         "--listen": "127.0.0.1:0",
         "--admin-listen": "127.0.0.1:0",
@@ -38,13 +35,8 @@ def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     }
     given = dict(zip(args[::2], args[1::2], strict=True))
     flags = [x for kv in {**defaults, **given}.items() for x in kv]
-    return subprocess.run(
-        [sys.executable, "-m", "openimds", "serve", *flags],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
+    return run_openimds(
+        "serve", *flags, env={"OPENIMDS_ADMIN_TOKEN": "test-admin-token-0123456789"}
     )
 
 

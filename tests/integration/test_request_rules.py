@@ -20,8 +20,10 @@ MISSING_HEADER = {"error": "Bad request: . Required metadata header not specifie
 DOC = "/metadata/instance?api-version=2021-02-01"
 
 
-def _fetch(live: RunningServer, path: str, **kwargs: object) -> RawResponse:
-    return exchange(live.metadata_url, get(path, **kwargs))  # type: ignore[arg-type]
+def _fetch(
+    live: RunningServer, path: str, *, metadata: bool = True, extra: str = ""
+) -> RawResponse:
+    return exchange(live.metadata_url, get(path, metadata=metadata, extra=extra))
 
 
 def _assert_wire_headers(response: RawResponse) -> None:

@@ -11,8 +11,6 @@ import re
 import signal
 import socket
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from starlette.routing import Route
 from openimds.config import load_config
 from openimds.runtime import build_runtime
 from openimds.server import admin_app
+from tests.support.cli import run_openimds
 from tests.support.server import RunningServer, start_server
 
 
@@ -205,13 +204,7 @@ def test_state_directory_and_file_are_private(tmp_path: Path) -> None:
 def test_config_inf_is_refused_before_anything_starts(tmp_path: Path) -> None:
     config = tmp_path / "inf.yaml"
     config.write_text("events:\n  notice: {reboot: .inf}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "openimds", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_openimds("serve", "--config", str(config))
     assert result.returncode == 2
     assert f"{config}: events.notice.reboot: expected a finite number, got inf" in result.stderr
     assert "Traceback" not in result.stderr

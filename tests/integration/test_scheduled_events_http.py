@@ -172,13 +172,13 @@ def test_targets_and_operator_commands(fleet: tuple[RunningServer, Path]) -> Non
     assert {"/events", "/events/scenario", "/events/{event_id}/cancel"} <= set(paths)
 
 
-def test_malformed_posts_over_http(server: RunningServer) -> None:
+def test_malformed_posts_over_http(live: RunningServer) -> None:
     for body in (b"", b"{", b'{"StartRequests": "all"}'):
-        response = httpx.post(server.metadata_url + URL, content=body, headers={"Metadata": "true"})
+        response = httpx.post(live.metadata_url + URL, content=body, headers={"Metadata": "true"})
         assert response.status_code == 400 and "StartRequests" in response.json()["error"]
-    no_header = httpx.post(server.metadata_url + URL, content=b'{"StartRequests":[]}')
+    no_header = httpx.post(live.metadata_url + URL, content=b'{"StartRequests":[]}')
     assert no_header.status_code == 400
-    put = httpx.put(server.metadata_url + URL, headers={"Metadata": "true"})
+    put = httpx.put(live.metadata_url + URL, headers={"Metadata": "true"})
     assert put.status_code == 405
 
 

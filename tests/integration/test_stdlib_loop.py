@@ -6,26 +6,17 @@ from __future__ import annotations
 import asyncio
 import re
 
-from openimds.config.vm_model import VmSpec
-from openimds.core.app import build_service
 from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
-from openimds.web.access_log import AccessLog
-from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
-from openimds.web.metrics import RequestMetrics
+from openimds.web.metadata.protocol import MetadataProtocol
+from tests.support.imds import vm_spec
+from tests.support.listener import metadata_server
 
 LEAF = b"GET /metadata/instance/compute/name?api-version=2021-02-01&format=text HTTP/1.1\r\n"
 
 
 async def _exchange(payload: bytes, *, rate: float = 0) -> bytes:
-    server = MetadataServer(
-        build_service(),
-        Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "std-vm"}}})]),
-        {"imds": RateLimiter(rate)},
-        server_header="IMDS/test",
-        access_log=AccessLog(enabled=False),
-        metrics=RequestMetrics(),
-    )
+    server = metadata_server(Fleet([vm_spec("std-vm")]), limiters={"imds": RateLimiter(rate)})
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(lambda: MetadataProtocol(server), "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]

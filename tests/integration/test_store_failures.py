@@ -58,8 +58,8 @@ def test_a_full_disk_is_a_clean_503(
     _assert_clean_503(full, method, path, **kwargs)
     result = full.cli(*cli)
     assert result.returncode == 1
-    assert result.stderr.startswith("openimds: admin API answered 503: ")
-    assert "state store: " in result.stderr
+    assert result.stderr.startswith("openimds: state store: state database ")
+    assert result.stderr.rstrip().endswith("is full (503)")
     assert len(result.stderr.splitlines()) == 1
     assert "Traceback" not in full.output
     # Nothing was half-written: the server still answers, with its old keys.

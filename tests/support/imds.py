@@ -4,7 +4,7 @@ that drive the pure core directly (no sockets)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -52,6 +52,20 @@ def reference_vm() -> VmSnapshot:
 
 def vm_from(data: Mapping[str, Any], revision: int = 1) -> VmSnapshot:
     return snapshot_of(VmSpec.model_validate(data), revision)
+
+
+def vm_spec(name: str, *, addresses: Sequence[str] = (), **compute: object) -> VmSpec:
+    """A VM-file entry with just its compute name (and any other compute fields given),
+    calling from `addresses` (none: it answers every caller when it is the only VM)."""
+    data: dict[str, object] = {"instance": {"compute": {"name": name, **compute}}}
+    if addresses:
+        data["addresses"] = list(addresses)
+    return VmSpec.model_validate(data)
+
+
+def bare_vm(name: str, *addresses: str, revision: int = 1) -> VmSnapshot:
+    """A VM the core knows by name only: no instance document."""
+    return VmSnapshot(id=name, name=name, revision=revision, instance={}, addresses=addresses)
 
 
 @cache

@@ -92,8 +92,8 @@ def get(path: str, *, metadata: bool = True, extra: str = "", version: str = "1.
     return f"GET {path} HTTP/{version}\r\nHost: 169.254.169.254\r\n{header}{extra}\r\n".encode()
 
 
-def exchange(url: str, request: bytes, **kwargs: object) -> RawResponse:
+def exchange(url: str, request: bytes, *, head: bool = False) -> RawResponse:
     """Send one request on a fresh connection and read one answer."""
     with RawConnection(url) as conn:
         conn.send(request)
-        return conn.read_response(**kwargs)  # type: ignore[arg-type]
+        return conn.read_response(head=head)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support.cli import clean_environment, run_openimds
 
 READY = re.compile(r"openimds: metadata on (http://\S+); admin on (\S+);")
 GENERATED = re.compile(r"generated an admin token .*: (\S+)")
@@ -48,19 +49,12 @@ class RunningServer:
     ) -> subprocess.CompletedProcess[str]:
         """`openimds ...` in a subprocess, pointed at this server's admin API and state by
         the environment (as a user would with OPENIMDS_* variables)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")}
-        env["OPENIMDS_ADMIN_LISTEN"] = self.admin_url.removeprefix("http://")
-        env["OPENIMDS_ADMIN_TOKEN"] = token or self.admin_token or ""
-        env["OPENIMDS_STATE"] = self.state_path
-        return subprocess.run(
-            [sys.executable, "-m", "openimds", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        env = {
+            "OPENIMDS_ADMIN_LISTEN": self.admin_url.removeprefix("http://"),
+            "OPENIMDS_ADMIN_TOKEN": token or self.admin_token or "",
+            "OPENIMDS_STATE": self.state_path,
+        }
+        return run_openimds(*args, env=env, stdin=stdin)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
@@ -106,11 +100,12 @@ def start_server(
     ]
     if config is not None:
         cmd += ["--config", config]
-    full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")},
-        **({"OPENIMDS_ADMIN_TOKEN": admin_token} if admin_token is not None else {}),
-        **(env or {}),
-    }
+    full_env = clean_environment(
+        {
+            **({"OPENIMDS_ADMIN_TOKEN": admin_token} if admin_token is not None else {}),
+            **(env or {}),
+        }
+    )
     log_path = tmp / f"server-{time.monotonic_ns()}.log"
     with log_path.open("wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=full_env)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
 
@@ -13,7 +15,7 @@ from openimds.cli.main import main
 def test_without_root_it_prints_the_command(
     monkeypatch: pytest.MonkeyPatch, action: str, verb: str
 ) -> None:
-    monkeypatch.setattr(netsetup.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     ok, message = netsetup.change(action)
     assert not ok
     assert message == f"this needs root; run: sudo ip address {verb} 169.254.169.254/32 dev lo"

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from openimds.core.caller import CallerResolver
-from openimds.core.inventory import VmSnapshot
-
-
-def vm(name: str, *addresses: str) -> VmSnapshot:
-    return VmSnapshot(id=name, name=name, revision=1, instance={}, addresses=addresses)
+from tests.support.imds import bare_vm as vm
 
 
 def test_one_vm_without_addresses_answers_everyone() -> None:

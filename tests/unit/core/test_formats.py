@@ -7,6 +7,7 @@ import pytest
 from openimds.core.errors import LeafNeedsText, UnsupportedFormat
 from openimds.core.formats import parse_format, render, to_json
 from openimds.core.http import JSON, TEXT
+from openimds.core.instance import Node
 from tests.support.imds import call
 
 
@@ -49,7 +50,7 @@ def test_leaf_text_is_the_raw_value() -> None:
 
 
 def test_object_text_marks_containers() -> None:
-    node = {"a": "1", "b": {"c": "2"}, "d": [], "e": ""}
+    node: Node = {"a": "1", "b": {"c": "2"}, "d": [], "e": ""}
     assert render(node, "text") == (b"a\nb/\nd/\ne", TEXT)
 
 

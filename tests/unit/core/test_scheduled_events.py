@@ -1,10 +1,9 @@
-"""Scheduled events in the pure core: the transition table, approvals, incarnations, the
-document per api-version and the POST rules (imds-reference.md 8, 2.2). Virtual clock."""
+"""Scheduled events in the pure core: the transition table, approvals, incarnations, what
+is due next (imds-reference.md 8). Virtual clock."""
 
 from __future__ import annotations
 
-import json
-from email.utils import formatdate
+from dataclasses import replace
 from itertools import product
 from typing import get_args
 
@@ -12,13 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openimds.core.app import build_service
-from openimds.core.http import Request
-from openimds.core.inventory import VmSnapshot
 from openimds.core.scheduled_events import (
     TRANSITIONS,
     DuplicateEvent,
-    Event,
     EventBook,
     InvalidTransition,
     State,
@@ -31,50 +26,7 @@ from openimds.core.scheduled_events import (
     transition,
     visible_ids,
 )
-from openimds.core.scheduled_events_api import (
-    Approve,
-    ScheduledEventsEndpoint,
-    document,
-    events_version,
-)
-from openimds.core.timestamps import rfc1123
-
-T0 = 1_764_000_000.0  # Mon, 24 Nov 2025 16:00:00 GMT
-SE_NEWEST = ["2020-07-01", "2019-08-01", "2019-04-01"]
-
-
-def event(
-    event_id: str = "E1",
-    *,
-    vms: tuple[str, ...] = ("vm-a",),
-    at: float = T0,
-    notice: float = 900.0,
-    duration: int = 5,
-    hold: float = 60.0,
-    policy: str = "all",
-    event_type: str = "Reboot",
-) -> Event:
-    return Event(
-        id=event_id,
-        type=event_type,  # type: ignore[arg-type]
-        vms=vms,
-        resources=tuple(f"name-{v}" for v in vms),
-        posted_at=at,
-        not_before=at + notice,
-        duration=duration,
-        description="Host server is undergoing maintenance.",
-        source="Platform",
-        hold=hold,
-        policy=policy,  # type: ignore[arg-type]
-    )
-
-
-def posted(*events: Event, now: float = T0) -> EventBook:
-    book = EventBook()
-    for e in events:
-        book = post(book, e, now).book
-    return book
-
+from tests.support.events import T0, event, posted
 
 # -- the transition table -------------------------------------------------------------------
 STATES: tuple[State, ...] = get_args(State)
@@ -83,7 +35,7 @@ TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
 
 @pytest.mark.parametrize(("state", "trigger"), list(product(STATES, TRIGGERS)))
 def test_every_pair_follows_the_table(state: State, trigger: Trigger) -> None:
-    start = Event(**{**_fields(event()), "state": state})
+    start = replace(event(), state=state)
     if (state, trigger) not in TRANSITIONS:
         with pytest.raises(InvalidTransition):
             transition(start, trigger, T0)
@@ -93,10 +45,6 @@ def test_every_pair_follows_the_table(state: State, trigger: Trigger) -> None:
     assert (after.state if after else None) == expected
     if expected == "Started" and state != "Started":
         assert after is not None and after.started_at == T0 + 1
-
-
-def _fields(e: Event) -> dict[str, object]:
-    return {name: getattr(e, name) for name in Event.__dataclass_fields__}
 
 
 def test_full_life_by_the_clock() -> None:
@@ -246,6 +194,7 @@ def test_events_affect_only_their_vms() -> None:
     assert book.incarnation("vm-a") == 1 and book.incarnation("vm-b") == 2
 
 
+COMMANDS: dict[str, Trigger] = {"start": "start", "complete": "complete", "cancel": "cancel"}
 _OPS = st.lists(
     st.tuples(
         st.sampled_from(["advance", "approve", "start", "complete", "cancel", "post"]),
@@ -274,7 +223,7 @@ def test_incarnation_goes_up_exactly_when_the_document_changes(
             elif op == "advance":
                 book = advance(book, now).book
             else:
-                book = command(book, f"E{n}", op, now).book  # type: ignore[arg-type]
+                book = command(book, f"E{n}", COMMANDS[op], now).book
         except (UnknownEvent, InvalidTransition, DuplicateEvent):
             pass
         for vm in ("vm-a", "vm-b"):
@@ -285,185 +234,6 @@ def test_incarnation_goes_up_exactly_when_the_document_changes(
 
 def _shown(book: EventBook, vm: str) -> tuple[object, int]:
     return [(e.id, e.state) for e in book.for_vm(vm)], book.incarnation(vm)
-
-
-# -- the document -----------------------------------------------------------------------------
-def test_rfc1123_matches_the_standard_library() -> None:
-    for epoch in (0, 951_782_400, 1_474_309_787, 4_102_444_799, T0, T0 + 86_399.9):
-        assert rfc1123(epoch) == formatdate(int(epoch), usegmt=True)
-    assert rfc1123(1_474_309_787) == "Mon, 19 Sep 2016 18:29:47 GMT"  # the 8 sample
-
-
-@pytest.mark.parametrize(
-    ("version", "keys"),
-    [
-        ("2017-08-01", []),
-        ("2017-11-01", []),
-        ("2019-01-01", []),
-        ("2019-04-01", ["Description"]),
-        ("2019-08-01", ["Description", "EventSource"]),
-        ("2020-07-01", ["Description", "EventSource", "DurationInSeconds"]),
-        # General versions: the nearest SE version at or below (2.2 INFERRED).
-        ("2019-06-01", ["Description"]),
-        ("2019-08-15", ["Description", "EventSource"]),
-        ("2025-04-07", ["Description", "EventSource", "DurationInSeconds"]),
-    ],
-)
-def test_fields_are_gated_by_version(version: str, keys: list[str]) -> None:
-    doc = document(posted(event()), "vm-a", version)
-    base = ["EventId", "EventType", "ResourceType", "Resources", "EventStatus", "NotBefore"]
-    assert doc["DocumentIncarnation"] == 1
-    (only,) = doc["Events"]  # type: ignore[misc]
-    assert list(only) == base + keys
-    assert only["NotBefore"] == "Mon, 24 Nov 2025 16:15:00 GMT"
-    assert only["Resources"] == ["name-vm-a"] and only["ResourceType"] == "VirtualMachine"
-    if "DurationInSeconds" in keys:
-        assert only["DurationInSeconds"] == 5
-
-
-@pytest.mark.parametrize(
-    ("event_type", "first"),
-    [("Freeze", "2017-03-01"), ("Preempt", "2017-11-01"), ("Terminate", "2019-01-01")],
-)
-def test_event_types_are_gated_by_version(event_type: str, first: str) -> None:
-    book = posted(event(event_type=event_type))
-    from openimds.core.versions import SCHEDULED_EVENTS_VERSIONS
-
-    for version in SCHEDULED_EVENTS_VERSIONS:
-        shown = document(book, "vm-a", version)["Events"]
-        assert bool(shown) == (version >= first), version
-
-
-def test_started_document_and_preview_names() -> None:
-    book = command(posted(event()), "E1", "start", T0 + 1).book
-    (shown,) = document(book, "vm-a", "2020-07-01")["Events"]  # type: ignore[misc]
-    assert shown["EventStatus"] == "Started" and shown["NotBefore"] == ""
-    (preview,) = document(book, "vm-a", "2017-03-01")["Events"]  # type: ignore[misc]
-    assert preview["Resources"] == ["_name-vm-a"]  # 2.2: before 2017-08-01
-
-
-def test_empty_document() -> None:
-    assert document(EventBook(), "vm-a", "2020-07-01") == {
-        "DocumentIncarnation": 0,
-        "Events": [],
-    }
-
-
-@pytest.mark.parametrize("version", ["latest", "2019-04-02", "2017-01-01", "2020-07-01 ", ""])
-def test_unknown_versions(version: str) -> None:
-    with pytest.raises(Exception, match="api-version is invalid"):
-        events_version(version)
-
-
-# -- the endpoint over the dispatcher ------------------------------------------------------
-VM_A = VmSnapshot(id="vm-a", name="vm-a", revision=1, instance={})
-
-
-class Harness:
-    def __init__(self, book: EventBook) -> None:
-        self.book = book
-        self.asked: list[float] = []
-        endpoint = ScheduledEventsEndpoint(self.book_at)
-        self.service = build_service([("/metadata/scheduledevents", endpoint)])
-
-    def book_at(self, now: float) -> EventBook:
-        self.asked.append(now)
-        self.book = advance(self.book, now).book
-        return self.book
-
-    def call(
-        self,
-        method: str = "GET",
-        query: str = "api-version=2020-07-01",
-        body: bytes = b"",
-        headers: tuple[tuple[str, str], ...] = (("metadata", "true"),),
-        now: float = T0 + 1,
-    ):  # type: ignore[no-untyped-def]
-        pairs = tuple(tuple(p.split("=", 1)) for p in query.split("&") if p)
-        request = Request(method, "/metadata/scheduledevents", pairs, headers, body)  # type: ignore[arg-type]
-        return self.service.handle(request, VM_A, now)
-
-
-def test_get_reads_the_book_at_the_request_time() -> None:
-    harness = Harness(posted(event(notice=10)))
-    response = harness.call(now=T0 + 11)
-    assert harness.asked == [T0 + 11]
-    assert response.status == 200 and not response.cacheable
-    body = json.loads(response.body)
-    assert body["Events"][0]["EventStatus"] == "Started"
-    assert isinstance(body["DocumentIncarnation"], int)
-
-
-def test_post_returns_the_approval_as_an_effect() -> None:
-    harness = Harness(posted(event()))
-    body = b'{"StartRequests": [{"EventId": "e1"}]}'
-    response = harness.call("POST", body=body)
-    assert (response.status, response.body, response.cacheable) == (200, b"", False)
-    assert response.effects == (Approve("vm-a", ("E1",), T0 + 1),)
-    assert harness.book.events["E1"].approvals == (), "the endpoint itself writes nothing"
-
-
-def test_post_accepts_a_form_content_type_and_several_ids() -> None:
-    harness = Harness(posted(event(), event("E2")))
-    body = b'{"StartRequests":[{"EventId":"E1"},{"EventId":"E2"}]}'
-    form = (("metadata", "true"), ("content-type", "application/x-www-form-urlencoded"))
-    response = harness.call("POST", body=body, headers=form)
-    assert response.status == 200 and response.effects[0].event_ids == ("E1", "E2")  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize(
-    ("body", "detail"),
-    [
-        (b"", "The request body is empty"),
-        (b"   ", "The request body is empty"),
-        (b"StartRequests=E1", "not valid JSON"),
-        (b"\xff\xfe", "not valid JSON"),
-        (b"[]", "has no StartRequests"),
-        (b'{"startrequests": []}', "has no StartRequests"),
-        (b'{"StartRequests": {"EventId": "E1"}}', "must be an array"),
-        (b'{"StartRequests": ["E1"]}', "needs an EventId string"),
-        (b'{"StartRequests": [{"EventID": "E1"}]}', "needs an EventId string"),
-        (b'{"StartRequests": [{"EventId": 7}]}', "needs an EventId string"),
-        (b'{"StartRequests": [{"EventId": ""}]}', "needs an EventId string"),
-    ],
-)
-def test_malformed_posts_get_400(body: bytes, detail: str) -> None:
-    response = Harness(posted(event())).call("POST", body=body)
-    assert response.status == 400 and not response.effects
-    message = json.loads(response.body)["error"]
-    assert detail in message and '{"StartRequests": [{"EventId": "<id>"}]}' in message
-
-
-def test_unknown_event_id_gets_a_400_naming_it() -> None:
-    response = Harness(posted(event())).call(
-        "POST", body=b'{"StartRequests":[{"EventId":"E1"},{"EventId":"ghost"}]}'
-    )
-    assert response.status == 400 and not response.effects
-    assert "EventId 'ghost' is not a scheduled event" in json.loads(response.body)["error"]
-
-
-def test_empty_start_requests_is_a_no_op() -> None:
-    response = Harness(posted(event())).call("POST", body=b'{"StartRequests":[]}')
-    assert response.status == 200 and response.effects == (Approve("vm-a", (), T0 + 1),)
-
-
-@pytest.mark.parametrize("method", ["POST", "GET"])
-@pytest.mark.parametrize("query", ["", "api-version=latest", "api-version=2019-04-02"])
-def test_bad_version_lists_the_scheduled_events_versions(method: str, query: str) -> None:
-    response = Harness(EventBook()).call(method, query, body=b'{"StartRequests":[]}')
-    assert response.status == 400
-    body = json.loads(response.body)
-    assert body["newest-versions"] == SE_NEWEST and "api-version is invalid" in body["error"]
-
-
-def test_dispatcher_rules_apply() -> None:
-    harness = Harness(EventBook())
-    assert harness.call(headers=()).status == 400
-    assert harness.call("PUT").status == 405
-    assert harness.call("DELETE").status == 405
-    assert harness.call(query="api-version=2020-07-01&format=text").status == 400
-    assert harness.call(query="api-version=2019-04-01").status == 200  # SE-only version
-    assert harness.call(query="api-version=2021-02-01").status == 200  # general version
 
 
 def test_next_due_is_the_earliest_time_driven_step() -> None:

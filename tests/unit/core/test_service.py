@@ -19,7 +19,6 @@ from openimds.core.errors import (
 from openimds.core.http import JSON, Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import has_metadata_header
-from openimds.core.versions import GENERAL_VERSIONS
 from tests.support.imds import (
     INVALID_VERSION_BODY,
     MISSING_HEADER_BODY,
@@ -189,30 +188,6 @@ def test_route_picks_the_longest_endpoint_prefix() -> None:
     assert svc.route(request("/metadata/instance/compute/vmId")) is not None
     assert svc.route(request("/metadata/versions/x")) is None
     assert svc.route(request("/metadata")) is None
-
-
-# -- /metadata/versions (2.6, 10) -----------------------------------------------------------
-def test_versions_lists_every_general_version_ascending() -> None:
-    response = call("/metadata/versions")
-    assert (response.status, response.content_type) == (200, JSON)
-    assert (
-        response.body
-        == json.dumps({"apiVersions": list(GENERAL_VERSIONS)}, separators=(",", ":")).encode()
-    )
-    listed = json.loads(response.body)["apiVersions"]
-    assert listed == sorted(listed)
-    assert len(listed) == 35
-    assert response.cacheable
-
-
-@pytest.mark.parametrize("query", ["", "?api-version=2021-02-01", "?api-version=latest"])
-def test_versions_needs_no_api_version(query: str) -> None:
-    assert call(f"/metadata/versions{query}").status == 200
-
-
-def test_versions_has_no_text_format() -> None:
-    assert call("/metadata/versions?format=json").status == 200
-    assert call("/metadata/versions?format=text").status == 400
 
 
 # -- endpoints added by features ------------------------------------------------------------

@@ -3,12 +3,12 @@ field path as the caller wrote it and what is allowed, never pydantic's phrases.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field, ValidationError
 
-from openimds.config import ConfigError, load_config
+from openimds.config.report import Sources, format_errors
 from openimds.events.schedule import ScheduleError, scenario_requests, validate_request
 
 PYDANTIC_PHRASES = ("Input should", "Extra inputs", "after validation", "Field required")
@@ -70,9 +70,12 @@ def test_scenario_items_are_named() -> None:
     )
 
 
-def test_length_limits_are_worded_for_people_in_the_config_too(tmp_path: Path) -> None:
-    path = tmp_path / "vms.yaml"
-    path.write_text("vms: []\n")
-    with pytest.raises(ConfigError) as caught:
-        load_config(str(path), env={})
-    assert str(caught.value) == f"{path}: vms: expected at least 1 item, got none"
+class _Holder(BaseModel):
+    items: list[int] = Field(min_length=1)
+
+
+def test_length_limits_are_worded_for_people_in_the_config_too() -> None:
+    with pytest.raises(ValidationError) as caught:
+        _Holder.model_validate({"items": []})
+    message = format_errors(caught.value, Sources(file="f.yaml"), _Holder)
+    assert message == "f.yaml: items: expected at least 1 item, got none"

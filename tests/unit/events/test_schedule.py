@@ -1,4 +1,5 @@
-"""Operator requests: times, targets, defaults (docs/scheduled-events.md)."""
+"""Operator requests: times, targets, defaults (docs/scheduled-events.md); times that could
+not be rendered are refused before anything is stored."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from openimds.config.model import EventsSettings
 from openimds.config.vm_model import VmSpec
 from openimds.events.schedule import (
+    LATEST,
     ScheduleError,
     build_event,
     parse_target,
@@ -179,3 +181,47 @@ def test_scenario_shapes() -> None:
         scenario_requests({"events": {"type": "Reboot"}})
     with pytest.raises(ScheduleError, match="scenario event 1"):
         scenario_requests([{"type": "Reboot"}, {"type": "Nope"}])
+
+
+# -- times an event can be rendered with ---------------------------------------------------
+def build(settings: EventsSettings | None = None, /, **fields: object) -> float:
+    """The NotBefore of a Freeze for the only VM, scheduled at BASE."""
+    request = validate_request({"type": "Freeze", **fields})
+    event = build_event(
+        request,
+        specs={"vm-a": spec("vm-a")},
+        settings=settings or EventsSettings(),
+        anchor=BASE,
+        new_id=lambda: "id-1",
+    )
+    return event.not_before
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"notBefore": 1e300},
+        {"notBefore": float("nan")},
+        {"notBefore": "+99999999999d"},
+        {"at": -1e12},
+        {"at": "1969-12-31T23:59:59Z"},
+        {"durationInSeconds": 10**20},
+        {"completeAfter": 1e300},
+        {"completeAfter": float("inf")},
+        {"notBefore": "9999-12-31T23:59:59Z"},
+    ],
+)
+def test_times_outside_the_renderable_range_are_refused(fields: dict[str, object]) -> None:
+    with pytest.raises(ScheduleError, match=r"outside 1970-01-01\.\.9999-01-01"):
+        build(**fields)
+
+
+def test_a_huge_configured_notice_is_refused_at_scheduling() -> None:
+    settings = EventsSettings.model_validate({"notice": {"freeze": 1e300}})
+    with pytest.raises(ScheduleError, match="notBefore"):
+        build(settings)
+
+
+def test_the_edges_of_the_range_still_schedule() -> None:
+    assert build(notBefore="9998-12-31T00:00:00Z", completeAfter=0, durationInSeconds=0) < LATEST
+    assert build(at="1970-01-01T00:00:00Z", notBefore="+0s") == 0.0

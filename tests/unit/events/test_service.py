@@ -1,5 +1,6 @@
 """The events service: memory first, every change written in one batch, nothing read per
-request, state back after a restart. Virtual clock, in-memory and SQLite stores."""
+request, state back after a restart, scenario files named in their errors. Virtual clock,
+in-memory and SQLite stores."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from openimds.config.model import EventsSettings
 from openimds.config.vm_model import VmSpec
-from openimds.core.inventory import VmSnapshot
 from openimds.core.scheduled_events_api import Approve
 from openimds.events import records
 from openimds.events.metrics import EventsCollector
@@ -19,6 +19,8 @@ from openimds.events.schedule import ScheduleError, validate_request
 from openimds.events.service import EventsService
 from openimds.store import Delete, Put, Store, StoreError, open_store
 from openimds.store.memory import MemoryStore
+from tests.support.clock import FakeClock
+from tests.support.imds import bare_vm
 
 T0 = 1_764_000_000.0
 SPECS = {
@@ -27,15 +29,7 @@ SPECS = {
     )
     for name in ("vm-a", "vm-b")
 }
-VM_A = VmSnapshot(id="vm-a", name="vm-a", revision=1, instance={})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
+VM_A = bare_vm("vm-a")
 
 
 class CountingStore(MemoryStore):
@@ -62,7 +56,7 @@ class CountingStore(MemoryStore):
         super().write_batch(ops)
 
 
-def service(store: Store, clock: Clock, **settings: object) -> EventsService:
+def service(store: Store, clock: FakeClock, **settings: object) -> EventsService:
     ids = iter(f"id-{n}" for n in range(100))
     return EventsService(
         store,
@@ -79,7 +73,7 @@ def schedule(svc: EventsService, **fields: object) -> str:
 
 
 def test_requests_never_read_the_store_and_write_only_on_change() -> None:
-    store, clock = CountingStore(), Clock()
+    store, clock = CountingStore(), FakeClock(T0)
     svc = service(store, clock)
     reads_after_load = store.reads
     event_id = schedule(svc)
@@ -97,7 +91,7 @@ def test_requests_never_read_the_store_and_write_only_on_change() -> None:
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     path = str(tmp_path / "state.db")
-    clock = Clock()
+    clock = FakeClock(T0)
     first = service(open_store(path), clock, approval="all")
     event_id = schedule(first, target="scaleSet:pool", approval="all")
     first.schedule([validate_request({"type": "Freeze", "target": "vm:vm-b"})])
@@ -113,7 +107,7 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_incarnations_outlive_their_events() -> None:
-    store, clock = CountingStore(), Clock()
+    store, clock = CountingStore(), FakeClock(T0)
     svc = service(store, clock)
     event_id = schedule(svc, durationInSeconds=0)
     started = svc.run(event_id, "start")
@@ -126,7 +120,7 @@ def test_incarnations_outlive_their_events() -> None:
 
 
 def test_a_failed_write_keeps_the_old_state() -> None:
-    store, clock = CountingStore(), Clock()
+    store, clock = CountingStore(), FakeClock(T0)
     svc = service(store, clock)
     event_id = schedule(svc)
     before = svc.book
@@ -137,7 +131,7 @@ def test_a_failed_write_keeps_the_old_state() -> None:
 
 
 def test_a_batch_with_a_bad_event_schedules_nothing() -> None:
-    store, clock = CountingStore(), Clock()
+    store, clock = CountingStore(), FakeClock(T0)
     svc = service(store, clock)
     good = validate_request({"type": "Reboot", "target": "vm:vm-a"})
     bad = validate_request({"type": "Reboot", "target": "vm:ghost"})
@@ -156,12 +150,12 @@ def test_the_configured_scenario_loads_once_per_store(tmp_path: Path) -> None:
         "  - {type: Preempt, target: 'vm:vm-a', at: +10s}\n"
         "  - {type: Freeze, target: 'vm:vm-b', at: +0s, notBefore: +1m}\n"
     )
-    store, clock = CountingStore(), Clock()
+    store, clock = CountingStore(), FakeClock(T0)
     svc = service(store, clock)
     loaded = svc.load_scenario_file(str(scenario))
     assert [e.posted_at for e in loaded] == [T0 + 10, T0]
     assert loaded[1].not_before == T0 + 60
-    clock.now += 100
+    clock.advance(100)
     assert service(store, clock).load_scenario_file(str(scenario)) == []
     with pytest.raises(ScheduleError, match="cannot read"):
         svc.load_scenario_file(str(tmp_path / "missing.yaml"))
@@ -171,7 +165,7 @@ def test_the_configured_scenario_loads_once_per_store(tmp_path: Path) -> None:
 
 
 def test_metrics_by_type_state_and_approval_latency() -> None:
-    store, clock = CountingStore(), Clock()
+    store, clock = CountingStore(), FakeClock(T0)
     svc = service(store, clock)
     first = schedule(svc)
     schedule(svc, type="Preempt", target="vm:vm-b", at="+1h")
@@ -187,3 +181,24 @@ def test_metrics_by_type_state_and_approval_latency() -> None:
     assert 'openimds_scheduled_event_approval_latency_seconds_bucket{le="5.0"} 0.0' in text
     assert 'openimds_scheduled_event_approval_latency_seconds_bucket{le="10.0"} 1.0' in text
     assert "openimds_scheduled_event_approval_latency_seconds_sum 7.0" in text
+
+
+def test_scenario_errors_name_the_file(tmp_path: Path) -> None:
+    one_vm = {"vm-a": SPECS["vm-a"]}  # no target needed
+    service = EventsService(MemoryStore(), EventsSettings(), lambda: one_vm, clock=FakeClock(T0))
+    cases = {
+        "keys.yaml": ("bogus: 1\n", "unknown top-level key(s) bogus"),
+        "far.yaml": ("- {type: Reboot, notBefore: 1.0e+300}\n", "outside 1970"),
+        "broken.yaml": ("events: [\n", ":2:1: not YAML or JSON: expected"),
+        "binary.yaml": ("\udcff", "not YAML or JSON"),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        with pytest.raises(ScheduleError) as caught:
+            service.load_scenario_file(str(path))
+        message = str(caught.value)
+        assert message.startswith(f"events.scenario {path}"), message
+        assert expected in message
+        assert "\n" not in message
+    assert service.book.events == {}

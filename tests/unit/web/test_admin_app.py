@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from openimds.config.vm_model import VmSpec
 from openimds.fleet.admin import FleetAdmin
 from openimds.fleet.inventory import Fleet
 from openimds.fleet.service import Inventory
@@ -20,6 +19,7 @@ from openimds.store import StoreError
 from openimds.store.memory import MemoryStore
 from openimds.web.admin_app import build_admin_app
 from openimds.web.metrics import RequestMetrics
+from tests.support.imds import vm_spec
 
 TOKEN = "unit-test-token-0123456789"
 
@@ -64,7 +64,7 @@ class Things:
 
 
 def _app() -> Starlette:
-    fleet = Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "vm-a"}}})])
+    fleet = Fleet([vm_spec("vm-a")])
     return build_admin_app(
         token=TOKEN,
         metrics=RequestMetrics(),

@@ -20,6 +20,8 @@ from openimds.core.identity_api import (
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
 from openimds.core.tokens import ManagedIdentity, TokenCache, TokenPolicy
+from tests.support.identity import MALFORMED, NOT_FOUND
+from tests.support.imds import bare_vm
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 _RG = "/subscriptions/s/resourceGroups/rg/providers"
@@ -39,12 +41,6 @@ USER2 = ManagedIdentity(
     "bbbbbbbb-0000-0000-0000-000000000003",
     f"{_RG}/Microsoft.ManagedIdentity/userAssignedIdentities/two",
 )
-MALFORMED = {
-    "error": "invalid_request",
-    "error_description": "The request is missing a required parameter, includes an invalid "
-    "parameter value, includes a parameter more than once, or is otherwise malformed.",
-}
-NOT_FOUND = {"error": "invalid_request", "error_description": "Identity not found"}
 MULTIPLE = {
     "error": "invalid_request",
     "error_description": "Multiple user assigned identities exist, please specify the clientId "
@@ -87,18 +83,19 @@ class World:
                 ("/metadata/identity/info", IdentityInfoEndpoint(self.directory)),
             ]
         )
-        self.vm = VmSnapshot(id="vm", name="vm", revision=1, instance={})
+        self.vm = bare_vm("vm")
 
     def _uti(self) -> str:
         self.counter += 1
         return f"uti-{self.counter}"
 
     def get(
-        self, params: Mapping[str, str] | None = None, *, now: float = NOW, header: bool = True,
+        self, params: Mapping[str, str | None] | None = None, *, now: float = NOW,
+        header: bool = True,
         path: str = "/metadata/identity/oauth2/token",
     ) -> Response:  # fmt: skip
-        query = {"api-version": "2018-02-01", "resource": RESOURCE, **(params or {})}
-        query = {k: v for k, v in query.items() if v is not None}
+        given = {"api-version": "2018-02-01", "resource": RESOURCE, **(params or {})}
+        query = {k: v for k, v in given.items() if v is not None}
         headers = (("metadata", "true"),) if header else ()
         request = Request("GET", path, tuple(query.items()), headers)
         return self.service.handle(request, self.vm, now)
@@ -264,7 +261,7 @@ def test_vm_without_identity(identities: VmIdentities | None) -> None:
     ],
 )
 def test_malformed_requests(params: dict[str, str | None]) -> None:
-    r = World(full()).get(params)  # type: ignore[arg-type]
+    r = World(full()).get(params)
     assert (r.status, body(r)) == (400, MALFORMED)
 
 
@@ -382,7 +379,7 @@ def test_cache_is_bounded() -> None:
 
 
 def test_info_returns_the_tenant() -> None:
-    r = World(full()).get(path="/metadata/identity/info", params={"resource": None})  # type: ignore[dict-item]
+    r = World(full()).get(path="/metadata/identity/info", params={"resource": None})
     assert (r.status, body(r)) == (200, {"tenantId": TENANT})
     assert r.cacheable is True
 
@@ -401,7 +398,7 @@ def test_selection_follows_a_new_vm_revision() -> None:
     world = World(VmIdentities(TENANT, SYSTEM))
     assert body(world.get())["client_id"] == SYSTEM.client_id
     world.directory.value = VmIdentities(TENANT, None, (USER1,))
-    world.vm = VmSnapshot(id="vm", name="vm", revision=2, instance={})
+    world.vm = bare_vm("vm", revision=2)
     assert body(world.get())["client_id"] == USER1.client_id
 
 

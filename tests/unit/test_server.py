@@ -1,10 +1,13 @@
-"""The hints `openimds serve` adds when the metadata listener cannot bind."""
+"""How `openimds serve` builds its listener from the configuration, and the hints it adds
+when the metadata listener cannot bind."""
 
 from __future__ import annotations
 
 import errno
 
-from openimds.server import _hint
+from openimds.config import load_config
+from openimds.runtime import build_runtime
+from openimds.server import _hint, metadata_server
 
 
 def test_missing_imds_address_points_at_net_up() -> None:
@@ -20,3 +23,12 @@ def test_privileged_port_says_what_is_needed() -> None:
 def test_other_failures_get_no_hint() -> None:
     assert _hint("127.0.0.1", OSError(errno.EADDRINUSE, "address in use")) == ""
     assert _hint("10.9.9.9", OSError(errno.EADDRNOTAVAIL, "cannot assign")) == ""
+
+
+def test_the_listener_gets_the_configured_idle_timeout() -> None:
+    flags = {"server.idle_timeout": 7, "state.path": ":memory:"}
+    runtime = build_runtime(load_config(None, env={}, flags=flags), features=[])
+    try:
+        assert metadata_server(runtime).idle_ticks == 7
+    finally:
+        runtime.close()

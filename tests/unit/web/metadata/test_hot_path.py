@@ -7,35 +7,16 @@ import re
 
 import pytest
 
-from openimds.config.vm_model import VmSpec
-from openimds.core.app import build_service
 from openimds.core.throttle import RateLimiter
-from openimds.fleet.inventory import Fleet
-from openimds.web.access_log import AccessLog
-from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
-from openimds.web.metrics import RequestMetrics
-from tests.unit.web.test_response_cache import FakeTransport
+from openimds.web.metadata.protocol import MetadataServer
+from tests.support.listener import connect, metadata_server
 
 DOC = "/metadata/instance?api-version=2021-02-01"
 STATUS = re.compile(rb"HTTP/1\.1 (\d{3}) ")
 
 
 def _server(rate: float = 0) -> MetadataServer:
-    return MetadataServer(
-        build_service(),
-        Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "vm-a"}}})]),
-        {"imds": RateLimiter(rate), "identity": RateLimiter(20)},
-        server_header="IMDS/test",
-        access_log=AccessLog(enabled=False),
-        metrics=RequestMetrics(),
-    )
-
-
-def _connect(server: MetadataServer) -> tuple[MetadataProtocol, FakeTransport]:
-    transport = FakeTransport()
-    proto = MetadataProtocol(server)
-    proto.connection_made(transport)  # type: ignore[arg-type]
-    return proto, transport
+    return metadata_server(limiters={"imds": RateLimiter(rate), "identity": RateLimiter(20)})
 
 
 def _statuses(raw: bytes) -> list[int]:
@@ -53,7 +34,7 @@ def _statuses(raw: bytes) -> list[int]:
     ],
 )
 def test_http10_is_answered_and_closed_whatever_it_asks(connection: str) -> None:
-    proto, transport = _connect(_server())
+    proto, transport = connect(_server())
     proto.data_received(
         f"GET {DOC} HTTP/1.0\r\nMetadata: true\r\n{connection}\r\n".encode()
         + f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\n\r\n".encode()
@@ -65,7 +46,7 @@ def test_http10_is_answered_and_closed_whatever_it_asks(connection: str) -> None
 
 @pytest.mark.parametrize("connection", ["", "Connection: keep-alive\r\n"])
 def test_http11_stays_open_with_or_without_a_connection_header(connection: str) -> None:
-    proto, transport = _connect(_server())
+    proto, transport = connect(_server())
     request = f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\n{connection}\r\n".encode()
     proto.data_received(request * 3)
     assert _statuses(transport.written) == [200, 200, 200]
@@ -74,7 +55,7 @@ def test_http11_stays_open_with_or_without_a_connection_header(connection: str) 
 
 
 def test_http11_connection_close_is_honoured() -> None:
-    proto, transport = _connect(_server())
+    proto, transport = connect(_server())
     proto.data_received(
         f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\nConnection: close\r\n\r\n".encode()
     )
@@ -84,7 +65,7 @@ def test_http11_connection_close_is_honoured() -> None:
 
 def test_header_facts_do_not_leak_into_the_next_request() -> None:
     server = _server()
-    proto, transport = _connect(server)
+    proto, transport = connect(server)
     proto.data_received(
         f"GET {DOC} HTTP/1.1\r\nX-Forwarded-For: 10.0.0.1\r\nMetadata: true\r\n\r\n".encode()
         + f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\n\r\n".encode()
@@ -98,7 +79,7 @@ def test_header_facts_do_not_leak_into_the_next_request() -> None:
 def test_a_second_metadata_header_bypasses_the_cache_in_either_order() -> None:
     server = _server()
     for first, second in (("true", "false"), ("false", "true")):
-        proto, transport = _connect(server)
+        proto, transport = connect(server)
         headers = f"Metadata: {first}\r\nMetadata: {second}\r\n"
         proto.data_received(f"GET {DOC} HTTP/1.1\r\n{headers}\r\n".encode() * 2)
         # The core reads the first Metadata header; the cache must not answer otherwise.
@@ -106,13 +87,13 @@ def test_a_second_metadata_header_bypasses_the_cache_in_either_order() -> None:
         assert _statuses(transport.written) == [expected, expected]
         # ... nor remember an answer for a plain request that it did not give.
         for single, status in (("true", 200), ("false", 400)):
-            proto, transport = _connect(server)
+            proto, transport = connect(server)
             proto.data_received(f"GET {DOC} HTTP/1.1\r\nMetadata: {single}\r\n\r\n".encode())
             assert _statuses(transport.written) == [status]
 
 
 def test_declared_oversized_body_is_refused_after_the_other_headers() -> None:
-    proto, transport = _connect(_server())
+    proto, transport = connect(_server())
     proto.data_received(
         b"POST /metadata/scheduledevents HTTP/1.1\r\nContent-Length: 999999\r\n"
         b"Metadata: true\r\n\r\n"
@@ -123,13 +104,13 @@ def test_declared_oversized_body_is_refused_after_the_other_headers() -> None:
 
 @pytest.mark.parametrize("method", ["DELETE", "PROPFIND", "PATCH"])
 def test_methods_are_named_in_the_answer(method: str) -> None:
-    proto, transport = _connect(_server())
+    proto, transport = connect(_server())
     proto.data_received(f"{method} {DOC} HTTP/1.1\r\nMetadata: true\r\n\r\n".encode())
     assert _statuses(transport.written) == [405]
     assert f'Method = \\"{method}\\"'.encode() in transport.written
 
 
 def test_budgets_still_apply_when_another_route_has_none() -> None:
-    proto, transport = _connect(_server(rate=1))
+    proto, transport = connect(_server(rate=1))
     proto.data_received(f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\n\r\n".encode() * 3)
     assert _statuses(transport.written) == [200, 429, 429]

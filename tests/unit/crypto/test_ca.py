@@ -21,11 +21,12 @@ from openimds.crypto.ca import (
     issue_intermediate,
     issue_root,
     issue_signing,
+    load_pair,
+    pem,
 )
 from openimds.store import open_store
 from openimds.store.memory import MemoryStore
-
-AIA = "http://127.0.0.1:8081/attested/intermediate.crt"
+from tests.support.pkcs7 import AIA
 
 
 def sans(cert: x509.Certificate) -> list[str]:
@@ -229,7 +230,7 @@ def test_unreadable_files_are_worded_for_the_user(tmp_path: Path) -> None:
 )
 def test_settings_refuse_incomplete_file_sets(fields: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"give|goes with"):
-        AttestedSettings(**fields)  # type: ignore[arg-type]
+        AttestedSettings(**fields)
 
 
 def test_keys_are_made_on_prepare_not_in_the_constructor() -> None:
@@ -243,3 +244,21 @@ def test_keys_are_made_on_prepare_not_in_the_constructor() -> None:
         "signing/china",
         "signing/public",
     ]
+
+
+def test_a_der_key_is_named_as_the_bad_file(tmp_path: Path) -> None:
+    root = issue_root(datetime(2026, 1, 1, tzinfo=UTC))
+    cert, key = tmp_path / "ca.pem", tmp_path / "ca.key.der"
+    cert.write_text(pem(root.cert))
+    key.write_bytes(
+        root.key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(CaError) as caught:
+        load_pair(str(cert), str(key))
+    assert str(caught.value) == f"{key}: not an unencrypted PEM private key (not text)"
+    with pytest.raises(CaError, match=r"cannot read .*: Is a directory"):
+        load_pair(str(cert), str(tmp_path))

@@ -6,76 +6,19 @@ import json
 import re
 from typing import Any
 
-from openimds.config.vm_model import VmSpec
 from openimds.core.app import build_service
-from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
-from openimds.web.access_log import AccessLog
-from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
-from openimds.web.metrics import RequestMetrics
+from openimds.web.metadata.protocol import MetadataServer
+from tests.support.imds import vm_spec
+from tests.support.listener import metadata_server, send
 
 DOC = "/metadata/instance?api-version=2021-02-01"
 DATE = re.compile(rb"Date: [^\r]*\r\n")
 
 
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written = b""
-        self.closed = False
-        self.eof = False
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        self.eof = True
-
-    @property
-    def finished(self) -> bool:
-        """Closed, or half-closed after the last answer (a lingering close)."""
-        return self.closed or self.eof
-
-    def get_extra_info(self, name: str) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else None
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-
-def _spec(name: str, location: str = "westeurope") -> VmSpec:
-    return VmSpec.model_validate({"instance": {"compute": {"name": name, "location": location}}})
-
-
-def _server(fleet: Fleet) -> MetadataServer:
-    return MetadataServer(
-        build_service(),
-        fleet,
-        {"imds": RateLimiter(0)},
-        server_header="IMDS/test",
-        access_log=AccessLog(enabled=False),
-        metrics=RequestMetrics(),
-    )
-
-
 def _ask(server: MetadataServer, path: str, headers: str = "Metadata: true\r\n") -> bytes:
     """One request on a fresh connection; the raw answer without its Date line."""
-    transport = FakeTransport()
-    proto = MetadataProtocol(server)
-    proto.connection_made(transport)  # type: ignore[arg-type]
-    proto.data_received(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+    transport = send(server, f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
     return DATE.sub(b"", transport.written)
 
 
@@ -88,20 +31,20 @@ def _body(raw: bytes) -> Any:
 
 
 def test_cached_answer_equals_uncached_answer() -> None:
-    server = _server(Fleet([_spec("vm-a")]))
+    server = metadata_server()
     first = _ask(server, DOC)
     assert server.cache_for(server.fleet.vms["vm-a"]).entries  # the miss filled the cache
     second = _ask(server, DOC)
     assert first == second
     # A fresh server (nothing cached) renders the same bytes.
-    assert _ask(_server(Fleet([_spec("vm-a")])), DOC) == first
+    assert _ask(metadata_server(), DOC) == first
     # Connection: close bypasses the cache; the body is the same.
     uncached = _ask(server, DOC, "Metadata: true\r\nConnection: close\r\n")
     assert _body(uncached) == _body(first)
 
 
 def test_other_header_states_never_get_the_cached_success() -> None:
-    server = _server(Fleet([_spec("vm-a")]))
+    server = metadata_server()
     assert _status(_ask(server, DOC)) == 200
     for headers in (
         "",
@@ -114,7 +57,7 @@ def test_other_header_states_never_get_the_cached_success() -> None:
 
 
 def test_each_error_is_cached_under_its_own_cause() -> None:
-    server = _server(Fleet([_spec("vm-a")]))
+    server = metadata_server()
     forwarded = _ask(server, DOC, "Metadata: true\r\nX-Forwarded-For: 10.0.0.9\r\n")
     missing = _ask(server, DOC, "")
     assert "X-Forwarded-For" in _body(forwarded)["error"]
@@ -126,30 +69,23 @@ def test_each_error_is_cached_under_its_own_cause() -> None:
 
 
 def test_a_changed_vm_is_never_served_stale() -> None:
-    fleet = Fleet([_spec("vm-a", "westeurope")])
-    server = _server(fleet)
+    fleet = Fleet([vm_spec("vm-a", location="westeurope")])
+    server = metadata_server(fleet)
     path = "/metadata/instance/compute/location?api-version=2021-02-01&format=text"
     assert _ask(server, path).endswith(b"westeurope")
     assert _ask(server, path).endswith(b"westeurope")  # now from the cache
-    fleet.replace([_spec("vm-a", "northeurope")])
+    fleet.replace([vm_spec("vm-a", location="northeurope")])
     assert _ask(server, path).endswith(b"northeurope")
     assert _body(_ask(server, DOC))["compute"]["location"] == "northeurope"
 
 
 def test_vms_do_not_share_cached_answers() -> None:
     fleet = Fleet(
-        [
-            VmSpec.model_validate({"instance": {"compute": {"name": n}}, "addresses": [a]})
-            for n, a in (("vm-a", "127.0.0.1"), ("vm-b", "127.0.0.2"))
-        ]
+        [vm_spec("vm-a", addresses=["127.0.0.1"]), vm_spec("vm-b", addresses=["127.0.0.2"])]
     )
-    server = _server(fleet)
+    server = metadata_server(fleet)
     assert _body(_ask(server, DOC))["compute"]["name"] == "vm-a"
-    transport = FakeTransport()
-    transport.get_extra_info = lambda name: ("127.0.0.2", 1)  # type: ignore[method-assign]
-    proto = MetadataProtocol(server)
-    proto.connection_made(transport)  # type: ignore[arg-type]
-    proto.data_received(f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\n\r\n".encode())
+    transport = send(server, f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\n\r\n".encode(), "127.0.0.2")
     assert _body(transport.written)["compute"]["name"] == "vm-b"
 
 
@@ -174,14 +110,7 @@ def test_time_bound_answers_are_reused_only_until_valid_until() -> None:
             return Response(200, body, cacheable=True, valid_until=self.until)
 
     def server_with(until: float) -> MetadataServer:
-        return MetadataServer(
-            build_service([("/metadata/clocked", Clocked(until))]),
-            Fleet([_spec("vm-a")]),
-            {"imds": RateLimiter(0)},
-            server_header="IMDS/test",
-            access_log=AccessLog(enabled=False),
-            metrics=RequestMetrics(),
-        )
+        return metadata_server(service=build_service([("/metadata/clocked", Clocked(until))]))
 
     fresh = server_with(until=4_000_000_000.0)  # far in the future: reused
     assert b'{"n":1}' in _ask(fresh, "/metadata/clocked")

@@ -8,17 +8,13 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openimds.config.vm_model import VmSpec
-from openimds.core.app import build_service
-from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
-from openimds.web.access_log import AccessLog
-from openimds.web.metadata.protocol import MetadataProtocol, MetadataServer
-from openimds.web.metrics import RequestMetrics
-from tests.unit.web.test_response_cache import FakeTransport
+from openimds.web.metadata.protocol import MetadataServer
+from tests.support.imds import vm_spec
+from tests.support.listener import FakeTransport, connect, metadata_server
 
 STATUS = re.compile(rb"HTTP/1\.1 (\d{3}) [A-Za-z -]+\r\n")
-FLEET = Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "fuzz-vm"}}})])
+FLEET = Fleet([vm_spec("fuzz-vm")])
 
 REQUESTS = [
     b"GET /metadata/instance?api-version=2021-02-01 HTTP/1.1\r\nMetadata: true\r\n\r\n",
@@ -32,21 +28,8 @@ REQUESTS = [
 ]
 
 
-def _server() -> MetadataServer:
-    return MetadataServer(
-        build_service(),
-        FLEET,
-        {"imds": RateLimiter(0)},
-        server_header="IMDS/test",
-        access_log=AccessLog(enabled=False),
-        metrics=RequestMetrics(),
-    )
-
-
 def _run(chunks: list[bytes], server: MetadataServer | None = None) -> FakeTransport:
-    transport = FakeTransport()
-    proto = MetadataProtocol(server or _server())
-    proto.connection_made(transport)  # type: ignore[arg-type]
+    proto, transport = connect(server or metadata_server(FLEET))
     for chunk in chunks:
         proto.data_received(chunk)
     proto.connection_lost(None)
@@ -79,7 +62,7 @@ def test_splitting_never_changes_the_answers(
     stream = b"".join(requests) + tail
     points = sorted({c % (len(stream) + 1) for c in cuts})
     pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
-    server = _server()
+    server = metadata_server(FLEET)
     whole = _run([stream], server)
     split = _run(pieces, server)
     date = re.compile(rb"Date: [^\r]*\r\n")

@@ -1,23 +1,14 @@
-"""Configuration files a careless hand writes: binary, endless numbers. One message naming
-the file and the field, exit 2, no traceback."""
+"""The settings model: finite numbers only, names a certificate can hold, GUID tenants, the
+`identity` settings and their environment variables."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from openimds.config import ConfigError, load_config
 from openimds.config.model import AttestedSettings
-
-
-def test_a_binary_file_is_not_utf8_text(tmp_path: Path) -> None:
-    path = tmp_path / "binary.yaml"
-    path.write_bytes(b"server:\n  listen: \xff\xfe\n")
-    with pytest.raises(ConfigError, match=r"binary\.yaml: not UTF-8 text \(byte 18\)"):
-        load_config(str(path), env={})
 
 
 @pytest.mark.parametrize(
@@ -37,20 +28,6 @@ def test_endless_numbers_are_refused(tmp_path: Path, text: str, field: str) -> N
     with pytest.raises(ConfigError) as caught:
         load_config(str(path), env={})
     assert str(caught.value).startswith(f"{path}: {field}: expected a finite number, got ")
-
-
-def test_cli_binary_file_exits_2_without_a_traceback(tmp_path: Path) -> None:
-    path = tmp_path / "binary.yaml"
-    path.write_bytes(b"\xff\xfe\x00garbage")
-    result = subprocess.run(
-        [sys.executable, "-m", "openimds", "config", "check", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert result.stderr == f"openimds: invalid configuration\n{path}: not UTF-8 text (byte 0)\n"
 
 
 @pytest.mark.parametrize(
@@ -92,3 +69,25 @@ def test_the_default_tenant_is_a_guid(tmp_path: Path) -> None:
     path.write_text("identity: {tenant_id: 7F4A1C52-2B7E-4A8E-9D61-3C0F5B2D9E10}\n")
     tenant = load_config(str(path), env={}).identity.tenant_id
     assert tenant == "7f4a1c52-2b7e-4a8e-9d61-3c0f5b2d9e10"
+
+
+def test_identity_settings_defaults_and_environment() -> None:
+    settings = load_config(None, env={}).identity
+    assert settings.token_lifetime == 86400
+    assert settings.issuer == "https://sts.windows.net/{tenant}/"
+    assert settings.rate_limit == 20.0
+    env = {"OPENIMDS_IDENTITY_RATE_LIMIT": "0", "OPENIMDS_IDENTITY_TOKEN_LIFETIME": "3600"}
+    changed = load_config(None, env=env).identity
+    assert (changed.rate_limit, changed.token_lifetime) == (0.0, 3600)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OPENIMDS_IDENTITY_ISSUER": "sts.windows.net"}, r"an http\(s\) URL"),
+        ({"OPENIMDS_IDENTITY_TOKEN_LIFETIME": "60"}, "greater than or equal to 900"),
+    ],
+)
+def test_bad_identity_settings(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, env=env)
