@@ -4,19 +4,23 @@ features (`features.ALL`).
 Each feature's `install(runtime)` returns a `Plug`: what it adds to the server (metadata
 endpoints, admin routes, budgets, effect handlers, tick jobs, request hooks, collectors).
 `build_runtime` merges the plugs and checks them before any socket opens: a path taken
-twice, or an effect some endpoint may return that no feature handles, stops the start.
+twice, a listener name taken twice, or an effect some endpoint may return that no feature
+handles, stops the start.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from openimds.config import Config
 from openimds.config.admin_token import server_token
+from openimds.config.listen import ListenAddress
 from openimds.core.app import build_service, standard_endpoints
+from openimds.core.caller import Callers
 from openimds.core.endpoint import Endpoint
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
@@ -43,6 +47,20 @@ class UnhandledEffect(Exception):
 
 
 @dataclass(frozen=True)
+class Listener:
+    """A listener a feature adds beside the metadata one: a token source (Azure Arc, App
+    Service, ...) speaking its own protocol through the same lean HTTP adapter, with its
+    own service, the VM(s) it speaks for, and TLS when `tls` is set. Its answers are never
+    byte-cached (they depend on secret headers); it shares budgets, metrics and the log."""
+
+    name: str
+    address: ListenAddress
+    service: MetadataService
+    callers: Callers
+    tls: ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True)
 class Plug:
     """What one feature adds to a server. Every field is optional."""
 
@@ -56,6 +74,7 @@ class Plug:
     hooks: Sequence[RequestHook] = ()  # run on the metadata listener before its byte cache
     collectors: Sequence[Collector] = ()  # Prometheus collectors for the admin /metrics
     closers: Sequence[Job] = ()  # run at shutdown, in reverse order
+    listeners: Sequence[Listener] = ()  # started with the metadata listener
 
 
 @dataclass
@@ -73,6 +92,10 @@ class Runtime:
     hooks: list[RequestHook] = field(default_factory=list)
     collectors: list[Collector] = field(default_factory=list)
     closers: list[Job] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
+    # Listener name ("metadata", "admin", each extra listener's) -> the base URL it was
+    # bound to, filled in by the server once its sockets are bound (port 0 resolved).
+    bound: dict[str, str] = field(default_factory=dict)
 
     def service(self) -> MetadataService:
         return build_service(self.endpoints)
@@ -93,6 +116,12 @@ class Runtime:
         self.hooks.extend(plug.hooks)
         self.collectors.extend(plug.collectors)
         self.closers.extend(plug.closers)
+        names = {"metadata", "admin", *(listener.name for listener in self.listeners)}
+        for listener in plug.listeners:
+            if listener.name in names:
+                raise RuntimeError(f"feature {feature}: listener {listener.name} twice")
+            names.add(listener.name)
+            self.listeners.append(listener)
 
     def check_effects(self, service: MetadataService) -> None:
         """Every effect an endpoint declares it may return has a handler."""
@@ -135,6 +164,8 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
         for feature in features:
             runtime.add(feature.name, feature.install(runtime))
         runtime.check_effects(runtime.service())
+        for listener in runtime.listeners:
+            runtime.check_effects(listener.service)
     except BaseException:
         store.close()
         raise

@@ -1,4 +1,5 @@
-"""Running the listeners: metadata (lean protocol) and admin (uvicorn), in one event loop."""
+"""Running the listeners in one event loop: metadata (lean protocol), the features' extra
+listeners (token sources, same protocol) and admin (uvicorn)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from starlette.applications import Starlette
 
 from openimds.config import ListenAddress
 from openimds.netsetup import IMDS_HOST
-from openimds.runtime import Runtime
+from openimds.runtime import Listener, Runtime
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
 from openimds.web.metadata.protocol import MetadataProtocol
@@ -27,7 +28,13 @@ log = logging.getLogger("openimds")
 _VERBOSE = ("debug", "info")
 
 
-def metadata_server(runtime: Runtime) -> MetadataServer:
+def access_log(runtime: Runtime) -> AccessLog:
+    settings = runtime.config.server
+    # Access lines are info-level events: --log-level warning or error silences them.
+    return AccessLog(enabled=settings.access_log and settings.log_level in _VERBOSE)
+
+
+def metadata_server(runtime: Runtime, log: AccessLog | None = None) -> MetadataServer:
     settings = runtime.config.server
     limiters = runtime.limiters
     return MetadataServer(
@@ -35,12 +42,28 @@ def metadata_server(runtime: Runtime) -> MetadataServer:
         runtime.fleet,
         limiters,
         server_header=settings.server_header,
-        # Access lines are info-level events: --log-level warning or error silences them.
-        access_log=AccessLog(enabled=settings.access_log and settings.log_level in _VERBOSE),
+        access_log=log or access_log(runtime),
         metrics=runtime.metrics,
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         idle_timeout=settings.idle_timeout,
         hooks=runtime.hooks,
+    )
+
+
+def listener_server(runtime: Runtime, listener: Listener, log: AccessLog) -> MetadataServer:
+    """A feature's extra listener: its own service and callers; budgets, metrics and the
+    access log shared with the metadata listener; no hooks and no byte cache."""
+    settings = runtime.config.server
+    return MetadataServer(
+        listener.service,
+        listener.callers,
+        runtime.limiters,
+        server_header=settings.server_header,
+        access_log=log,
+        metrics=runtime.metrics,
+        effects=runtime.apply_effects if runtime.effect_handlers else None,
+        idle_timeout=settings.idle_timeout,
+        byte_cache=False,
     )
 
 
@@ -75,52 +98,77 @@ def _admin_config(runtime: Runtime) -> uvicorn.Config:
 
 
 async def serve(runtime: Runtime) -> None:
-    loop = asyncio.get_running_loop()
-    server = metadata_server(runtime)
-    # Both sockets are bound here, before anything is served, so a busy port is one
-    # clear OSError (run() prints it) rather than uvicorn's SystemExit from a task.
+    log = access_log(runtime)
+    server = metadata_server(runtime, log)
+    # Every socket is bound here, before anything is served, so a busy port is one clear
+    # OSError (run() prints it) rather than uvicorn's SystemExit from a task.
     admin_sock = _admin_socket(runtime.config.admin.listen)
     listen = runtime.config.server.listen
+    servers: list[MetadataServer] = [server]
+    listeners: list[asyncio.Server] = []
     try:
-        listener = await loop.create_server(
+        listeners.append(await _listen("metadata listener", server, listen))
+        for extra in runtime.listeners:
+            extra_server = listener_server(runtime, extra, log)
+            bound = await _listen(f"{extra.name} listener", extra_server, extra.address, extra)
+            servers.append(extra_server)
+            listeners.append(bound)
+            scheme = "https" if extra.tls is not None else "http"
+            runtime.bound[extra.name] = f"{scheme}://{_hostport(bound.sockets[0].getsockname())}"
+    except OSError:
+        for bound in listeners:
+            bound.close()
+        admin_sock.close()
+        _remove_unix_socket(runtime.config.admin.listen)
+        raise
+    admin = uvicorn.Server(_admin_config(runtime))
+    admin_task = asyncio.create_task(admin.serve([admin_sock]))
+    while not admin.started:
+        if admin_task.done():
+            for bound in listeners:
+                bound.close()
+            await admin_task  # surfaces the admin listener's failure
+            raise OSError(f"cannot start the admin listener on {runtime.config.admin.listen}")
+        await asyncio.sleep(0.01)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"openimds: {_describe(listeners[0], admin, runtime)}", flush=True)
+    ticker = asyncio.create_task(_tick(servers, runtime))
+    try:
+        await stop.wait()
+    finally:
+        ticker.cancel()
+        for bound in listeners:
+            bound.close()
+        for each in servers:
+            for conn in list(each.connections):
+                if conn.transport is not None:
+                    conn.transport.close()
+        admin.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await admin_task
+        _remove_unix_socket(runtime.config.admin.listen)
+        log.flush()
+
+
+async def _listen(
+    what: str, server: MetadataServer, listen: ListenAddress, extra: Listener | None = None
+) -> asyncio.Server:
+    """One metadata-protocol listener, bound; an OSError says which and why."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.create_server(
             lambda: MetadataProtocol(server),
             listen.host,
             listen.port,
             reuse_address=True,
             backlog=2048,
+            ssl=None if extra is None else extra.tls,
         )
     except OSError as exc:
-        admin_sock.close()
-        _remove_unix_socket(runtime.config.admin.listen)
-        raise OSError(
-            f"metadata listener {listen}: {exc.strerror or exc}{_hint(listen.host, exc)}"
-        ) from None
-    admin = uvicorn.Server(_admin_config(runtime))
-    admin_task = asyncio.create_task(admin.serve([admin_sock]))
-    while not admin.started:
-        if admin_task.done():
-            listener.close()
-            await admin_task  # surfaces the admin listener's failure
-            raise OSError(f"cannot start the admin listener on {runtime.config.admin.listen}")
-        await asyncio.sleep(0.01)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"openimds: {_describe(listener, admin, runtime)}", flush=True)
-    ticker = asyncio.create_task(_tick(server, runtime))
-    try:
-        await stop.wait()
-    finally:
-        ticker.cancel()
-        listener.close()
-        for conn in list(server.connections):
-            if conn.transport is not None:
-                conn.transport.close()
-        admin.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await admin_task
-        _remove_unix_socket(runtime.config.admin.listen)
-        server.access_log.flush()
+        raise OSError(f"{what} {listen}: {exc.strerror or exc}{_hint(listen.host, exc)}") from None
 
 
 def _admin_socket(listen: ListenAddress) -> socket.socket:
@@ -165,10 +213,11 @@ def _admin_unix_socket(path: str) -> socket.socket:
     return sock
 
 
-async def _tick(server: MetadataServer, runtime: Runtime) -> None:
+async def _tick(servers: list[MetadataServer], runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(1.0)
-        server.tick()
+        for server in servers:
+            server.tick()
         for job in runtime.background:
             try:
                 job()
@@ -178,14 +227,18 @@ async def _tick(server: MetadataServer, runtime: Runtime) -> None:
 
 def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime) -> str:
     meta = listener.sockets[0].getsockname()
-    where = f"metadata on http://{_hostport(meta)}"
+    runtime.bound["metadata"] = f"http://{_hostport(meta)}"
+    where = f"metadata on {runtime.bound['metadata']}"
     listen = runtime.config.admin.listen
     if listen.is_unix:
         admin_at = str(listen)
     else:
         sockets = admin.servers[0].sockets if admin.servers else []
         admin_at = f"http://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
-    return f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
+    runtime.bound["admin"] = admin_at
+    line = f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
+    extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]
+    return line + (f"; token sources: {', '.join(extras)}" if extras else "")
 
 
 def _hostport(sockname: object) -> str:
