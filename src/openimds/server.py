@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from openimds.config import ListenAddress
+from openimds.config.listen import WILDCARDS
 from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Listener, Runtime
 from openimds.web.access_log import AccessLog
@@ -114,7 +115,7 @@ async def serve(runtime: Runtime) -> None:
             servers.append(extra_server)
             listeners.append(bound)
             scheme = "https" if extra.tls is not None else "http"
-            runtime.bound[extra.name] = f"{scheme}://{_hostport(bound.sockets[0].getsockname())}"
+            runtime.bound[extra.name] = _client_url(scheme, bound.sockets[0].getsockname())
     except OSError:
         for bound in listeners:
             bound.close()
@@ -227,8 +228,8 @@ async def _tick(servers: list[MetadataServer], runtime: Runtime) -> None:
 
 def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime) -> str:
     meta = listener.sockets[0].getsockname()
-    runtime.bound["metadata"] = f"http://{_hostport(meta)}"
-    where = f"metadata on {runtime.bound['metadata']}"
+    runtime.bound["metadata"] = _client_url("http", meta)
+    where = f"metadata on http://{_hostport(meta)}"
     listen = runtime.config.admin.listen
     if listen.is_unix:
         admin_at = str(listen)
@@ -237,8 +238,16 @@ def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime)
         admin_at = f"http://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
     runtime.bound["admin"] = admin_at
     line = f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
-    extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]
+    extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]  # loopback form
     return line + (f"; token sources: {', '.join(extras)}" if extras else "")
+
+
+def _client_url(scheme: str, sockname: object) -> str:
+    """The URL a client on this host uses: a wildcard bind is reached on loopback."""
+    if isinstance(sockname, tuple):
+        host = WILDCARDS.get(str(sockname[0]), str(sockname[0]))
+        return f"{scheme}://{_hostport((host, sockname[1]))}"
+    return f"{scheme}://{sockname}"
 
 
 def _hostport(sockname: object) -> str:

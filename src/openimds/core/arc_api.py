@@ -91,8 +91,8 @@ class ArcTokenEndpoint(SourceEndpoint):
         realm = self.challenges.issue()
         body = {
             "error": "unauthorized_client",
-            "error_description": "Read the key file named in WWW-Authenticate and send "
-            "its contents as Authorization: Basic <contents>",
+            "error_description": "Read the key file the realm names and send its contents "
+            "as Authorization: Basic <contents>",
         }
         header = ("WWW-Authenticate", f"Basic realm={realm}")
         return error_response(WordedError(401, body, (header,)))

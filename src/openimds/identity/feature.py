@@ -1,5 +1,7 @@
 """Managed identities, plugged into a server: token and info endpoints on the metadata
-listener, discovery/JWKS and key management on the admin listener, a 20 rps budget."""
+listener, discovery/JWKS and key management on the admin listener, a 20 rps budget, and
+a listener per token source the config enables (Arc, App Service, ...: sources.py), all
+issuing through the one Issuer."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from openimds.crypto.jwt_tokens import JwtSigner
 from openimds.crypto.signing_keys import KeyRing
 from openimds.identity.admin import IdentityAdmin
 from openimds.identity.directory import StoreDirectory, default_tenant
+from openimds.identity.sources import build_sources
+from openimds.identity.sources_admin import SourcesAdmin
 from openimds.runtime import Plug, Runtime
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
@@ -36,11 +40,14 @@ def install(runtime: Runtime) -> Plug:
     policy = TokenPolicy(settings.token_lifetime, settings.issuer)
     cache = TokenCache()
     token = TokenEndpoint(directory, JwtSigner(ring), cache, policy, new_uti)
+    sources = build_sources(runtime, directory, token.issuer)
     return Plug(
         endpoints=[(TOKEN_PATH, token), (INFO_PATH, IdentityInfoEndpoint(directory))],
-        admin=[IdentityAdmin(ring, directory, policy)],
+        admin=[IdentityAdmin(ring, directory, policy), SourcesAdmin(sources.infos, runtime.bound)],
         budgets={TokenEndpoint.name: RateLimiter(settings.rate_limit)},
-        jobs=[lambda: _prune(ring)],
+        jobs=[lambda: _prune(ring), *sources.jobs],
+        closers=sources.closers,
+        listeners=sources.listeners,
     )
 
 
