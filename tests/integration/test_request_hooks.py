@@ -124,4 +124,3 @@ def test_a_hook_can_hang_up_without_an_answer() -> None:
     hung, after = asyncio.run(scenario())
     assert hung
     assert after.startswith(b"HTTP/1.1 200 OK")
-
