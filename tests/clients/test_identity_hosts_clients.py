@@ -24,8 +24,8 @@ from azure.identity import ManagedIdentityCredential
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 
 from tests.clients.identity_support import RESOURCE, SCOPE, SYSTEM, USER, issued
-from tests.clients.sources_support import apply_env, env_of, run_all_sources, validated
 from tests.support.server import RunningServer
+from tests.support.sources import apply_env, env_of, run_all_sources, validated
 
 pytestmark = pytest.mark.clients
 

@@ -1,4 +1,4 @@
-"""What the token-source client tests share: one server running every source, the
+"""What the token-source tests share: one server running every source, the
 environment `openimds env` prints for each, a clean way to apply it, and validation of a
 token against the server's JWKS as a relying party does it."""
 
@@ -98,3 +98,10 @@ def validated(server: RunningServer, token: str) -> dict[str, object]:
         options={"require": ["exp", "iat", "nbf", "aud", "iss"]},
     )
     return claims
+
+
+def hosts_of(server: RunningServer) -> dict[str, dict[str, str]]:
+    """The admin API's list of sources, by name."""
+    answer = server.admin("GET", "/identity/hosts")
+    assert answer.status_code == 200, answer.text
+    return {h["name"]: h for h in answer.json()["hosts"]}
