@@ -395,3 +395,15 @@ def test_env_for_a_source_the_server_does_not_run(tmp_path: Path) -> None:
         running.stop()
     assert done.returncode == 1
     assert "does not serve azureml" in done.stderr and "--host azureml" in done.stderr
+
+
+def test_getplatformmetadata_for_msal_net_imds_v2(live: RunningServer) -> None:
+    answer = live.get("/metadata/identity/getplatformmetadata?cred-api-version=2.0")
+    assert answer.status_code == 200
+    assert "IMDS" in answer.headers["Server"]  # MSAL.NET requires it
+    body = answer.json()
+    assert set(body) == {"cuId", "clientId", "tenantId", "attestationEndpoint"}
+    assert (body["clientId"], body["tenantId"]) == (SYSTEM["clientId"], DEMO["tenantId"])
+    assert set(body["cuId"]) == {"vmId", "vmssId"} and body["cuId"]["vmId"]
+    issue = live.get("/metadata/identity/issuecredential?cred-api-version=2.0")
+    assert issue.status_code in (400, 404)  # the certificate-issuing half is not served

@@ -174,7 +174,7 @@ def require_identity_version(request: Request) -> str:
     return version
 
 
-class _IdentityBase(BaseEndpoint):
+class IdentityBase(BaseEndpoint):
     name: ClassVar[str] = "identity"  # one budget for both paths (5: 20 requests/s)
 
     def __init__(self, directory: IdentityDirectory) -> None:
@@ -202,7 +202,7 @@ def identity_error(error: ImdsError) -> ImdsError:
     return MalformedRequest()
 
 
-class TokenEndpoint(_IdentityBase):
+class TokenEndpoint(IdentityBase):
     """GET /metadata/identity/oauth2/token. The body carries a countdown (`expires_in`) in
     whole seconds, so the HTTP adapter may reuse its bytes until the next second, and never
     past the moment the token cache would mint a new token; `bypass_cache=true` answers
@@ -281,7 +281,7 @@ def echo_request(request: Request, selectors: Selectors = SELECTORS) -> bytes:
     return echo_fields(fields) if fields else b""
 
 
-class IdentityInfoEndpoint(_IdentityBase):
+class IdentityInfoEndpoint(IdentityBase):
     """GET /metadata/identity/info -> {"tenantId": ...} (SPEC-23 only)."""
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:

@@ -10,6 +10,7 @@ import secrets
 import time
 
 from openimds.core.identity_api import IdentityInfoEndpoint, TokenEndpoint
+from openimds.core.platform_metadata_api import PlatformMetadataEndpoint
 from openimds.core.throttle import RateLimiter
 from openimds.core.tokens import CLOCK_SKEW, TokenCache, TokenPolicy
 from openimds.crypto.jwt_tokens import JwtSigner
@@ -22,6 +23,7 @@ from openimds.runtime import Plug, Runtime
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
 INFO_PATH = "/metadata/identity/info"
+PLATFORM_PATH = "/metadata/identity/getplatformmetadata"
 
 
 def new_uti() -> str:
@@ -42,7 +44,11 @@ def install(runtime: Runtime) -> Plug:
     token = TokenEndpoint(directory, JwtSigner(ring), cache, policy, new_uti)
     sources = build_sources(runtime, directory, token.issuer)
     return Plug(
-        endpoints=[(TOKEN_PATH, token), (INFO_PATH, IdentityInfoEndpoint(directory))],
+        endpoints=[
+            (TOKEN_PATH, token),
+            (INFO_PATH, IdentityInfoEndpoint(directory)),
+            (PLATFORM_PATH, PlatformMetadataEndpoint(directory)),
+        ],
         admin=[IdentityAdmin(ring, directory, policy), SourcesAdmin(sources.infos, runtime.bound)],
         budgets={TokenEndpoint.name: RateLimiter(settings.rate_limit)},
         jobs=[lambda: _prune(ring), *sources.jobs],
