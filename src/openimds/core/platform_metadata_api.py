@@ -16,8 +16,8 @@ from __future__ import annotations
 from openimds.core.formats import to_json
 from openimds.core.http import Request, Response
 from openimds.core.identity_api import (
-    MalformedRequest,
     IdentityBase,
+    MalformedRequest,
     select,
 )
 from openimds.core.inventory import VmSnapshot
