@@ -169,7 +169,10 @@ async def _listen(
             ssl=None if extra is None else extra.tls,
         )
     except OSError as exc:
-        raise OSError(f"{what} {listen}: {exc.strerror or exc}{_hint(listen.host, exc)}") from None
+        hint = _hint(listen.host, exc)
+        if extra is not None and exc.errno == errno.EADDRINUSE:
+            hint = f" (set hosts.{extra.name}.listen to another HOST:PORT)"
+        raise OSError(f"{what} {listen}: {exc.strerror or exc}{hint}") from None
 
 
 def _admin_socket(listen: ListenAddress) -> socket.socket:
@@ -238,7 +241,7 @@ def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime)
         admin_at = f"http://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
     runtime.bound["admin"] = admin_at
     line = f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
-    extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]  # loopback form
+    extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]
     return line + (f"; token sources: {', '.join(extras)}" if extras else "")
 
 
