@@ -54,7 +54,7 @@ ALL: tuple[Feature, ...] = (
     Feature("fleet", "openimds.fleet"),
     Feature("events", "openimds.events", commands=("events",)),
     Feature("attested", "openimds.attested", commands=("ca", "attested")),
-    Feature("identity", "openimds.identity", commands=("keys",)),
+    Feature("identity", "openimds.identity", commands=("keys", "env")),
 )
 
 

@@ -4,20 +4,24 @@ features (`features.ALL`).
 Each feature's `install(runtime)` returns a `Plug`: what it adds to the server (metadata
 endpoints, admin routes, budgets, effect handlers, tick jobs, request hooks, collectors).
 `build_runtime` merges the plugs and checks them before any socket opens: a path taken
-twice, or an effect some endpoint may return that no feature handles, stops the start.
+twice, a listener name taken twice, or an effect some endpoint may return that no feature
+handles, stops the start.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from openimds.config import Config, ConfigError
 from openimds.config.admin_token import server_token
+from openimds.config.listen import ListenAddress
 from openimds.core.app import build_service, standard_endpoints
+from openimds.core.caller import Callers
 from openimds.core.endpoint import Endpoint
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
@@ -44,6 +48,20 @@ class UnhandledEffect(Exception):
 
 
 @dataclass(frozen=True)
+class Listener:
+    """A listener a feature adds beside the metadata one: a token source (Azure Arc, App
+    Service, ...) speaking its own protocol through the same lean HTTP adapter, with its
+    own service, the VM(s) it speaks for, and TLS when `tls` is set. Its answers are never
+    byte-cached (they depend on secret headers); it shares budgets, metrics and the log."""
+
+    name: str
+    address: ListenAddress
+    service: MetadataService
+    callers: Callers
+    tls: ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True)
 class Plug:
     """What one feature adds to a server. Every field is optional."""
 
@@ -60,6 +78,7 @@ class Plug:
     # Record kind -> handler(key): changes other nodes commit to a shared store, delivered
     # on the event loop; key "*" after a gap in the feed (reload everything of the kind).
     follows: Mapping[str, Callable[[str], None]] = field(default_factory=dict)
+    listeners: Sequence[Listener] = ()  # started with the metadata listener
 
 
 @dataclass
@@ -78,6 +97,10 @@ class Runtime:
     collectors: list[Collector] = field(default_factory=list)
     closers: list[Job] = field(default_factory=list)
     follows: dict[str, Callable[[str], None]] = field(default_factory=dict)
+    listeners: list[Listener] = field(default_factory=list)
+    # Listener name ("metadata", "admin", each extra listener's) -> the base URL it was
+    # bound to, filled in by the server once its sockets are bound (port 0 resolved).
+    bound: dict[str, str] = field(default_factory=dict)
 
     def service(self) -> MetadataService:
         return build_service(self.endpoints)
@@ -102,6 +125,12 @@ class Runtime:
             if record_kind in self.follows:
                 raise RuntimeError(f"feature {feature}: record kind {record_kind} followed twice")
             self.follows[record_kind] = follower
+        names = {"metadata", "admin", *(listener.name for listener in self.listeners)}
+        for listener in plug.listeners:
+            if listener.name in names:
+                raise RuntimeError(f"feature {feature}: listener {listener.name} twice")
+            names.add(listener.name)
+            self.listeners.append(listener)
 
     def check_effects(self, service: MetadataService) -> None:
         """Every effect an endpoint declares it may return has a handler."""
@@ -183,6 +212,8 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
         for feature in features:
             runtime.add(feature.name, feature.install(runtime))
         runtime.check_effects(runtime.service())
+        for listener in runtime.listeners:
+            runtime.check_effects(listener.service)
     except BaseException:
         # Features installed before the failure may have workers using the store: their
         # closers run before the store closes.

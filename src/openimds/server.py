@@ -1,4 +1,5 @@
-"""Running the listeners: metadata (lean protocol) and admin (uvicorn), in one event loop."""
+"""Running the listeners in one event loop: metadata (lean protocol), the features' extra
+listeners (token sources, same protocol) and admin (uvicorn)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 from openimds.config import ListenAddress
+from openimds.config.listen import WILDCARDS
 from openimds.netsetup import IMDS_HOST
-from openimds.runtime import Runtime
+from openimds.runtime import Listener, Runtime
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
 from openimds.web.metadata.protocol import MetadataProtocol
@@ -29,7 +31,13 @@ _VERBOSE = ("debug", "info")
 DUAL_STACK = "::"
 
 
-def metadata_server(runtime: Runtime) -> MetadataServer:
+def access_log(runtime: Runtime) -> AccessLog:
+    settings = runtime.config.server
+    # Access lines are info-level events: --log-level warning or error silences them.
+    return AccessLog(enabled=settings.access_log and settings.log_level in _VERBOSE)
+
+
+def metadata_server(runtime: Runtime, log: AccessLog | None = None) -> MetadataServer:
     settings = runtime.config.server
     limiters = runtime.limiters
     return MetadataServer(
@@ -37,12 +45,28 @@ def metadata_server(runtime: Runtime) -> MetadataServer:
         runtime.fleet,
         limiters,
         server_header=settings.server_header,
-        # Access lines are info-level events: --log-level warning or error silences them.
-        access_log=AccessLog(enabled=settings.access_log and settings.log_level in _VERBOSE),
+        access_log=log or access_log(runtime),
         metrics=runtime.metrics,
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         idle_timeout=settings.idle_timeout,
         hooks=runtime.hooks,
+    )
+
+
+def listener_server(runtime: Runtime, listener: Listener, log: AccessLog) -> MetadataServer:
+    """A feature's extra listener: its own service and callers; budgets, metrics and the
+    access log shared with the metadata listener; no hooks and no byte cache."""
+    settings = runtime.config.server
+    return MetadataServer(
+        listener.service,
+        listener.callers,
+        runtime.limiters,
+        server_header=settings.server_header,
+        access_log=log,
+        metrics=runtime.metrics,
+        effects=runtime.apply_effects if runtime.effect_handlers else None,
+        idle_timeout=settings.idle_timeout,
+        byte_cache=False,
     )
 
 
@@ -77,56 +101,90 @@ def _admin_config(runtime: Runtime) -> uvicorn.Config:
 
 
 async def serve(runtime: Runtime) -> None:
-    loop = asyncio.get_running_loop()
-    server = metadata_server(runtime)
-    # Both sockets are bound here, before anything is served, so a busy port is one
-    # clear OSError (run() prints it) rather than uvicorn's SystemExit from a task.
+    access = access_log(runtime)
+    server = metadata_server(runtime, access)
+    # Every socket is bound here, before anything is served, so a busy port is one clear
+    # OSError (run() prints it) rather than uvicorn's SystemExit from a task.
     admin_sock = _admin_socket(runtime.config.admin.listen)
     listen = runtime.config.server.listen
+    servers: list[MetadataServer] = [server]
+    listeners: list[asyncio.Server] = []
     try:
-        listener = await loop.create_server(
-            lambda: MetadataProtocol(server), **_metadata_bind(listen), backlog=2048
-        )
-    except OSError as exc:
+        listeners.append(await _listen("metadata listener", server, listen))
+        for extra in runtime.listeners:
+            extra_server = listener_server(runtime, extra, access)
+            bound = await _listen(f"{extra.name} listener", extra_server, extra.address, extra)
+            servers.append(extra_server)
+            listeners.append(bound)
+            scheme = "https" if extra.tls is not None else "http"
+            runtime.bound[extra.name] = _client_url(scheme, bound.sockets[0].getsockname())
+    except OSError:
+        for bound in listeners:
+            bound.close()
         admin_sock.close()
         _remove_unix_socket(runtime.config.admin.listen)
-        raise OSError(
-            f"metadata listener {listen}: {exc.strerror or exc}{_hint(listen.host, exc)}"
-        ) from None
+        raise
     admin = uvicorn.Server(_admin_config(runtime))
     admin_task = asyncio.create_task(admin.serve([admin_sock]))
     while not admin.started:
         if admin_task.done():
-            listener.close()
+            for bound in listeners:
+                bound.close()
             await admin_task  # surfaces the admin listener's failure
             raise OSError(f"cannot start the admin listener on {runtime.config.admin.listen}")
         await asyncio.sleep(0.01)
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if not runtime.config.admin.listen.is_local:
-        # The README promises loopback or a Unix socket; say so when that is not the case.
-        log.warning(
-            "admin listener %s is reachable from other hosts without TLS: the admin token "
-            "crosses the network in clear text; bind it to loopback or unix:PATH",
-            runtime.config.admin.listen,
-        )
+    _warn_if_exposed(runtime.config.admin.listen)
     runtime.follow_store(loop.call_soon_threadsafe)
-    print(f"openimds: {_describe(listener, admin, runtime)}", flush=True)
-    ticker = asyncio.create_task(_tick(server, runtime))
+    print(f"openimds: {_describe(listeners[0], admin, runtime)}", flush=True)
+    ticker = asyncio.create_task(_tick(servers, runtime))
     try:
         await stop.wait()
     finally:
         ticker.cancel()
-        listener.close()
-        for conn in list(server.connections):
-            if conn.transport is not None:
-                conn.transport.close()
+        for bound in listeners:
+            bound.close()
+        for each in servers:
+            for conn in list(each.connections):
+                if conn.transport is not None:
+                    conn.transport.close()
         admin.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await admin_task
         _remove_unix_socket(runtime.config.admin.listen)
-        server.access_log.flush()
+        access.flush()
+
+
+def _warn_if_exposed(admin: ListenAddress) -> None:
+    # The README promises loopback or a Unix socket; say so when that is not the case.
+    if not admin.is_local:
+        log.warning(
+            "admin listener %s is reachable from other hosts without TLS: the admin token "
+            "crosses the network in clear text; bind it to loopback or unix:PATH",
+            admin,
+        )
+
+
+async def _listen(
+    what: str, server: MetadataServer, listen: ListenAddress, extra: Listener | None = None
+) -> asyncio.Server:
+    """One metadata-protocol listener, bound; an OSError says which and why."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.create_server(
+            lambda: MetadataProtocol(server),
+            **_metadata_bind(listen),
+            backlog=2048,
+            ssl=None if extra is None else extra.tls,
+        )
+    except OSError as exc:
+        hint = _hint(listen.host, exc)
+        if extra is not None and exc.errno == errno.EADDRINUSE:
+            hint = f" (set hosts.{extra.name}.listen to another HOST:PORT)"
+        raise OSError(f"{what} {listen}: {exc.strerror or exc}{hint}") from None
 
 
 def _metadata_bind(listen: ListenAddress) -> dict[str, Any]:
@@ -189,10 +247,11 @@ def _admin_unix_socket(path: str) -> socket.socket:
     return sock
 
 
-async def _tick(server: MetadataServer, runtime: Runtime) -> None:
+async def _tick(servers: list[MetadataServer], runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(1.0)
-        server.tick()
+        for server in servers:
+            server.tick()
         for job in runtime.background:
             try:
                 job()
@@ -202,6 +261,7 @@ async def _tick(server: MetadataServer, runtime: Runtime) -> None:
 
 def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime) -> str:
     meta = listener.sockets[0].getsockname()
+    runtime.bound["metadata"] = _client_url("http", meta)
     where = f"metadata on http://{_hostport(meta)}"
     listen = runtime.config.admin.listen
     if listen.is_unix:
@@ -209,7 +269,18 @@ def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime)
     else:
         sockets = admin.servers[0].sockets if admin.servers else []
         admin_at = f"http://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
-    return f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
+    runtime.bound["admin"] = admin_at
+    line = f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
+    extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]
+    return line + (f"; token sources: {', '.join(extras)}" if extras else "")
+
+
+def _client_url(scheme: str, sockname: object) -> str:
+    """The URL a client on this host uses: a wildcard bind is reached on loopback."""
+    if isinstance(sockname, tuple):
+        host = WILDCARDS.get(str(sockname[0]), str(sockname[0]))
+        return f"{scheme}://{_hostport((host, sockname[1]))}"
+    return f"{scheme}://{sockname}"
 
 
 def _hostport(sockname: object) -> str:

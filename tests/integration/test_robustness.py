@@ -241,6 +241,25 @@ def test_no_admin_answer_holds_a_private_key(server: RunningServer) -> None:
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(jwk)
 
 
+# The one admin answer that carries secrets: the token sources' IDENTITY_HEADER /
+# MSI_SECRET, for `openimds env` (docs/identity.md). Any other route holding a "secret"
+# field fails below; this one must never be cached.
+SECRET_BEARING = {"/identity/hosts"}
+
+
+def test_only_the_known_route_bears_secrets_and_it_is_never_cached(
+    server: RunningServer,
+) -> None:
+    for method, path, _ in OPERATIONS:
+        if method != "GET":
+            continue
+        answer = server.admin("GET", path)
+        if path in SECRET_BEARING:
+            assert answer.headers["Cache-Control"] == "no-store"
+        else:
+            assert '"secret"' not in answer.text, path
+
+
 def test_a_rotated_key_and_the_ca_survive_sigkill(tmp_path: Path) -> None:
     state = str(tmp_path / "state.db")
     first = start_server(tmp_path, state_path=state)

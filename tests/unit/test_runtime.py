@@ -11,12 +11,14 @@ from typing import ClassVar
 import pytest
 
 from openimds.config import Config, load_config
+from openimds.config.listen import ListenAddress
 from openimds.core.endpoint import BaseEndpoint
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
+from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
 from openimds.features import ALL, Feature
-from openimds.runtime import Plug, Runtime, UnhandledEffect, build_runtime
+from openimds.runtime import Listener, Plug, Runtime, UnhandledEffect, build_runtime
 
 FLEET = next(f for f in ALL if f.name == "fleet")
 
@@ -56,6 +58,13 @@ def _same_path(runtime: Runtime) -> Plug:
     return Plug(endpoints=[("/metadata/instance", PingEndpoint())])
 
 
+def _listener(runtime: Runtime) -> Plug:
+    """An extra listener whose endpoint returns an effect no feature handles."""
+    service = MetadataService([("/ping", PingEndpoint())], metadata_header=False)
+    address = ListenAddress("127.0.0.1", 0)
+    return Plug(listeners=[Listener("pinger", address, service, runtime.fleet)])
+
+
 @pytest.fixture
 def fake_features() -> Iterator[dict[str, Feature]]:
     """Three throwaway feature packages, importable by name as real ones are."""
@@ -64,6 +73,7 @@ def fake_features() -> Iterator[dict[str, Feature]]:
         ("handled", _with_handler),
         ("unhandled", _without_handler),
         ("clash", _same_path),
+        ("listener", _listener),
     ]:
         package = f"openimds_test_{name}"
         module = types.ModuleType(f"{package}.feature")
@@ -122,6 +132,22 @@ def test_two_features_cannot_serve_one_path(fake_features: dict[str, Feature]) -
     handled = fake_features["handled"]
     with pytest.raises(RuntimeError, match="/metadata/ping is already served"):
         build_runtime(config, [handled, handled])
+
+
+def test_extra_listeners_are_checked_like_the_metadata_one(
+    fake_features: dict[str, Feature],
+) -> None:
+    config = _config()
+    listener, handled = fake_features["listener"], fake_features["handled"]
+    with pytest.raises(UnhandledEffect, match="ping may return Ping"):
+        build_runtime(config, [listener])
+    runtime = build_runtime(config, [handled, listener])
+    try:
+        assert [x.name for x in runtime.listeners] == ["pinger"]
+    finally:
+        runtime.close()
+    with pytest.raises(RuntimeError, match="listener pinger twice"):
+        build_runtime(config, [handled, listener, listener])
 
 
 def test_every_shipped_feature_is_installed_by_default() -> None:

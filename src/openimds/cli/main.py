@@ -11,6 +11,7 @@ import yaml
 from openimds import __version__, features
 from openimds.cli.options import CONFIG_OPTION, load_or_exit
 from openimds.config import Config, ConfigError, effective, json_schema
+from openimds.config.hosts_model import SOURCES
 
 
 class _FeatureCommands(click.Group):
@@ -44,6 +45,13 @@ def main() -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--state", "state_path", help="State database (SQLite file, or :memory:).")
 @click.option("--access-log/--no-access-log", default=None, help="One log line per request.")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    type=click.Choice(list(SOURCES)),
+    help="Also serve this managed-identity token source (repeatable); see `openimds env`.",
+)
 def serve(
     config_path: str | None,
     listen: str | None,
@@ -52,19 +60,20 @@ def serve(
     log_level: str | None,
     state_path: str | None,
     access_log: bool | None,
+    hosts: tuple[str, ...],
 ) -> None:
-    """Serve the metadata API and the admin API."""
-    config = load_or_exit(
-        config_path,
-        {
-            "server.listen": listen,
-            "admin.listen": admin_listen,
-            "server.rate_limit": rate_limit,
-            "server.log_level": log_level,
-            "server.access_log": access_log,
-            "state.path": state_path,
-        },
-    )
+    """Serve the metadata API and the admin API (and any token sources asked for)."""
+    flags: dict[str, object] = {
+        "server.listen": listen,
+        "admin.listen": admin_listen,
+        "server.rate_limit": rate_limit,
+        "server.log_level": log_level,
+        "server.access_log": access_log,
+        "state.path": state_path,
+    }
+    # Merged into the file's `hosts:` section: a source's settings there stay.
+    flags.update({f"hosts.{name}.enabled": True for name in hosts})
+    config = load_or_exit(config_path, flags)
     from openimds import logs, server
     from openimds.runtime import build_runtime
     from openimds.store import CorruptRecord, StoreError

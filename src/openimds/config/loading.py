@@ -170,11 +170,19 @@ def load_config(
     for dotted, value in (flags or {}).items():
         if value is not None:
             _set(data, dotted, value)
-            sources.overrides[dotted] = f"flag {FLAGS.get(dotted, '--' + dotted)}"
+            sources.overrides[dotted] = _flag_name(dotted)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc, sources, Config)) from None
+
+
+def _flag_name(dotted: str) -> str:
+    """The flag that set a dotted setting, for error messages."""
+    parts = dotted.split(".")
+    if parts[0] == "hosts" and len(parts) == 3 and parts[2] == "enabled":
+        return f"flag --host {parts[1]}"
+    return f"flag {FLAGS.get(dotted, '--' + parts[-1].replace('_', '-'))}"
 
 
 def effective(config: Config) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from openimds.config.errors import FieldError
+from openimds.config.hosts_model import HostsSettings
 from openimds.config.identity_model import guid
 from openimds.config.listen import Listen, ListenAddress
 from openimds.config.vm_model import VmSpec
@@ -197,6 +198,7 @@ class Config(_Section):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     attested: AttestedSettings = Field(default_factory=AttestedSettings)
+    hosts: HostsSettings = Field(default_factory=HostsSettings)
     # Empty when every VM comes from the state store (added through the admin API).
     vms: list[VmSpec] = Field(default_factory=list)
 
@@ -222,3 +224,21 @@ class Config(_Section):
         if len(vms) > 1 and any(not vm.addresses for vm in vms):
             raise ValueError("with several VMs, every VM must list the `addresses` it calls from")
         return vms
+
+    @model_validator(mode="after")
+    def _hosts_fit(self) -> Config:
+        """Each token source names a VM of the file, and no two listeners share a fixed
+        address (port 0 takes a free one, so it never clashes)."""
+        names = {vm.display_name for vm in self.vms}
+        taken = {str(self.server.listen): "server.listen", str(self.admin.listen): "admin.listen"}
+        for name, settings in self.hosts.enabled():
+            if settings.vm is not None and settings.vm not in names:
+                known = ", ".join(sorted(names))
+                raise ValueError(f"hosts.{name}.vm: no VM is named {settings.vm!r} ({known})")
+            listen = self.hosts.listen_of(name, settings)
+            if listen.port == 0:
+                continue
+            if str(listen) in taken:
+                raise ValueError(f"hosts.{name}.listen: {listen} is {taken[str(listen)]} too")
+            taken[str(listen)] = f"hosts.{name}.listen"
+        return self

@@ -7,8 +7,16 @@ source no VM lists is an unknown caller.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from openimds.core.inventory import VmSnapshot
+
+
+class Callers(Protocol):
+    """Who is calling a listener: the VM a peer address speaks for, or None. The metadata
+    listener asks the fleet; a token source's listener always speaks for one VM."""
+
+    def for_peer(self, peer: str) -> VmSnapshot | None: ...
 
 
 class CallerResolver:

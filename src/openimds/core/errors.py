@@ -7,6 +7,7 @@ wording is undocumented the choice is written down in docs/compatibility.md.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import ClassVar
 
 from openimds.core.http import JSON, Response
@@ -18,7 +19,8 @@ AKA: str = "For more information refer to aka.ms/azureimds"
 class ImdsError(Exception):
     """Base of every error the core raises; knows its status and Azure's body."""
 
-    status: ClassVar[int] = 500
+    # A class default; an error whose status is data (a source's catalogue) sets its own.
+    status: int = 500
     message: ClassVar[str] = "Internal server error"
 
     def __init__(self, message: str | None = None) -> None:
@@ -99,6 +101,28 @@ class UnknownCaller(ImdsError):
     # Fleet mode: a source no VM claims. 404 in Azure's shape so it reads as "no metadata".
     status = 404
     message = "Not found. No virtual machine is registered for this caller"
+
+
+class WordedError(ImdsError):
+    """An error in a token source's own shape (App Service, Service Fabric, ...): its
+    status, body and headers given whole by the source's module."""
+
+    def __init__(
+        self,
+        status: int,
+        body: Mapping[str, object],
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(json.dumps(body))
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+    def payload(self) -> dict[str, object]:
+        return dict(self.body)
+
+    def extra_headers(self) -> tuple[tuple[str, str], ...]:
+        return self.headers
 
 
 def error_response(error: ImdsError) -> Response:

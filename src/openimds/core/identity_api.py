@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from openimds.core.endpoint import BaseEndpoint, require_version
 from openimds.core.errors import (
@@ -32,12 +32,12 @@ from openimds.core.inventory import VmSnapshot
 from openimds.core.tokens import (
     CacheKey,
     IdSource,
+    Issuer,
     ManagedIdentity,
     TokenCache,
     TokenPolicy,
     TokenSigner,
     echo_fields,
-    mint,
     render,
 )
 from openimds.core.versions import IDENTITY_MIN
@@ -47,7 +47,16 @@ MALFORMED = (
     "The request is missing a required parameter, includes an invalid parameter value, "
     "includes a parameter more than once, or is otherwise malformed."
 )
-SELECTORS = ("client_id", "object_id", "msi_res_id", "mi_res_id")
+IdField = Literal["client", "object", "resource"]
+# Query parameter -> the id it names. Each token source has its own table (the App
+# Service, Arc and Azure ML ones are in their modules); this is the VM endpoint's.
+Selectors = Mapping[str, IdField]
+SELECTORS: Selectors = {
+    "client_id": "client",
+    "object_id": "object",
+    "msi_res_id": "resource",
+    "mi_res_id": "resource",
+}
 PLAN_LIMIT = 1024  # remembered query strings; odd ones cannot grow it without bound
 
 
@@ -124,17 +133,19 @@ class IdentityDirectory(Protocol):
     def identities(self, vm: VmSnapshot) -> VmIdentities | None: ...
 
 
-def select(identities: VmIdentities | None, request: Request) -> ManagedIdentity:
-    """The identity a token request asks for, by the rules at the top of this module."""
-    given = [(name, request.param(name)) for name in SELECTORS]
-    chosen = [(name, value) for name, value in given if value is not None]
+def select(
+    identities: VmIdentities | None, request: Request, selectors: Selectors = SELECTORS
+) -> ManagedIdentity:
+    """The identity a token request asks for, by the rules at the top of this module;
+    `selectors` names the parameters that select one (the VM endpoint's by default)."""
+    chosen = [(name, value) for name in selectors if (value := request.param(name)) is not None]
     if len(chosen) > 1 or any(not value for _, value in chosen):
         raise MalformedRequest()
     if identities is None or not identities.all:
         raise IdentityNotFound()
     if chosen:
         name, value = chosen[0]
-        return _match(identities, name, value or "")
+        return _match(identities, selectors[name], value)
     if identities.system is not None:
         return identities.system
     if len(identities.user) == 1:
@@ -142,12 +153,12 @@ def select(identities: VmIdentities | None, request: Request) -> ManagedIdentity
     raise MultipleIdentities()
 
 
-def _match(identities: VmIdentities, name: str, value: str) -> ManagedIdentity:
+def _match(identities: VmIdentities, field: IdField, value: str) -> ManagedIdentity:
     wanted = value.strip().lower()
     for identity in identities.all:
-        if name == "client_id":
+        if field == "client":
             candidate = identity.client_id
-        elif name == "object_id":
+        elif field == "object":
             candidate = identity.object_id
         else:
             candidate = identity.resource_id
@@ -166,29 +177,35 @@ def require_identity_version(request: Request) -> str:
     return version
 
 
-class _IdentityBase(BaseEndpoint):
+class IdentityBase(BaseEndpoint):
     name: ClassVar[str] = "identity"  # one budget for both paths (Azure: 20 requests/s)
 
     def __init__(self, directory: IdentityDirectory) -> None:
         self.directory = directory
 
     def own_error(self, error: ImdsError) -> ImdsError:
-        """The shared rules' errors in the identity shape, and never with a status the
-        SDKs retry: a caller no VM claims has no identity (400, not 404)."""
-        if isinstance(error, MissingMetadataHeader):
-            return IdentityHeaderMissing()  # the managed-identity docs' code
-        if isinstance(error, TooManyRequests):
-            return IdentityThrottled()
-        if isinstance(error, UnknownCaller):
-            return IdentityNotFound()
-        if isinstance(error, MethodNotAllowed):
-            return IdentityMethodNotAllowed(error.allowed, error.text)
-        # X-Forwarded-For, a repeated parameter: the managed-identity docs call these
-        # invalid_request.
-        return MalformedRequest()
+        return identity_error(error)
 
 
-class TokenEndpoint(_IdentityBase):
+def identity_error(error: ImdsError) -> ImdsError:
+    """The shared rules' errors in the identity shape, and never with a status the SDKs
+    retry (13): a caller no VM claims has no identity (400, not 404). Errors already in
+    the identity shape stay as they are."""
+    if isinstance(error, IdentityError):
+        return error
+    if isinstance(error, MissingMetadataHeader):
+        return IdentityHeaderMissing()  # 5 (MI table): bad_request_102
+    if isinstance(error, TooManyRequests):
+        return IdentityThrottled()
+    if isinstance(error, UnknownCaller):
+        return IdentityNotFound()
+    if isinstance(error, MethodNotAllowed):
+        return IdentityMethodNotAllowed(error.allowed, error.text)
+    # X-Forwarded-For, a repeated parameter: 7 (MI) calls these invalid_request.
+    return MalformedRequest()
+
+
+class TokenEndpoint(IdentityBase):
     """GET /metadata/identity/oauth2/token. The body carries a countdown (`expires_in`) in
     whole seconds, so the HTTP adapter may reuse its bytes until the next second, and never
     past the moment the token cache would mint a new token; `bypass_cache=true` answers
@@ -203,10 +220,9 @@ class TokenEndpoint(_IdentityBase):
         new_id: IdSource,
     ) -> None:
         super().__init__(directory)
-        self.signer = signer
-        self.cache = cache
+        # The one issuer (keys, cache, policy) every token source of the server shares.
+        self.issuer = Issuer(signer, cache, policy, new_id)
         self.policy = policy
-        self.new_id = new_id
         self._plans: dict[tuple[str, int, tuple[tuple[str, str], ...]], _Plan] = {}
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
@@ -219,22 +235,10 @@ class TokenEndpoint(_IdentityBase):
             if len(self._plans) >= PLAN_LIMIT:
                 self._plans.clear()
             self._plans[memo] = plan
-        token = None if plan.bypass else self.cache.fresh(plan.key, now, self.policy.refresh_margin)
-        if token is None:
-            token = mint(
-                self.signer,
-                plan.identity,
-                plan.tenant,
-                plan.key[2],
-                self.policy,
-                now,
-                self.new_id(),
-            )
-            self.cache.put(plan.key, token, now)
-            if plan.bypass:  # earlier answers carry the token this one replaced
-                return Response(200, render(token, now, plan.echo), drops_cached=True)
+        token, minted = self.issuer.token(plan.key, plan.identity, plan.tenant, now, plan.bypass)
         if plan.bypass:
-            return Response(200, render(token, now, plan.echo))
+            # A new token replaced the cached one, which earlier answers still carry.
+            return Response(200, render(token, now, plan.echo), drops_cached=minted)
         until = min(int(now) + 1, token.expires_on - self.policy.refresh_margin)
         return Response(200, render(token, now, plan.echo), cacheable=True, valid_until=until)
 
@@ -250,7 +254,7 @@ class TokenEndpoint(_IdentityBase):
         identity = select(identities, request)
         tenant = identities.tenant_id if identities is not None else ""
         key = (vm.id, identity.client_id, resource)
-        return _Plan(identity, tenant, key, bypass is not None, _echoes(request))
+        return _Plan(identity, tenant, key, bypass is not None, echo_request(request))
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,19 +268,23 @@ class _Plan:
     echo: bytes
 
 
-def _echoes(request: Request) -> bytes:
-    # `mi_res_id`, the older name of `msi_res_id`, is the same selector: echoed under today's
-    # name.
-    res_id = request.param("msi_res_id") or request.param("mi_res_id")
-    fields: Mapping[str, str] = {
-        name: value
-        for name, value in (("object_id", request.param("object_id")), ("msi_res_id", res_id))
-        if value is not None
-    }
+def echo_request(request: Request, selectors: Selectors = SELECTORS) -> bytes:
+    """The selector the request used, echoed as Azure's REST spec shows: object_id, or a
+    resource id under today's name msi_res_id (the older mi_res_id is the same selector).
+    Only parameters the source honours are echoed: an echo confirms the identity."""
+    fields: dict[str, str] = {}
+    for name, field in selectors.items():
+        value = request.param(name)
+        if value is None:
+            continue
+        if field == "object":
+            fields.setdefault("object_id", value)
+        elif field == "resource":
+            fields.setdefault("msi_res_id", value)
     return echo_fields(fields) if fields else b""
 
 
-class IdentityInfoEndpoint(_IdentityBase):
+class IdentityInfoEndpoint(IdentityBase):
     """GET /metadata/identity/info -> {"tenantId": ...} (only Azure's REST spec has it)."""
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:

@@ -7,6 +7,10 @@ Order of checks, where Azure documents none (docs/compatibility.md):
 4. A known endpoint: method not allowed -> 405, then the endpoint's own checks.
 5. An unknown path: api-version checked first (live Azure answers a bare /metadata with
    the api-version error), then 404.
+
+A token source whose clients send no `Metadata` header (App Service, Azure ML, Service
+Fabric: docs/identity.md) builds its service with `metadata_header=False`, which skips
+rule 2; its endpoints check their own secret header instead.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ _FALLBACK = BaseEndpoint()
 
 
 class MetadataService:
-    def __init__(self, routes: Iterable[tuple[str, Endpoint]]) -> None:
+    def __init__(
+        self, routes: Iterable[tuple[str, Endpoint]], *, metadata_header: bool = True
+    ) -> None:
+        self.metadata_header = metadata_header
         self._routes: dict[tuple[str, ...], Endpoint] = {
             tuple(s for s in path.split("/") if s): endpoint for path, endpoint in routes
         }
@@ -62,7 +69,7 @@ class MetadataService:
         """Answer a request already routed (`route(request)`): the listener routes once to
         pick the budget and passes the endpoint on."""
         try:
-            rule_error = shared_rule_error(request, endpoint)
+            rule_error = shared_rule_error(request, endpoint, self.metadata_header)
             if rule_error is not None:
                 raise (endpoint or _FALLBACK).own_error(rule_error)
             if endpoint is None:
@@ -73,11 +80,13 @@ class MetadataService:
             return error_response(error)
 
 
-def shared_rule_error(request: Request, endpoint: Endpoint | None) -> ImdsError | None:
+def shared_rule_error(
+    request: Request, endpoint: Endpoint | None, metadata_header: bool = True
+) -> ImdsError | None:
     """The first rule every endpoint shares that the request breaks, in the order above."""
     if request.header("x-forwarded-for") is not None:
         return ForwardedRequest()
-    if not has_metadata_header(request):
+    if metadata_header and not has_metadata_header(request):
         return MissingMetadataHeader()
     seen: set[str] = set()
     for key, _ in request.query:

@@ -58,6 +58,8 @@ class IssuedToken:
     expires_on: int
     head: bytes  # up to the opening quote of expires_in's value
     tail: bytes  # from the closing quote of expires_in's value, without the final brace
+    client_id: str = ""  # of the identity it was issued to
+    resource: str = ""
 
 
 def claims(
@@ -115,7 +117,7 @@ def mint(
             b',"client_id":' + _q(identity.client_id),
         )
     )
-    return IssuedToken(token, expires_on, head, tail)
+    return IssuedToken(token, expires_on, head, tail, identity.client_id, resource)
 
 
 def render(token: IssuedToken, now: float, echo: bytes = b"") -> bytes:
@@ -170,3 +172,33 @@ class TokenCache:
 
 
 IdSource = Callable[[], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """Mints and caches tokens: one per server, shared by every token source (the VM
+    endpoint, Arc, App Service, ...), so each hands out the same token for the same
+    (VM, identity, resource)."""
+
+    signer: TokenSigner
+    cache: TokenCache
+    policy: TokenPolicy
+    new_id: IdSource
+
+    def token(
+        self,
+        key: CacheKey,
+        identity: ManagedIdentity,
+        tenant: str,
+        now: float,
+        fresh: bool = False,
+    ) -> tuple[IssuedToken, bool]:
+        """The cached token for `key` while it is fresh, else (or with `fresh`) a newly
+        minted one that replaces it; and whether it was minted."""
+        if not fresh:
+            cached = self.cache.fresh(key, now, self.policy.refresh_margin)
+            if cached is not None:
+                return cached, False
+        token = mint(self.signer, identity, tenant, key[2], self.policy, now, self.new_id())
+        self.cache.put(key, token, now)
+        return token, True

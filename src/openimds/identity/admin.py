@@ -4,7 +4,8 @@ Public (a relying party needs no admin token): the OpenID Connect discovery docu
 `/.well-known/openid-configuration` (the default tenant) and
 `/<tenant>/.well-known/openid-configuration` (like login.microsoftonline.com/<tenant>/),
 and the JWKS at `/discovery/keys`. Token-protected: listing and rotating signing keys,
-and the identities of each VM with their generated ids.
+the identities of each VM with their generated ids, and the token sources
+(`sources_admin.py`: `/identity/hosts`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from openimds.core.tokens import ManagedIdentity, TokenPolicy
 from openimds.crypto.jwt_tokens import discovery_document
 from openimds.crypto.signing_keys import KeyRing, generate
 from openimds.identity.directory import StoreDirectory
+from openimds.identity.sources_admin import SourcesAdmin
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/discovery/keys"
@@ -33,9 +35,12 @@ class IdentityAdmin:
     ring: KeyRing
     directory: StoreDirectory
     policy: TokenPolicy
+    sources: SourcesAdmin | None = None
 
     def routes(self) -> list[BaseRoute]:
+        extra = self.sources.routes() if self.sources is not None else []
         return [
+            *extra,
             Route(DISCOVERY, self.discovery, methods=["GET"]),
             Route("/{tenant}" + DISCOVERY, self.discovery, methods=["GET"]),
             Route(JWKS, self.jwks, methods=["GET"]),

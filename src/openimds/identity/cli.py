@@ -1,14 +1,25 @@
 """`openimds keys ...`: list and rotate the managed-identity token signing keys of a
-running server, through its admin API (the server keeps them in its state store)."""
+running server, through its admin API (the server keeps them in its state store).
+`openimds env`: the environment that points the SDKs at one of its token sources."""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import click
 
 from openimds.cli.options import JSON_OPTION, AdminTarget, admin_call, admin_options
+from openimds.identity.env_vars import (
+    CHOICES,
+    SHELLS,
+    Choice,
+    NotServed,
+    Shell,
+    render,
+    variables,
+)
 
 
 def _when(epoch: int | None) -> str:
@@ -51,4 +62,32 @@ def rotate(admin: AdminTarget, as_json: bool) -> None:
         click.echo(f"active key: {data['kid']} (previous: {data['previous']}, still published)")
 
 
-COMMANDS = (keys,)
+@click.command("env")
+@admin_options
+@click.option(
+    "--host",
+    "choice",
+    type=click.Choice(list(CHOICES)),
+    default="vm",
+    show_default=True,
+    help="The token source azure-identity and msal should use.",
+)
+@click.option("--shell", type=click.Choice(list(SHELLS)), default="bash", show_default=True)
+def env(admin: AdminTarget, choice: Choice, shell: Shell) -> None:
+    """Print the variables that make azure-identity and msal use one token source of the
+    running server (e.g. `eval "$(openimds env --host arc)"`). The output holds that
+    source's secret: treat it like a password."""
+    data = admin_call(admin, "GET", "/identity/hosts")
+    try:
+        values = variables(choice, data["hosts"])
+    except NotServed as exc:
+        click.echo(
+            f"openimds: the server does not serve {exc}: start it with --host {exc} "
+            f"or add `{exc}:` under `hosts:` in its config",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(render(values, shell), nl=False)
+
+
+COMMANDS = (keys, env)

@@ -1,5 +1,7 @@
 """Managed identities, plugged into a server: token and info endpoints on the metadata
-listener, discovery/JWKS and key management on the admin listener, a 20 rps budget."""
+listener, discovery/JWKS and key management on the admin listener, a 20 rps budget, and
+a listener per token source the config enables (Arc, App Service, ...: sources.py), all
+issuing through the one Issuer."""
 
 from __future__ import annotations
 
@@ -8,16 +10,20 @@ import secrets
 import time
 
 from openimds.core.identity_api import IdentityInfoEndpoint, TokenEndpoint
+from openimds.core.platform_metadata_api import PlatformMetadataEndpoint
 from openimds.core.throttle import RateLimiter
 from openimds.core.tokens import CLOCK_SKEW, TokenCache, TokenPolicy
 from openimds.crypto.jwt_tokens import JwtSigner
 from openimds.crypto.signing_keys import KIND, KeyRing
 from openimds.identity.admin import IdentityAdmin
 from openimds.identity.directory import StoreDirectory, default_tenant
+from openimds.identity.sources import build_sources
+from openimds.identity.sources_admin import SourcesAdmin
 from openimds.runtime import Plug, Runtime
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
 INFO_PATH = "/metadata/identity/info"
+PLATFORM_PATH = "/metadata/identity/getplatformmetadata"
 
 
 def new_uti() -> str:
@@ -36,11 +42,18 @@ def install(runtime: Runtime) -> Plug:
     policy = TokenPolicy(settings.token_lifetime, settings.issuer)
     cache = TokenCache()
     token = TokenEndpoint(directory, JwtSigner(ring), cache, policy, new_uti)
+    sources = build_sources(runtime, directory, token.issuer)
     return Plug(
-        endpoints=[(TOKEN_PATH, token), (INFO_PATH, IdentityInfoEndpoint(directory))],
-        admin=[IdentityAdmin(ring, directory, policy)],
+        endpoints=[
+            (TOKEN_PATH, token),
+            (INFO_PATH, IdentityInfoEndpoint(directory)),
+            (PLATFORM_PATH, PlatformMetadataEndpoint(directory)),
+        ],
+        admin=[IdentityAdmin(ring, directory, policy, SourcesAdmin(sources.infos, runtime.bound))],
         budgets={TokenEndpoint.name: RateLimiter(settings.rate_limit)},
-        jobs=[lambda: _prune(ring)],
+        jobs=[lambda: _prune(ring), *sources.jobs],
+        closers=sources.closers,
+        listeners=sources.listeners,
         # Another node rotated (shared store): sign with its new key from now on.
         follows={KIND: lambda key: ring.reload()},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 
@@ -369,7 +370,7 @@ def test_cache_is_bounded() -> None:
     world = World(full())
     endpoint = world.service.route(Request("GET", "/metadata/identity/oauth2/token"))
     assert isinstance(endpoint, TokenEndpoint)
-    endpoint.cache = cache
+    endpoint.issuer = dataclasses.replace(endpoint.issuer, cache=cache)
     for i in range(50):
         assert world.get({"resource": f"https://r{i}"}).status == 200
         assert len(cache) <= 8

@@ -275,7 +275,7 @@ class MetadataProtocol(asyncio.Protocol):
             endpoint = server.service.route(self.core_request(method))
             error = UnknownCaller() if endpoint is None else endpoint.own_error(UnknownCaller())
             return server.encode(error_response(error), "unknown", not keep_alive), "-"
-        fast = method == "GET" and keep_alive
+        fast = method == "GET" and keep_alive and server.byte_cache
         if fast:
             flags = self.header_state
             fast = flags != _UNCACHEABLE

@@ -10,12 +10,12 @@ from collections.abc import Callable, Sequence
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
+from openimds.core.caller import Callers
 from openimds.core.errors import ImdsError, TooManyRequests, error_response
 from openimds.core.http import Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
-from openimds.fleet.inventory import Fleet
 from openimds.web.access_log import AccessLog
 from openimds.web.metadata.hooks import HookedRequest, RequestHook, Takeover
 from openimds.web.metadata.wire import Cached, encode
@@ -44,7 +44,7 @@ class MetadataServer:
     def __init__(
         self,
         service: MetadataService,
-        fleet: Fleet,
+        fleet: Callers,
         limiters: dict[str, RateLimiter],
         *,
         server_header: str,
@@ -53,8 +53,12 @@ class MetadataServer:
         effects: EffectsSink | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
         hooks: Sequence[RequestHook] = (),
+        byte_cache: bool = True,
     ) -> None:
         self.service = service
+        # Off for a token source's listener: its answers depend on secret headers, which
+        # the cache key does not hold.
+        self.byte_cache = byte_cache
         self.fleet = fleet
         # Route name -> its own budget ("identity"); every other route shares "imds".
         self.limiters = limiters

@@ -31,9 +31,10 @@ def _body(raw: bytes) -> Any:
 
 
 def test_cached_answer_equals_uncached_answer() -> None:
-    server = metadata_server()
+    fleet = Fleet([vm_spec("vm-a")])
+    server = metadata_server(fleet)
     first = _ask(server, DOC)
-    assert server.cache_for(server.fleet.vms["vm-a"]).entries  # the miss filled the cache
+    assert server.cache_for(fleet.vms["vm-a"]).entries  # the miss filled the cache
     second = _ask(server, DOC)
     assert first == second
     # A fresh server (nothing cached) renders the same bytes.

@@ -1,0 +1,242 @@
+"""The token sources beside the VM endpoint (`hosts:` in the config), as listeners.
+
+Each enabled source becomes a `runtime.Listener`: its address, a service whose endpoints
+speak that source's protocol (core/arc_api.py, appservice_api.py, cloudshell_api.py,
+servicefabric_api.py), the one VM it speaks for, and TLS for Service Fabric. Secrets a
+config leaves out (IDENTITY_HEADER / MSI_SECRET) are generated once and kept in the state
+store, as is Service Fabric's self-signed certificate, so clients configured once keep
+working across restarts. Every source issues through the VM endpoint's `Issuer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from openimds.config.hosts_model import (
+    ArcSettings,
+    HostsSettings,
+    SecretSourceSettings,
+    SourceName,
+    SourceSettings,
+)
+from openimds.core.appservice_api import AppServiceTokenEndpoint, AzureMlTokenEndpoint
+from openimds.core.arc_api import ArcTokenEndpoint
+from openimds.core.cloudshell_api import CloudShellTokenEndpoint
+from openimds.core.endpoint import Endpoint
+from openimds.core.identity_api import IdentityDirectory
+from openimds.core.instance_api import InstanceEndpoint
+from openimds.core.inventory import VmSnapshot
+from openimds.core.service import MetadataService
+from openimds.core.servicefabric_api import ServiceFabricTokenEndpoint
+from openimds.core.tokens import Issuer
+from openimds.core.versions_api import VersionsEndpoint
+from openimds.crypto.ca import KeyPair
+from openimds.crypto.tls_cert import (
+    issue_self_signed,
+    needs_renewal,
+    server_context,
+    sha1_thumbprint,
+)
+from openimds.fleet.inventory import Fleet
+from openimds.identity.arc_keys import KeyFileChallenges, prepare_folder
+from openimds.runtime import Job, Listener, Runtime
+from openimds.store import Store
+
+log = logging.getLogger("openimds")
+
+# Where each source's clients send token requests (the path of IDENTITY_ENDPOINT or
+# MSI_ENDPOINT): Arc and Service Fabric use IMDS's path, App Service /msi/token
+# (Linux plans' form), Cloud Shell /oauth2/token.
+TOKEN_PATHS: dict[SourceName, str] = {
+    "arc": "/metadata/identity/oauth2/token",
+    "appservice": "/msi/token",
+    "azureml": "/msi/token",
+    "cloudshell": "/oauth2/token",
+    "servicefabric": "/metadata/identity/oauth2/token",
+}
+SECRET_SETTING = "source_secret/{name}"
+TLS_SETTING = "servicefabric_tls"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What a client needs to reach one source (the admin route `openimds env` reads)."""
+
+    name: SourceName
+    vm: str
+    token_path: str
+    secret: str | None = None
+    thumbprint: str | None = None
+    key_folder: str | None = None
+
+
+class FixedVm:
+    """A source's listener speaks for one VM, whoever calls (core.caller.Callers). The VM
+    is looked up on each request, so a fleet change is followed."""
+
+    def __init__(self, fleet: Fleet, name: str) -> None:
+        self.fleet = fleet
+        self.name = name
+
+    def for_peer(self, peer: str) -> VmSnapshot | None:
+        return self.fleet.vms.get(self.name)
+
+
+@dataclass
+class Sources:
+    listeners: list[Listener] = field(default_factory=list)
+    infos: list[SourceInfo] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+    closers: list[Job] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Built:
+    service: MetadataService
+    info: SourceInfo
+    tls: ssl.SSLContext | None = None
+
+
+_Builder = Callable[
+    [Runtime, SourceSettings, SourceInfo, IdentityDirectory, Issuer, Sources], _Built
+]
+
+
+def build_sources(runtime: Runtime, directory: IdentityDirectory, issuer: Issuer) -> Sources:
+    """A listener per enabled source, with the jobs and closers their state needs."""
+    sources = Sources()
+    first_vm = next(iter(runtime.fleet.vms))
+    for name, settings in runtime.config.hosts.enabled():
+        vm = settings.vm or first_vm
+        info = SourceInfo(name, vm, TOKEN_PATHS[name])
+        built = _BUILDERS[name](runtime, settings, info, directory, issuer, sources)
+        address = HostsSettings.listen_of(name, settings)
+        callers = FixedVm(runtime.fleet, vm)
+        sources.listeners.append(Listener(name, address, built.service, callers, built.tls))
+        sources.infos.append(built.info)
+    return sources
+
+
+def _token_service(
+    info: SourceInfo, endpoint: Endpoint, metadata_header: bool = False
+) -> MetadataService:
+    return MetadataService([(info.token_path, endpoint)], metadata_header=metadata_header)
+
+
+def _arc(
+    runtime: Runtime,
+    settings: SourceSettings,
+    info: SourceInfo,
+    directory: IdentityDirectory,
+    issuer: Issuer,
+    sources: Sources,
+) -> _Built:
+    assert isinstance(settings, ArcSettings)
+    prepare_folder(settings.key_folder)
+    book = KeyFileChallenges(settings.key_folder)
+    sources.jobs.append(book.prune)
+    sources.closers.append(book.close)
+    routes: list[tuple[str, Endpoint]] = [
+        (info.token_path, ArcTokenEndpoint(directory, issuer, book)),
+        # HIMDS answers instance metadata to any local caller, as IMDS does on a VM.
+        ("/metadata/instance", InstanceEndpoint()),
+        ("/metadata/versions", VersionsEndpoint()),
+    ]
+    info = SourceInfo(info.name, info.vm, info.token_path, key_folder=settings.key_folder)
+    return _Built(MetadataService(routes), info)
+
+
+def _appservice(
+    runtime: Runtime,
+    settings: SourceSettings,
+    info: SourceInfo,
+    directory: IdentityDirectory,
+    issuer: Issuer,
+    sources: Sources,
+) -> _Built:
+    secret = _secret(runtime.store, info.name, settings)
+    endpoint = AppServiceTokenEndpoint(directory, issuer, secret)
+    return _Built(_token_service(info, endpoint), _with_secret(info, secret))
+
+
+def _azureml(
+    runtime: Runtime,
+    settings: SourceSettings,
+    info: SourceInfo,
+    directory: IdentityDirectory,
+    issuer: Issuer,
+    sources: Sources,
+) -> _Built:
+    secret = _secret(runtime.store, info.name, settings)
+    endpoint = AzureMlTokenEndpoint(directory, issuer, secret)
+    return _Built(_token_service(info, endpoint), _with_secret(info, secret))
+
+
+def _cloudshell(
+    runtime: Runtime,
+    settings: SourceSettings,
+    info: SourceInfo,
+    directory: IdentityDirectory,
+    issuer: Issuer,
+    sources: Sources,
+) -> _Built:
+    # Cloud Shell's clients send Metadata: true; its shell is the only local caller.
+    endpoint = CloudShellTokenEndpoint(directory, issuer)
+    return _Built(_token_service(info, endpoint, metadata_header=True), info)
+
+
+def _servicefabric(
+    runtime: Runtime,
+    settings: SourceSettings,
+    info: SourceInfo,
+    directory: IdentityDirectory,
+    issuer: Issuer,
+    sources: Sources,
+) -> _Built:
+    secret = _secret(runtime.store, info.name, settings)
+    pair = _tls_pair(runtime.store)
+    endpoint = ServiceFabricTokenEndpoint(directory, issuer, secret)
+    info = SourceInfo(
+        info.name, info.vm, info.token_path, secret, thumbprint=sha1_thumbprint(pair.cert)
+    )
+    return _Built(_token_service(info, endpoint), info, server_context(pair))
+
+
+_BUILDERS: dict[SourceName, _Builder] = {
+    "arc": _arc,
+    "appservice": _appservice,
+    "azureml": _azureml,
+    "cloudshell": _cloudshell,
+    "servicefabric": _servicefabric,
+}
+
+
+def _secret(store: Store, name: str, settings: SourceSettings) -> str:
+    """The configured secret, else one generated once per state store."""
+    if isinstance(settings, SecretSourceSettings) and settings.secret is not None:
+        return settings.secret.get_secret_value()
+    return store.put_setting_once(SECRET_SETTING.format(name=name), secrets.token_hex(16))
+
+
+def _with_secret(info: SourceInfo, secret: str) -> SourceInfo:
+    return SourceInfo(info.name, info.vm, info.token_path, secret)
+
+
+def _tls_pair(store: Store) -> KeyPair:
+    """Service Fabric's certificate: kept in the store, so IDENTITY_SERVER_THUMBPRINT stays
+    valid across restarts; replaced 30 days before it expires."""
+    now = datetime.now(UTC)
+    stored = store.get_setting(TLS_SETTING)
+    if stored is not None:
+        pair, _ = KeyPair.from_json(stored, TLS_SETTING)
+        if not needs_renewal(pair, now):
+            return pair
+        log.info("Service Fabric certificate near expiry: a new one (new thumbprint)")
+    pair = issue_self_signed("openimds Service Fabric token service", now)
+    store.put_setting(TLS_SETTING, pair.to_json())
+    return pair
