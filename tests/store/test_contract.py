@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from openimds.store import Delete, Put, Store, StoreError, open_store
+from openimds.store import Conflict, Delete, Expect, Put, Store, StoreError, open_store
 from openimds.store.memory import MemoryStore
 from openimds.store.sqlite import SqliteStore
 
@@ -238,3 +238,20 @@ def test_sqlite_two_handles_on_one_file_agree_on_a_generated_secret(tmp_path: Pa
     assert first.get_record("keys", "k") == "v"  # committed writes are visible at once
     first.close()
     second.close()
+
+
+def test_a_conditional_batch_applies_only_when_its_conditions_hold(store: Store) -> None:
+    store.write_batch([Put("book", "version", "1")], expect=[Expect("book", "version", None)])
+    with pytest.raises(Conflict, match="book/version changed meanwhile"):
+        store.write_batch(
+            [Put("book", "version", "2"), Put("events", "E1", "x")],
+            expect=[Expect("book", "version", None)],
+        )
+    assert store.get_record("events", "E1") is None  # nothing of a refused batch
+    store.write_batch(
+        [Put("book", "version", "2"), Delete("events", "E0")],
+        expect=[Expect("book", "version", "1"), Expect("events", "E0", None)],
+    )
+    assert store.get_record("book", "version") == "2"
+    with pytest.raises(Conflict):
+        store.write_batch([], expect=[Expect("book", "version", "1")])

@@ -7,7 +7,7 @@ import threading
 import psycopg
 import pytest
 
-from openimds.store import Put, StoreError, open_store
+from openimds.store import Conflict, Expect, Put, Store, StoreError, open_store
 from openimds.store.postgres import MIGRATIONS, RESYNC, PostgresStore
 from tests.support.postgres import Cluster, wait_until
 
@@ -120,3 +120,35 @@ def _recovered(store: object) -> bool:
     except StoreError:
         return False
     return True
+
+
+def test_compare_and_set_loses_no_update_across_nodes(postgres_url: str) -> None:
+    """Four nodes increment one counter at once, each re-reading after a Conflict: every
+    increment lands, as two approvals posted to two nodes at one moment both count."""
+    nodes = [open_store(postgres_url) for _ in range(4)]
+    each = 25
+
+    def increment(store: Store) -> None:
+        done = 0
+        while done < each:
+            current = store.get_record("book", "version")
+            following = str(int(current or "0") + 1)
+            try:
+                store.write_batch(
+                    [Put("book", "version", following)],
+                    expect=[Expect("book", "version", current)],
+                )
+            except Conflict:
+                continue
+            done += 1
+
+    threads = [threading.Thread(target=increment, args=(node,)) for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert nodes[0].get_record("book", "version") == str(4 * each)
+    finally:
+        for node in nodes:
+            node.close()

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from openimds.store.base import (
+    Conflict,
     CorruptRecord,
     Delete,
+    Expect,
     Put,
     Store,
     StoreError,
@@ -22,8 +24,10 @@ from openimds.store.base import (
 
 __all__ = [
     "BACKENDS",
+    "Conflict",
     "CorruptRecord",
     "Delete",
+    "Expect",
     "Put",
     "Store",
     "StoreError",

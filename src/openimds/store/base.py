@@ -64,6 +64,24 @@ class Delete:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """A condition of a batch: the record holds `value` (None: there is no such record)."""
+
+    kind: str
+    key: str
+    value: str | None
+
+
+class Conflict(StoreError):
+    """A batch's condition did not hold: another writer changed the record first. Nothing
+    of the batch was applied; re-read and try again."""
+
+    def __init__(self, expect: Expect) -> None:
+        super().__init__(f"record {expect.kind}/{expect.key} changed meanwhile")
+        self.expect = expect
+
+
 def check_text(**fields: object) -> None:
     """Keys and values are text (features serialise their own JSON); anything else is a
     programming error reported as a StoreError before any change is made."""
@@ -72,7 +90,11 @@ def check_text(**fields: object) -> None:
             raise StoreError(f"the store keeps text; {name} is {type(value).__name__}")
 
 
-def check_batch(ops: Sequence[Put | Delete]) -> None:
+def check_batch(ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+    for condition in expect:
+        check_text(kind=condition.kind, key=condition.key)
+        if condition.value is not None:
+            check_text(value=condition.value)
     for op in ops:
         if isinstance(op, Put):
             check_text(kind=op.kind, key=op.key, value=op.value)
@@ -104,8 +126,10 @@ class Store(Protocol):
 
     def delete_record(self, kind: str, key: str) -> None: ...
 
-    def write_batch(self, ops: Sequence[Put | Delete]) -> None:
-        """Apply all operations atomically and durably."""
+    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+        """Apply all operations atomically and durably, if every condition in `expect`
+        holds at that moment (else Conflict, and nothing is applied): the compare-and-set
+        that lets several nodes share state without a lost update."""
         ...
 
     def watch(self, on_change: Callable[[str, str], None]) -> None:

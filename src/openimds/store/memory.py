@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from openimds.store.base import Delete, Put, check_batch, check_text
+from openimds.store.base import Conflict, Delete, Expect, Put, check_batch, check_text
 
 
 class MemoryStore:
@@ -40,8 +40,11 @@ class MemoryStore:
     def delete_record(self, kind: str, key: str) -> None:
         self._records.get(kind, {}).pop(key, None)
 
-    def write_batch(self, ops: Sequence[Put | Delete]) -> None:
-        check_batch(ops)  # all or nothing: nothing below can fail once this passed
+    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+        check_batch(ops, expect)  # all or nothing: nothing below can fail once this passed
+        for condition in expect:
+            if self.get_record(condition.kind, condition.key) != condition.value:
+                raise Conflict(condition)
         for op in ops:
             if isinstance(op, Put):
                 self.put_record(op.kind, op.key, op.value)

@@ -20,7 +20,15 @@ from typing import Any
 
 import psycopg
 
-from openimds.store.base import Delete, Put, StoreError, check_batch, check_text
+from openimds.store.base import (
+    Conflict,
+    Delete,
+    Expect,
+    Put,
+    StoreError,
+    check_batch,
+    check_text,
+)
 
 log = logging.getLogger("openimds.store")
 
@@ -121,13 +129,14 @@ class PostgresStore:
     def delete_record(self, kind: str, key: str) -> None:
         self.write_batch([Delete(kind, key)])
 
-    def write_batch(self, ops: Sequence[Put | Delete]) -> None:
-        check_batch(ops)
-        if not ops:
+    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+        check_batch(ops, expect)
+        if not ops and not expect:
             return
 
         def apply(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction(), conn.cursor() as cur:
+                _check(cur, expect)
                 for op in ops:
                     if isinstance(op, Put):
                         cur.execute(
@@ -260,6 +269,24 @@ class PostgresStore:
                     conn.execute("INSERT INTO openimds_schema(version) VALUES (%s)", (version,))
 
         self._run(migrate)
+
+
+def _check(cur: psycopg.Cursor[Any], expect: Sequence[Expect]) -> None:
+    """Compare-and-set inside the transaction. A row that does not exist cannot be locked
+    with FOR UPDATE, so each condition takes a transaction-scoped advisory lock on its
+    (kind, key) first: two nodes checking the same record queue up instead of both
+    seeing the old value."""
+    for condition in sorted(expect, key=lambda c: (c.kind, c.key)):  # one lock order
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{condition.kind}/{condition.key}",)
+        )
+        cur.execute(
+            "SELECT value FROM records WHERE kind = %s AND key = %s",
+            (condition.kind, condition.key),
+        )
+        row = cur.fetchone()
+        if (None if row is None else str(row[0])) != condition.value:
+            raise Conflict(condition)
 
 
 def _notify(cur: psycopg.Cursor[Any], kind: str, key: str) -> None:

@@ -21,7 +21,16 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from openimds.store.base import Delete, Put, StoreError, StoreInUse, check_batch, check_text
+from openimds.store.base import (
+    Conflict,
+    Delete,
+    Expect,
+    Put,
+    StoreError,
+    StoreInUse,
+    check_batch,
+    check_text,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
@@ -104,12 +113,13 @@ class SqliteStore:
     def delete_record(self, kind: str, key: str) -> None:
         self.write_batch([Delete(kind, key)])
 
-    def write_batch(self, ops: Sequence[Put | Delete]) -> None:
-        check_batch(ops)
+    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+        check_batch(ops, expect)
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
+                    self._check(expect)
                     for op in ops:
                         if isinstance(op, Put):
                             self._db.execute(
@@ -130,6 +140,16 @@ class SqliteStore:
                     raise
         except sqlite3.Error as exc:
             raise StoreError(f"state database {self.path}: {exc}") from exc
+
+    def _check(self, expect: Sequence[Expect]) -> None:
+        """Inside the write transaction (BEGIN IMMEDIATE holds the write lock)."""
+        for condition in expect:
+            row = self._db.execute(
+                "SELECT value FROM records WHERE kind = ? AND key = ?",
+                (condition.kind, condition.key),
+            ).fetchone()
+            if (None if row is None else str(row[0])) != condition.value:
+                raise Conflict(condition)
 
     def watch(self, on_change: Callable[[str, str], None]) -> None:
         """One process owns this store: every change is its own, none to report."""

@@ -17,7 +17,7 @@ from openimds.events import records
 from openimds.events.metrics import EventsCollector
 from openimds.events.schedule import ScheduleError, validate_request
 from openimds.events.service import EventsService
-from openimds.store import Delete, Put, Store, StoreError, open_store
+from openimds.store import Delete, Expect, Put, Store, StoreError, open_store
 from openimds.store.memory import MemoryStore
 from tests.support.clock import FakeClock
 from tests.support.imds import bare_vm
@@ -49,11 +49,11 @@ class CountingStore(MemoryStore):
         self.reads += 1
         return super().get_record(kind, key)
 
-    def write_batch(self, ops: Sequence[Put | Delete]) -> None:
+    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
         if self.fail:
             raise StoreError("disk full")
         self.batches.append(list(ops))
-        super().write_batch(ops)
+        super().write_batch(ops, expect)
 
 
 def service(store: Store, clock: FakeClock, **settings: object) -> EventsService:

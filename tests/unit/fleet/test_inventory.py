@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from openimds.config.vm_model import VmSpec
 from openimds.fleet import records
 from openimds.fleet.inventory import Fleet, InventoryError
 from openimds.fleet.service import Inventory
-from openimds.store import Store, StoreError
+from openimds.store import Delete, Expect, Put, Store, StoreError
 from openimds.store.memory import MemoryStore
 
 
@@ -92,7 +93,7 @@ def test_the_fallback_serves_only_when_nothing_else_does() -> None:
 
 
 class FailingStore(MemoryStore):
-    def write_batch(self, ops: Any) -> None:
+    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
         raise StoreError("disk full")
 
 
