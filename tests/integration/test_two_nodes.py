@@ -3,6 +3,7 @@ other within a second, pushed by the store's change feed."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -84,3 +85,44 @@ TOKEN = (
     "/metadata/identity/oauth2/token?api-version=2018-02-01"
     "&resource=https://management.azure.com/&bypass_cache=true"
 )
+
+
+EVENTS = "/metadata/scheduledevents?api-version=2020-07-01"
+
+
+def _events(server: RunningServer) -> dict[str, object]:
+    document: dict[str, object] = server.get(EVENTS).json()
+    return document
+
+
+def _state(server: RunningServer, event_id: str) -> str | None:
+    for event in _events(server)["Events"]:  # type: ignore[attr-defined]
+        if event["EventId"] == event_id:
+            return str(event["EventStatus"])
+    return None
+
+
+def test_scheduled_events_are_one_state_across_nodes(tmp_path: Path, postgres_url: str) -> None:
+    a = start_server(tmp_path, state_path=postgres_url)
+    b = start_server(tmp_path, state_path=postgres_url)
+    try:
+        body = {"type": "Reboot", "notBefore": "+10m"}
+        event_id = a.admin("POST", "/events", json=body).json()["events"][0]["eventId"]
+        assert _within(1.0, lambda: _state(b, event_id) == "Scheduled") is not None
+        approval = {"StartRequests": [{"EventId": event_id}]}
+        posted = httpx.post(b.metadata_url + EVENTS, json=approval, headers={"Metadata": "true"})
+        assert posted.status_code == 200
+        assert _within(1.0, lambda: _state(a, event_id) == "Started") is not None
+        incarnation = _events(a)["DocumentIncarnation"]
+        assert _within(1.0, lambda: _events(b)["DocumentIncarnation"] == incarnation)
+
+        # Node A dies while an event falls due; node B carries it on alone.
+        due = {"type": "Freeze", "notBefore": "+2s", "completeAfter": 0, "durationInSeconds": 1}
+        second = a.admin("POST", "/events", json=due).json()["events"][0]["eventId"]
+        a.stop(signal.SIGKILL)
+        assert _within(5.0, lambda: _state(b, second) == "Started") is not None
+        assert _within(5.0, lambda: _state(b, second) is None) is not None  # then removed
+        assert _events(b)["DocumentIncarnation"] > incarnation  # type: ignore[operator]
+    finally:
+        a.stop()
+        b.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openimds.config import Config, ConfigError
 from openimds.core.scheduled_events_api import Approve, ScheduledEventsEndpoint
+from openimds.events import records
 from openimds.events.admin import EventsAdmin
 from openimds.events.metrics import EventsCollector
 from openimds.events.schedule import ScheduleError
@@ -28,6 +29,8 @@ def install(runtime: Runtime) -> Plug:
         effects={Approve: service.on_approve},
         jobs=[service.tick],
         collectors=[EventsCollector(service.metrics, lambda: service.book)],
+        # Every change raises the book's version: one notification per change.
+        follows={records.BOOK: service.follow},
     )
 
 

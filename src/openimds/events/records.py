@@ -4,6 +4,9 @@
 - `scheduled_event_incarnation/<vm>`: a VM's DocumentIncarnation; kept forever, so it never
   goes back, even for a VM whose events are all gone.
 - `scheduled_event_scenario/<sha256>`: a scenario file already loaded at start.
+- `scheduled_event_book/version`: a number that every change raises by one, written in
+  the same batch under the condition that it was the number the writer read: the
+  compare-and-set that keeps nodes sharing a store from overwriting each other.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from openimds.store import Delete, Put, Store, decoding
 EVENT = "scheduled_event"
 INCARNATION = "scheduled_event_incarnation"
 SCENARIO = "scheduled_event_scenario"
+BOOK = "scheduled_event_book"
+VERSION = "version"
 
 
 def encode(event: Event) -> str:

@@ -1,12 +1,21 @@
 """The live scheduled events of a server: held in memory, advanced by the clock, persisted.
 
-The state is loaded from the store once, at start. After that it is advanced on the
-1-second tick and on every scheduledevents request, using `now`, without reading the
-store. Every change is written with one atomic `write_batch` before it is kept in memory,
-so an approval whose 200 went out survives a SIGKILL, and incarnations never go back.
+The store is the source of truth; memory is a copy that requests read without touching
+the store. Every change (a time-driven step, an approval, an operator's command) is
+computed from the copy and written with one atomic, conditional `write_batch`: it
+applies only if the book's version in the store is still the one the copy was loaded
+at. When another node wrote first, the batch is refused (Conflict), the copy is reloaded
+and the change computed again from the new state, so:
 
-Everything here runs on the event loop (the metadata listener, the admin app and the
-tick share it), so there is no lock.
+- an approval whose 200 went out is in the store (it survives a SIGKILL), and two
+  approvals posted at one moment to two nodes both count;
+- a time-driven step (Scheduled -> Started at NotBefore, removal after the duration)
+  is written once: the node that loses the race finds it already done;
+- DocumentIncarnation never goes back: the version only grows, and a node reloads only
+  a newer book (announced by the store's change feed when nodes share a store).
+
+Everything here runs on the event loop (the metadata listener, the admin app, the tick
+and the change feed share it), so there is no lock.
 """
 
 from __future__ import annotations
@@ -27,13 +36,14 @@ from openimds.core.scheduled_events import (
     EventBook,
     Result,
     Trigger,
+    UnknownEvent,
     advance,
     approve,
     command,
     next_due,
     post,
 )
-from openimds.core.scheduled_events_api import Approve
+from openimds.core.scheduled_events_api import Approve, UnknownEventId
 from openimds.events import records
 from openimds.events.metrics import EventMetrics
 from openimds.events.schedule import (
@@ -43,7 +53,12 @@ from openimds.events.schedule import (
     new_event_id,
     scenario_requests,
 )
-from openimds.store import Delete, Put, Store
+from openimds.store import Conflict, Delete, Expect, Put, Store, StoreError
+
+# Conditional writes tried before giving up; each retry follows a reload, so only a
+# store that changes faster than a reload could exhaust them.
+TRIES = 8
+Change = Callable[[EventBook], Result]
 
 
 class EventsService:
@@ -62,8 +77,10 @@ class EventsService:
         self.clock = clock
         self.new_id = new_id
         self.metrics = EventMetrics()
-        self.book = records.load(store)
+        self.version: str | None = None
+        self.book = EventBook()
         self.due = next_due(self.book)
+        self.reload()
         self.started_at = clock()
 
     # -- the metadata side --------------------------------------------------------------
@@ -71,15 +88,24 @@ class EventsService:
         """The port the endpoint reads: the state advanced to `now`. Most calls come
         before anything is due and cost one comparison."""
         if now >= self.due:
-            self._apply(advance(self.book, now))
+            self._update(lambda book: advance(book, now))
         return self.book
 
     def tick(self) -> None:
         self.book_at(self.clock())
 
     def on_approve(self, vm: VmSnapshot, effect: Approve) -> None:
-        """Persist an approval handed back by the endpoint, before its 200 is written."""
-        self._apply(approve(self.book, effect.vm, effect.event_ids, effect.at))
+        """Persist an approval handed back by the endpoint, before its 200 is written.
+        After a reload an event may be gone (another node removed it): the POST then
+        gets the unknown-EventId answer, as it would have a moment later."""
+        try:
+            self._update(lambda book: approve(book, effect.vm, effect.event_ids, effect.at))
+        except UnknownEvent as exc:
+            raise UnknownEventId(exc.event_id) from None
+
+    def follow(self, key: str) -> None:
+        """The store's change feed says the book changed (on another node)."""
+        self.reload()
 
     # -- the operator side ---------------------------------------------------------------
     def schedule(
@@ -103,19 +129,23 @@ class EventsService:
         ]
         if len({e.id for e in events}) != len(events):
             raise ScheduleError("two events of the request have the same eventId")
-        result = advance(self.book, now)
-        steps = list(result.steps)
-        for event in events:
-            result = post(result.book, event, now)
-            steps.extend(result.steps)
-        self._apply(Result(result.book, tuple(steps)), extra)
+
+        def post_all(book: EventBook) -> Result:
+            result = advance(book, now)
+            steps = list(result.steps)
+            for event in events:
+                result = post(result.book, event, now)
+                steps.extend(result.steps)
+            return Result(result.book, tuple(steps))
+
+        self._update(post_all, extra)
         return events
 
     def run(self, event_id: str, trigger: Trigger) -> Event | None:
         """An operator's start / complete / cancel. The event after it, None if removed."""
-        result = command(self.book, event_id, trigger, self.clock())
-        self._apply(result)
-        return result.book.events.get(event_id)
+        now = self.clock()
+        self._update(lambda book: command(book, event_id, trigger, now))
+        return self.book.events.get(event_id)
 
     def load_scenario(self, data: Any, anchor: float | None = None) -> list[Event]:
         return self.schedule(scenario_requests(data), anchor)
@@ -142,14 +172,52 @@ class EventsService:
             return self._schedule(scenario_requests(data), self.started_at, (mark,))
         except ScheduleError as exc:  # name the file: the operator may have several
             raise ScheduleError(f"events.scenario {path}: {exc}") from None
+        except Conflict:
+            return []  # another node starting at the same moment loaded it
 
     # -- persistence --------------------------------------------------------------------------
-    def _apply(self, result: Result, extra: Sequence[Put | Delete] = ()) -> None:
-        """Write the change, then keep it: a failed write leaves memory as it was."""
-        ops = [*records.changes(self.book, result.book), *extra]
-        if ops:
-            self.store.write_batch(ops)
+    def reload(self) -> None:
+        """Take the store's book if it is newer than the copy (never an older one)."""
+        version = self.store.get_record(records.BOOK, records.VERSION)
+        if version == self.version and self.version is not None:
+            return
+        if _number(version) < _number(self.version):
+            return
+        self.book = records.load(self.store)
+        self.version = version
+        self.due = next_due(self.book)
+
+    def _update(self, change: Change, extra: Sequence[Put | Delete] = ()) -> None:
+        """Write `change` of the current book, then keep it; on a Conflict reload and
+        compute it again. A failed write leaves memory as it was."""
+        for _ in range(TRIES):
+            result = change(self.book)
+            ops = [*records.changes(self.book, result.book), *extra]
+            if not ops:
+                self._keep(result)
+                return
+            following = str(_number(self.version) + 1)
+            ops.append(Put(records.BOOK, records.VERSION, following))
+            expect = [Expect(records.BOOK, records.VERSION, self.version)]
+            expect.extend(Expect(op.kind, op.key, None) for op in extra if isinstance(op, Put))
+            try:
+                self.store.write_batch(ops, expect)
+            except Conflict as exc:
+                if exc.expect.kind != records.BOOK:
+                    raise  # an `extra` record exists already (a scenario another node loaded)
+                self.reload()
+                continue
+            self.version = following
+            self._keep(result)
+            return
+        raise StoreError("scheduled events: the state store kept changing; try again")
+
+    def _keep(self, result: Result) -> None:
         self.book = result.book
         self.due = next_due(self.book)
         if result.steps:
             self.metrics.record(result.steps)
+
+
+def _number(version: str | None) -> int:
+    return 0 if version is None else int(version)

@@ -43,7 +43,7 @@ class MemoryStore:
     def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
         check_batch(ops, expect)  # all or nothing: nothing below can fail once this passed
         for condition in expect:
-            if self.get_record(condition.kind, condition.key) != condition.value:
+            if self._records.get(condition.kind, {}).get(condition.key) != condition.value:
                 raise Conflict(condition)
         for op in ops:
             if isinstance(op, Put):

@@ -30,6 +30,7 @@ SPECS = {
     for name in ("vm-a", "vm-b")
 }
 VM_A = bare_vm("vm-a")
+VM_B = bare_vm("vm-b")
 
 
 class CountingStore(MemoryStore):
@@ -86,7 +87,11 @@ def test_requests_never_read_the_store_and_write_only_on_change() -> None:
     svc.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 60))
     (batch,) = store.batches[1:]
     kinds = sorted((op.kind, op.key) for op in batch)
-    assert kinds == [(records.EVENT, event_id), (records.INCARNATION, "vm-a")]
+    assert kinds == [
+        (records.EVENT, event_id),
+        (records.BOOK, records.VERSION),  # the compare-and-set version rises with it
+        (records.INCARNATION, "vm-a"),
+    ]
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
@@ -202,3 +207,55 @@ def test_scenario_errors_name_the_file(tmp_path: Path) -> None:
         assert expected in message
         assert "\n" not in message
     assert service.book.events == {}
+
+
+# -- nodes sharing one store --------------------------------------------------------------
+
+
+def _two_nodes() -> tuple[MemoryStore, FakeClock, EventsService, EventsService]:
+    store, clock = MemoryStore(), FakeClock(T0)
+    return store, clock, service(store, clock), service(store, clock)
+
+
+def test_an_event_scheduled_on_one_node_is_seen_by_the_other_after_the_feed() -> None:
+    _, _, a, b = _two_nodes()
+    event_id = schedule(a)
+    assert event_id not in b.book.events
+    b.follow("version")
+    assert b.book.events[event_id].state == "Scheduled"
+
+
+def test_two_approvals_at_one_moment_on_two_nodes_both_count() -> None:
+    store, _, a, b = _two_nodes()
+    event_id = schedule(a, target="scaleSet:pool", notBefore="+10m")  # vm-a and vm-b
+    b.follow("version")
+    a.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 5))
+    # b has not heard of a's approval: its write conflicts, it reloads and approves again.
+    b.on_approve(VM_B, Approve("vm-b", (event_id,), T0 + 5))
+    stored = records.load(store).events[event_id]
+    assert {approval.vm for approval in stored.approvals} == {"vm-a", "vm-b"}
+    assert stored.state == "Started"  # every affected VM approved
+    assert b.book == records.load(store)
+
+
+def test_a_time_driven_step_is_written_once() -> None:
+    store, _, a, b = _two_nodes()
+    event_id = schedule(a, notBefore="+10s")
+    b.follow("version")
+    incarnation = records.load(store).incarnation("vm-a")
+    a.book_at(T0 + 11)
+    b.book_at(T0 + 11)  # conflicts, reloads, finds the step done: nothing to write
+    book = records.load(store)
+    assert book.events[event_id].state == "Started"
+    assert book.incarnation("vm-a") == incarnation + 1
+    assert b.book == book
+
+
+def test_a_node_never_takes_an_older_book() -> None:
+    store, _, a, b = _two_nodes()
+    schedule(a)
+    b.follow("version")
+    newer = b.book
+    store.put_record(records.BOOK, records.VERSION, "0")  # a stale announcement
+    b.follow("version")
+    assert b.book is newer
