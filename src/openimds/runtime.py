@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -194,6 +195,13 @@ def check_start(config: Config, features: Sequence[Feature] | None = None) -> No
         feature.check(config)
 
 
+def _prune_budgets(limiters: Mapping[str, RateLimiter]) -> None:
+    # The listener takes budgets on the monotonic clock.
+    now = time.monotonic()
+    for limiter in limiters.values():
+        limiter.prune(now)
+
+
 def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> Runtime:
     """A server's parts: the store, the inventory, and each feature's plug
     (`features.ALL` unless a test passes its own list)."""
@@ -209,6 +217,7 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
             config=config, store=store, fleet=Fleet(), admin_token=server_token(config, store)
         )
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
+        runtime.background.append(functools.partial(_prune_budgets, runtime.limiters))
         for feature in features:
             runtime.add(feature.name, feature.install(runtime))
         runtime.check_effects(runtime.service())

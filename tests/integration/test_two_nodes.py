@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import jwt
 
+from tests.support.postgres import Cluster
 from tests.support.server import RunningServer, start_server
 
 LOCATION = "/metadata/instance/compute/location?api-version=2021-02-01&format=text"
@@ -126,3 +127,36 @@ def test_scheduled_events_are_one_state_across_nodes(tmp_path: Path, postgres_ur
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_database_outage_keeps_reads_refuses_writes_and_recovers(
+    tmp_path: Path, postgres_url: str, postgres_cluster: Cluster
+) -> None:
+    node = start_server(tmp_path, state_path=postgres_url)
+    try:
+        token = node.get(TOKEN.replace("&bypass_cache=true", "")).json()["access_token"]
+        body = {"type": "Reboot", "notBefore": "+10m"}
+        event_id = node.admin("POST", "/events", json=body).json()["events"][0]["eventId"]
+        postgres_cluster.stop()
+        try:
+            document = "/metadata/instance?api-version=2021-02-01"
+            assert node.get(document).status_code == 200
+            cached = node.get(TOKEN.replace("&bypass_cache=true", "")).json()["access_token"]
+            assert cached == token  # cached tokens keep coming from memory
+            assert _state(node, event_id) == "Scheduled"
+            change = {"instance": {"compute": {"name": "demo-vm", "location": "x"}}}
+            refused = node.admin("PUT", "/vms/demo-vm", json=change)
+            assert refused.status_code == 503
+            assert refused.json()["error"].startswith("state store: ")
+            assert node.admin("POST", "/events", json=body).status_code == 503
+        finally:
+            postgres_cluster.start()
+
+        def writes_work() -> bool:
+            return node.admin("POST", "/events", json=body).status_code == 201
+
+        assert _within(10.0, writes_work) is not None
+        assert _state(node, event_id) == "Scheduled"  # acknowledged before: still there
+        assert node.output.count("unreachable") == 1  # the outage is logged once
+    finally:
+        node.stop()

@@ -152,3 +152,26 @@ def test_compare_and_set_loses_no_update_across_nodes(postgres_url: str) -> None
     finally:
         for node in nodes:
             node.close()
+
+
+def test_an_outage_is_logged_once_and_its_end_once(
+    postgres_cluster: Cluster, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(postgres_url)
+    try:
+        postgres_cluster.stop()
+        for _ in range(5):
+            with pytest.raises(StoreError):
+                store.put_setting("k", "v")
+        postgres_cluster.start()
+        assert wait_until(lambda: _recovered(store), timeout=10)
+        store.get_setting("k")
+    finally:
+        if not postgres_cluster.running():
+            postgres_cluster.start()
+        store.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "openimds.store"]
+    down = [line for line in lines if "unreachable" in line]
+    back = [line for line in lines if "reachable again" in line]
+    assert len(down) == 1 and len(back) == 1, lines
+    assert "writes get 503" in down[0]

@@ -42,3 +42,18 @@ class RateLimiter:
             bucket.tokens -= 1.0
             return True
         return False
+
+    def prune(self, now: float) -> int:
+        """Forget buckets that have refilled: a full bucket is what a new one would be, so
+        memory stays bounded by the VMs that called within the last refill time, however
+        many VMs the fleet has or has had. The number forgotten."""
+        if self.rate <= 0:
+            return 0
+        refill = max(self.rate, 1.0) / self.rate
+        idle = [key for key, bucket in self._buckets.items() if now - bucket.stamp >= refill]
+        for key in idle:
+            del self._buckets[key]
+        return len(idle)
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -20,6 +20,7 @@ and the change feed share it), so there is no lock.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -88,7 +89,10 @@ class EventsService:
         """The port the endpoint reads: the state advanced to `now`. Most calls come
         before anything is due and cost one comparison."""
         if now >= self.due:
-            self._update(lambda book: advance(book, now))
+            # A store that cannot be written (it logs the outage once): serve the last
+            # persisted state rather than an error; the tick tries again.
+            with contextlib.suppress(StoreError):
+                self._update(lambda book: advance(book, now))
         return self.book
 
     def tick(self) -> None:

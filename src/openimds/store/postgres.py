@@ -65,8 +65,12 @@ class PostgresStore:
         self._conn: psycopg.Connection[Any] | None = None
         self._closed = threading.Event()
         self._watchers: list[threading.Thread] = []
+        self._down_since: float | None = None
         with self._lock:
-            self._connection()
+            try:
+                self._connection()
+            except _Unreachable as exc:
+                raise StoreError(str(exc)) from None
         if not readonly:
             try:
                 self._migrate()
@@ -217,7 +221,7 @@ class PostgresStore:
                 )
             except psycopg.Error as exc:
                 self._conn = None
-                raise StoreError(f"cannot reach {self._where()}: {_one_line(exc)}") from exc
+                raise _Unreachable(f"cannot reach {self._where()}: {_one_line(exc)}") from exc
             if self.readonly:
                 conn.execute("SET default_transaction_read_only = on")
             self._conn = conn
@@ -227,15 +231,38 @@ class PostgresStore:
         started = time.monotonic()
         with self._lock:
             try:
-                return work(self._connection())
+                result = work(self._connection())
             except psycopg.Error as exc:
                 if self._conn is not None and self._conn.broken:
                     self._conn = None  # reconnect on the next call
+                    self._went_down(exc)
                 raise StoreError(f"{self._where()}: {_one_line(exc)}") from exc
+            except _Unreachable as exc:
+                self._went_down(exc.__cause__ or exc)
+                raise StoreError(str(exc)) from exc
             finally:
                 elapsed = time.monotonic() - started
                 if elapsed > 1.0:
                     log.warning("state store call took %.1f s", elapsed)
+            if self._down_since is not None:
+                log.warning(
+                    "state store %s reachable again after %.0f s",
+                    _redacted(self.url),
+                    time.monotonic() - self._down_since,
+                )
+                self._down_since = None
+            return result
+
+    def _went_down(self, cause: BaseException) -> None:
+        """One log line per outage, not one per failing request."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.error(
+                "state store %s unreachable (%s): reads are answered from memory, writes "
+                "get 503 until it returns",
+                _redacted(self.url),
+                _one_line(cause),
+            )
 
     def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
         def query(conn: psycopg.Connection[Any]) -> list[tuple[object, ...]]:
@@ -269,6 +296,10 @@ class PostgresStore:
                     conn.execute("INSERT INTO openimds_schema(version) VALUES (%s)", (version,))
 
         self._run(migrate)
+
+
+class _Unreachable(Exception):
+    """No connection could be made (reported as a StoreError by `_run`)."""
 
 
 def _check(cur: psycopg.Cursor[Any], expect: Sequence[Expect]) -> None:

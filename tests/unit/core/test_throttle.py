@@ -1,4 +1,4 @@
-"""The per-VM token bucket (5: 5 requests/s per VM), driven by a virtual clock."""
+"""The per-VM token bucket (Azure: 5 requests/s per VM), driven by a virtual clock."""
 
 from __future__ import annotations
 
@@ -56,3 +56,16 @@ def test_clock_going_backwards_adds_nothing() -> None:
     take(limiter, "vm", 50.0, 2)
     assert not limiter.allow("vm", 10.0)
     assert not limiter.allow("vm", 10.1)
+
+
+def test_memory_is_bounded_by_recent_callers_not_by_the_fleet() -> None:
+    limiter = RateLimiter(5)
+    for n in range(10_000):  # ten thousand VMs, each calling once
+        limiter.allow(f"vm-{n}/imds", n * 0.0001)
+    assert len(limiter) == 10_000
+    assert limiter.prune(2.0) == 10_000  # all refilled a second after their call
+    assert len(limiter) == 0
+    take(limiter, "busy", 2.0, 5)
+    assert limiter.prune(2.5) == 0  # still refilling: kept, so its spent budget holds
+    assert len(limiter) == 1
+    assert limiter.prune(3.0) == 1
