@@ -92,7 +92,9 @@ EVENTS = "/metadata/scheduledevents?api-version=2020-07-01"
 
 
 def _events(server: RunningServer) -> dict[str, object]:
-    document: dict[str, object] = server.get(EVENTS).json()
+    answer = server.get(EVENTS)
+    assert answer.status_code == 200, answer.text
+    document: dict[str, object] = answer.json()
     return document
 
 

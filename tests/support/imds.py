@@ -15,7 +15,7 @@ from openimds.core.app import build_service
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
-from openimds.fleet.inventory import snapshot_of
+from openimds.fleet.inventory import spec_snapshot
 
 METADATA = (("metadata", "true"),)
 
@@ -47,11 +47,11 @@ def reference_spec() -> VmSpec:
 
 
 def reference_vm() -> VmSnapshot:
-    return snapshot_of(reference_spec(), 1)
+    return spec_snapshot(reference_spec(), 1)
 
 
 def vm_from(data: Mapping[str, Any], revision: int = 1) -> VmSnapshot:
-    return snapshot_of(VmSpec.model_validate(data), revision)
+    return spec_snapshot(VmSpec.model_validate(data), revision)
 
 
 def vm_spec(name: str, *, addresses: Sequence[str] = (), **compute: object) -> VmSpec:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -217,8 +218,8 @@ class Config(_Section):
     @field_validator("vms")
     @classmethod
     def _unique_names(cls, vms: list[VmSpec]) -> list[VmSpec]:
-        names = [vm.display_name for vm in vms]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(vm.display_name for vm in vms)
+        dupes = sorted(name for name, count in counts.items() if count > 1)
         if dupes:
             raise ValueError(f"VM names must be unique; repeated: {', '.join(dupes)}")
         if len(vms) > 1 and any(not vm.addresses for vm in vms):

@@ -25,7 +25,6 @@ from starlette.routing import BaseRoute, Route
 
 from openimds.config.report import Sources, format_errors
 from openimds.config.vm_model import VmSpec
-from openimds.fleet import records
 from openimds.fleet.inventory import InventoryError
 from openimds.fleet.service import Inventory
 
@@ -73,12 +72,8 @@ def parse_vms(data: Any, origin: str = "request body") -> list[VmSpec]:
 
 
 def view(inventory: Inventory, name: str) -> dict[str, Any]:
-    spec = inventory.fleet.specs[name]
-    return {
-        "name": name,
-        "revision": inventory.fleet.vms[name].revision,
-        **json.loads(records.encode(spec)),
-    }
+    fleet = inventory.fleet
+    return {"name": name, "revision": fleet.vms[name].revision, **fleet.view(name)}
 
 
 async def _json(request: Request) -> Any:
@@ -115,7 +110,7 @@ class FleetAdmin:
           200:
             description: The effective VM inventory, each VM as a VM file holds it.
         """
-        names = sorted(self.inventory.fleet.specs)
+        names = sorted(self.inventory.fleet.texts)
         return JSONResponse({"vms": [view(self.inventory, n) for n in names]})
 
     async def import_vms(self, request: Request) -> Response:
@@ -142,7 +137,7 @@ class FleetAdmin:
             description: No VM has this name.
         """
         name = request.path_params["name"]
-        if name not in self.inventory.fleet.specs:
+        if name not in self.inventory.fleet.texts:
             raise UnknownVm(name)
         return JSONResponse(view(self.inventory, name))
 
@@ -165,7 +160,7 @@ class FleetAdmin:
         specs = parse_vms(data)
         if len(specs) != 1 or specs[0].display_name != name:
             raise VmInputError(f"request body: expected the one VM named {name}")
-        exists = name in self.inventory.fleet.specs
+        exists = name in self.inventory.fleet.texts
         _check_preconditions(request, name, exists)
         self.inventory.upsert(specs)
         return JSONResponse(view(self.inventory, name), status_code=200 if exists else 201)

@@ -4,50 +4,93 @@ Readers (the metadata listener) get immutable snapshots. A change to one VM swap
 new snapshot of that VM with a new revision, which is what invalidates exactly that VM's
 cached answers; the other VMs keep their revisions and their caches. Changes happen on
 the event loop, so a reader never sees half of one.
+
+Per VM the fleet keeps the snapshot and the VM's record text (fleet/records.py), not its
+validated model: a model is several times the size of both, and few requests need one.
+`specs` decodes a VM's model on demand and keeps the most recently used ones.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
+from openimds.config.identity_model import Identities
 from openimds.config.vm_model import VmSpec
 from openimds.core.caller import CallerResolver
 from openimds.core.inventory import VmSnapshot
+from openimds.fleet import records
+
+SPEC_CACHE = 256  # decoded models kept for the features that ask for them
 
 
 class InventoryError(ValueError):
     """A change that would leave the inventory unservable; the message says why."""
 
 
-def snapshot_of(spec: VmSpec, revision: int) -> VmSnapshot:
-    lb = spec.loadbalancer
+def snapshot_of(name: str, data: Mapping[str, Any], revision: int) -> VmSnapshot:
     return VmSnapshot(
-        id=spec.display_name,
-        name=spec.display_name,
+        id=name,
+        name=name,
         revision=revision,
-        instance=spec.instance.model_dump(),
-        loadbalancer=None if lb is None else lb.model_dump(exclude_none=True),
-        addresses=tuple(str(a) for a in spec.addresses),
+        instance=data["instance"],
+        loadbalancer=data.get("loadbalancer"),
+        addresses=tuple(str(a) for a in data.get("addresses", ())),
     )
 
 
-def check_servable(specs: Mapping[str, VmSpec]) -> None:
+def spec_snapshot(spec: VmSpec, revision: int) -> VmSnapshot:
+    """The snapshot of a validated VM, as the fleet would serve it."""
+    name = spec.display_name
+    return snapshot_of(name, records.raw(name, records.encode(spec)), revision)
+
+
+def check_servable(addresses: Mapping[str, tuple[str, ...]]) -> None:
     """Every request must resolve to one VM or none: with several VMs each lists the
     addresses it calls from, and no address belongs to two VMs."""
-    if len(specs) > 1:
-        missing = sorted(name for name, spec in specs.items() if not spec.addresses)
+    if len(addresses) > 1:
+        missing = sorted(name for name, listed in addresses.items() if not listed)
         if missing:
             raise InventoryError(
                 "with several VMs, every VM must list the `addresses` it calls from; "
                 f"none for: {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")
             )
     owner: dict[str, str] = {}
-    for name, spec in specs.items():
-        for address in spec.addresses:
-            other = owner.setdefault(str(address), name)
+    for name, listed in addresses.items():
+        for address in listed:
+            other = owner.setdefault(address, name)
             if other != name:
                 raise InventoryError(f"address {address} is listed by both {other} and {name}")
+
+
+class Specs(Mapping[str, VmSpec]):
+    """The VMs' models, decoded from their records when asked for."""
+
+    def __init__(
+        self, texts: Mapping[str, str], decoded: OrderedDict[str, tuple[str, VmSpec]]
+    ) -> None:
+        self._texts = texts
+        self._decoded = decoded  # shared across changes: an entry is valid for its text
+
+    def __getitem__(self, name: str) -> VmSpec:
+        text = self._texts[name]
+        hit = self._decoded.get(name)
+        if hit is not None and hit[0] is text:
+            self._decoded.move_to_end(name)
+            return hit[1]
+        spec = records.decode(name, text)
+        self._decoded[name] = (text, spec)
+        if len(self._decoded) > SPEC_CACHE:
+            self._decoded.popitem(last=False)
+        return spec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
 
 
 class Fleet:
@@ -55,52 +98,72 @@ class Fleet:
         # One counter for every VM: a revision is never reused, even for a VM removed
         # and added again, so a cached answer can never match a newer VM.
         self._revisions = itertools.count(1)
+        self.texts: dict[str, str] = {}
         self.vms: dict[str, VmSnapshot] = {}
-        self.specs: dict[str, VmSpec] = {}
         self.resolver = CallerResolver(())
+        self._decoded: OrderedDict[str, tuple[str, VmSpec]] = OrderedDict()
+        self.specs = Specs(self.texts, self._decoded)
         self.replace(specs)
 
+    # -- changes from validated models (configuration, admin API) ------------------------
     def replace(self, specs: Iterable[VmSpec]) -> None:
         """The whole inventory at once (at start, or after losing track of changes)."""
-        new = {spec.display_name: spec for spec in specs}
-        check_servable(new)
-        self._install(new, {n: self._snapshot(s) for n, s in new.items()})
+        self.replace_texts({spec.display_name: records.encode(spec) for spec in specs})
 
     def put(self, specs: Iterable[VmSpec]) -> list[str]:
         """Add or replace VMs by name; the names whose data changed."""
-        new = dict(self.specs)
-        changed = []
-        for spec in specs:
-            name = spec.display_name
-            if new.get(name) != spec:
-                changed.append(name)
-            new[name] = spec
-        if changed:
-            check_servable(new)
-            snapshots = dict(self.vms)
-            snapshots.update({name: self._snapshot(new[name]) for name in changed})
-            self._install(new, snapshots)
-        return changed
+        return self.put_texts({spec.display_name: records.encode(spec) for spec in specs})
+
+    # -- changes from records (the store) -----------------------------------------------------
+    def replace_texts(self, texts: Mapping[str, str]) -> None:
+        data = {name: records.raw(name, text) for name, text in texts.items()}
+        check_servable({name: _addresses(d) for name, d in data.items()})
+        vms = {name: snapshot_of(name, d, next(self._revisions)) for name, d in data.items()}
+        self._install(dict(texts), vms)
+
+    def put_texts(self, texts: Mapping[str, str]) -> list[str]:
+        changed = {name: text for name, text in texts.items() if self.texts.get(name) != text}
+        if not changed:
+            return []
+        data = {name: records.raw(name, text) for name, text in changed.items()}
+        addresses = {name: vm.addresses for name, vm in self.vms.items()}
+        addresses.update({name: _addresses(d) for name, d in data.items()})
+        check_servable(addresses)
+        vms = dict(self.vms)
+        vms.update({n: snapshot_of(n, d, next(self._revisions)) for n, d in data.items()})
+        self._install({**self.texts, **changed}, vms)
+        return list(changed)
 
     def remove(self, names: Iterable[str]) -> list[str]:
         """Drop VMs by name; the names that were there."""
-        gone = [name for name in names if name in self.specs]
+        gone = [name for name in names if name in self.texts]
         if gone:
-            new = {n: s for n, s in self.specs.items() if n not in gone}
-            check_servable(new)
-            self._install(new, {n: v for n, v in self.vms.items() if n not in gone})
+            kept = {n: v for n, v in self.vms.items() if n not in gone}
+            check_servable({name: vm.addresses for name, vm in kept.items()})
+            self._install({n: t for n, t in self.texts.items() if n not in gone}, kept)
         return gone
 
+    # -- reading --------------------------------------------------------------------------------
     def for_peer(self, peer: str) -> VmSnapshot | None:
         vm_id = self.resolver.resolve(peer)
         return None if vm_id is None else self.vms.get(vm_id)
 
-    def _snapshot(self, spec: VmSpec) -> VmSnapshot:
-        return snapshot_of(spec, next(self._revisions))
+    def identities(self, name: str) -> Identities | None:
+        """A VM's identities block, without decoding the whole VM."""
+        text = self.texts.get(name)
+        return None if text is None else records.identities(name, text)
 
-    def _install(self, specs: dict[str, VmSpec], vms: dict[str, VmSnapshot]) -> None:
-        # Three plain assignments: a reader on the loop runs between changes, never
-        # during one.
-        self.specs = specs
+    def view(self, name: str) -> dict[str, Any]:
+        """A VM as a VM file gives it, for people (admin answers, export)."""
+        return records.readable(records.raw(name, self.texts[name]))
+
+    def _install(self, texts: dict[str, str], vms: dict[str, VmSnapshot]) -> None:
+        # Plain assignments: a reader on the loop runs between changes, never during one.
+        self.texts = texts
+        self.specs = Specs(texts, self._decoded)
         self.vms = vms
         self.resolver = CallerResolver(vms.values())
+
+
+def _addresses(data: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(a) for a in data.get("addresses", ()))

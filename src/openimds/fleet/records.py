@@ -1,29 +1,88 @@
-"""How a VM is kept in the state store: its VM-file JSON under the kind `vm`, by name."""
+"""How a VM is kept in the state store and in memory: JSON text under the kind `vm`.
+
+The text holds what the VM file gave (unset fields left out) plus the full `instance`
+and `loadbalancer` documents as served, so a snapshot is built from it with one
+`json.loads` and no validation: a fleet of thousands of VMs starts, and follows other
+nodes' changes, without re-validating every VM. Only text this module wrote (from a
+validated VmSpec) is ever stored.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import ValidationError
 
+from openimds.config.identity_model import Identities
 from openimds.config.vm_model import VmSpec
 from openimds.store import CorruptRecord, decoding
 
 KIND = "vm"
+_SERVED = {"instance", "loadbalancer"}
 
 
 def encode(spec: VmSpec) -> str:
-    """The VM as a VM file holds it (the same JSON `vm export` prints)."""
-    data = spec.model_dump(mode="json", exclude_defaults=True)
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    """The VM's record: compact, in a stable order, so equal VMs have equal text."""
+    given = spec.model_dump_json(exclude_unset=True, exclude=_SERVED)
+    parts = [given[1:-1]] if given != "{}" else []
+    parts.append('"instance":' + spec.instance.model_dump_json())
+    if spec.loadbalancer is not None:
+        parts.append('"loadbalancer":' + spec.loadbalancer.model_dump_json(exclude_none=True))
+    return "{" + ",".join(parts) + "}"
+
+
+def raw(name: str, text: str) -> dict[str, Any]:
+    """The record as plain data (what snapshots and admin views are built from)."""
+    with decoding(KIND, name):
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("instance"), dict):
+            raise ValueError("not a VM record (no instance document)")
+    return data
 
 
 def decode(name: str, text: str) -> VmSpec:
-    with decoding(KIND, name):
-        data = json.loads(text)
+    """The validated VM (for the features that need its model, on demand)."""
+    data = raw(name, text)
     try:
         return VmSpec.model_validate(data)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise CorruptRecord(KIND, name, f"{where}: {problem['msg']}") from None
+        raise _corrupt(name, exc) from None
+
+
+def identities(name: str, text: str) -> Identities | None:
+    """Only the `identities` block, validated: what token issuing needs of a VM."""
+    block = raw(name, text).get("identities")
+    if block is None:
+        return None
+    try:
+        return Identities.model_validate(block)
+    except ValidationError as exc:
+        raise _corrupt(name, exc) from None
+
+
+def _corrupt(name: str, exc: ValidationError) -> CorruptRecord:
+    problem = exc.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    return CorruptRecord(KIND, name, f"{where}: {problem['msg']}")
+
+
+def readable(data: dict[str, Any]) -> dict[str, Any]:
+    """A record as a person reads it (admin views, `vm export`): the instance document
+    without its empty strings, lists and mappings, since a VM file gives every instance
+    field left out Azure's empty value. (Elsewhere empty is not the same as absent: an
+    empty `systemAssigned` mapping turns the identity on.)"""
+    pruned = _prune(data["instance"])
+    out = {k: v for k, v in data.items() if k != "instance"}
+    if pruned:
+        out["instance"] = pruned
+    return out
+
+
+def _prune(data: Any) -> Any:
+    if isinstance(data, dict):
+        kept = {k: _prune(v) for k, v in data.items()}
+        return {k: v for k, v in kept.items() if v not in ("", [], {})}
+    if isinstance(data, list):
+        return [_prune(item) for item in data]
+    return data

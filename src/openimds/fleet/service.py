@@ -4,13 +4,14 @@ At start the store's VMs and the configuration's are merged (the configuration's
 are written to the store); the built-in demo VM is used only when neither has any. Every
 change is written to the store first, then applied, so a failed write changes nothing.
 With a shared store, other nodes' changes arrive through `follow` (the store's change
-feed) and are applied the same way.
+feed) and are applied the same way. VMs move as record text (fleet/records.py): what
+the store holds is served without being validated again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from openimds.config.vm_model import VmSpec
 from openimds.fleet import records
@@ -28,53 +29,48 @@ class Inventory:
     def start(self, configured: Sequence[VmSpec], fallback: Sequence[VmSpec] = ()) -> None:
         """Load the store's VMs, write the configured ones over them, and serve the lot;
         `fallback` (the demo VM) only when neither names any VM."""
-        stored = self.stored()
+        stored = dict(self.store.list_records(records.KIND))
         # The configuration's VMs in its order, then those only the store has.
-        merged = {spec.display_name: spec for spec in configured}
-        for name, spec in stored.items():
-            merged.setdefault(name, spec)
+        merged = {spec.display_name: records.encode(spec) for spec in configured}
+        changed = {name: text for name, text in merged.items() if stored.get(name) != text}
+        for name, text in stored.items():
+            merged.setdefault(name, text)
         if not merged:
-            merged = {spec.display_name: spec for spec in fallback}
-        else:
-            changed = [s for s in configured if stored.get(s.display_name) != s]
-            check_servable(merged)
-            self._write(changed, ())
-        self.fleet.replace(merged.values())
-
-    def stored(self) -> dict[str, VmSpec]:
-        return {
-            name: records.decode(name, text) for name, text in self.store.list_records(records.KIND)
-        }
+            self.fleet.replace(fallback)
+            return
+        self.fleet.replace_texts(merged)  # checks the lot before anything is written
+        self._write(changed, ())
 
     def upsert(self, specs: Sequence[VmSpec]) -> list[str]:
         """Add or replace VMs by name (all or none); the names whose data changed."""
-        merged = {**self.fleet.specs, **{s.display_name: s for s in specs}}
-        check_servable(merged)
-        changed = [s for s in specs if self.fleet.specs.get(s.display_name) != s]
+        texts = {spec.display_name: records.encode(spec) for spec in specs}
+        changed = {n: t for n, t in texts.items() if self.fleet.texts.get(n) != t}
+        addresses = {name: vm.addresses for name, vm in self.fleet.vms.items()}
+        addresses.update({s.display_name: tuple(str(a) for a in s.addresses) for s in specs})
+        check_servable(addresses)
         self._write(changed, ())
-        return self.fleet.put(specs)
+        return self.fleet.put_texts(changed)
 
     def remove(self, names: Sequence[str]) -> list[str]:
-        present = [name for name in names if name in self.fleet.specs]
-        check_servable({n: s for n, s in self.fleet.specs.items() if n not in present})
-        self._write((), present)
+        present = [name for name in names if name in self.fleet.texts]
+        kept = {n: vm.addresses for n, vm in self.fleet.vms.items() if n not in present}
+        check_servable(kept)
+        self._write({}, present)
         return self.fleet.remove(present)
 
     def follow(self, key: str) -> None:
         """Another node changed VM `key` ("*": anything): bring the Fleet in line."""
         if key == "*":
-            self.fleet.replace(self.stored().values())
+            self.fleet.replace_texts(dict(self.store.list_records(records.KIND)))
             return
         text = self.store.get_record(records.KIND, key)
         if text is None:
             self.fleet.remove([key])
         else:
-            self.fleet.put([records.decode(key, text)])
+            self.fleet.put_texts({key: text})
 
-    def _write(self, specs: Sequence[VmSpec], removed: Sequence[str]) -> None:
-        ops: list[Put | Delete] = [
-            Put(records.KIND, s.display_name, records.encode(s)) for s in specs
-        ]
+    def _write(self, texts: Mapping[str, str], removed: Sequence[str]) -> None:
+        ops: list[Put | Delete] = [Put(records.KIND, name, text) for name, text in texts.items()]
         ops.extend(Delete(records.KIND, name) for name in removed)
         if ops:
             self.store.write_batch(ops)

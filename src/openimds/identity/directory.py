@@ -9,15 +9,15 @@ is its resource id when the file gives one, else its position in the list.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from openimds.config.identity_model import Identities, guid
-from openimds.config.vm_model import VmSpec, vm_resource_id
+from openimds.config.vm_model import vm_resource_id
 from openimds.core.identity_api import VmIdentities
 from openimds.core.inventory import VmSnapshot
 from openimds.core.tokens import ManagedIdentity
 from openimds.fleet.inventory import Fleet
-from openimds.store import CorruptRecord, Store, decoding
+from openimds.store import Conflict, CorruptRecord, Expect, Put, Store, StoreError, decoding
 
 KIND = "identity_id"
 TENANT_SETTING = "identity_tenant_id"
@@ -48,13 +48,48 @@ class StoreDirectory:
         self.tenant = tenant
         self.new_guid = new_guid
         self._memo: dict[str, tuple[int, VmIdentities | None]] = {}
+        self._ids: dict[str, str] = {}  # stored ids, by record key
+        self._pending: dict[str, str] | None = None  # ids made by prime(), to be written
+
+    def prime(self) -> None:
+        """Resolve every VM now, writing all the ids that are missing in one batch: a
+        fleet of thousands of VMs starts with one write, not two per identity. The batch
+        is conditional (each id still missing), so nodes starting together on one store
+        agree: the loser reloads and takes the winner's ids."""
+        for _ in range(3):
+            self._load_ids()
+            self._memo.clear()
+            self._pending = {}
+            try:
+                self.all()
+                pending = self._pending
+            finally:
+                self._pending = None
+            if not pending:
+                return
+            try:
+                self.store.write_batch(
+                    [Put(KIND, key, value) for key, value in pending.items()],
+                    expect=[Expect(KIND, key, None) for key in pending],
+                )
+            except Conflict:
+                continue
+            self._ids.update(pending)
+            return
+        raise StoreError("managed identities: the state store kept changing; start again")
+
+    def _load_ids(self) -> None:
+        ids = {}
+        for key, value in self.store.list_records(KIND):
+            ids[key] = _checked(key, value)
+        self._ids = ids
 
     def identities(self, vm: VmSnapshot) -> VmIdentities | None:
         memo = self._memo.get(vm.id)
         if memo is not None and memo[0] == vm.revision:
             return memo[1]
-        spec = self.fleet.specs.get(vm.id)
-        resolved = None if spec is None or spec.identities is None else self.resolve(spec)
+        block = self.fleet.identities(vm.id)
+        resolved = None if block is None else self.resolve(vm, block)
         self._memo[vm.id] = (vm.revision, resolved)
         return resolved
 
@@ -74,9 +109,11 @@ class StoreDirectory:
         found = {ids.tenant_id for ids in self.all().values() if ids is not None}
         return found | {self.tenant}
 
-    def resolve(self, spec: VmSpec) -> VmIdentities:
-        block: Identities = spec.identities or Identities()
-        name = spec.display_name
+    def resolve(self, vm: VmSnapshot, block: Identities) -> VmIdentities:
+        """A VM's identities from its `identities` block and its compute document (the
+        snapshot's: resolving a fleet never decodes whole VM models)."""
+        name = vm.name
+        compute = _Compute(vm.compute)
         tenant = block.tenantId or self.tenant
         system = None
         if block.systemAssigned is not None:
@@ -84,7 +121,7 @@ class StoreDirectory:
             system = ManagedIdentity(
                 client_id=given.clientId or self._generated(name, "system", "clientId"),
                 object_id=given.objectId or self._generated(name, "system", "objectId"),
-                resource_id=spec.instance.compute.resourceId or _vm_resource_id(spec),
+                resource_id=compute.text("resourceId") or _vm_resource_id(name, compute),
                 system=True,
             )
         users = []
@@ -94,42 +131,66 @@ class StoreDirectory:
                 ManagedIdentity(
                     client_id=user.clientId or self._generated(name, slot, "clientId"),
                     object_id=user.objectId or self._generated(name, slot, "objectId"),
-                    resource_id=user.resourceId or _user_resource_id(spec, index),
+                    resource_id=user.resourceId or _user_resource_id(name, compute, index),
                 )
             )
         return VmIdentities(tenant, system, tuple(users))
 
     def _generated(self, vm: str, slot: str, field: str) -> str:
         key = f"{vm}/{slot}/{field}"
-        stored = self.store.put_record_once(KIND, key, self.new_guid())
-        # A damaged id would be handed out in every token for this identity.
-        if not stored:
-            raise CorruptRecord(KIND, key, "empty, not a GUID")
-        with decoding(KIND, key):
-            guid(stored)
+        known = self._ids.get(key)
+        if known is not None:
+            return known
+        if self._pending is not None:  # prime(): written together afterwards
+            return self._pending.setdefault(key, self.new_guid())
+        # A VM added later: the first writer wins, so nodes hand out the same id.
+        stored = _checked(key, self.store.put_record_once(KIND, key, self.new_guid()))
+        self._ids[key] = stored
         return stored
 
 
-def _scope(spec: VmSpec) -> str:
-    compute = spec.instance.compute
-    sub = compute.subscriptionId or _ZERO_SUB
-    group = compute.resourceGroupName or _GROUP
+class _Compute:
+    """String fields of a served compute document, "" when absent."""
+
+    def __init__(self, compute: Mapping[str, object]) -> None:
+        self.compute = compute
+
+    def text(self, name: str) -> str:
+        value = self.compute.get(name, "")
+        return value if isinstance(value, str) else ""
+
+    def scale_set_id(self) -> str:
+        value = self.compute.get("virtualMachineScaleSet")
+        return str(value.get("id", "")) if isinstance(value, Mapping) else ""
+
+
+def _scope(compute: _Compute) -> str:
+    sub = compute.text("subscriptionId") or _ZERO_SUB
+    group = compute.text("resourceGroupName") or _GROUP
     return f"/subscriptions/{sub}/resourceGroups/{group}/providers"
 
 
-def _vm_resource_id(spec: VmSpec) -> str:
+def _vm_resource_id(name: str, compute: _Compute) -> str:
     """Only when the file gives no resourceId and too little to derive one (the VM model
     derives it otherwise): the same form, with placeholders for what is missing."""
-    compute = spec.instance.compute
     return vm_resource_id(
-        compute.subscriptionId or _ZERO_SUB,
-        compute.resourceGroupName or _GROUP,
-        spec.display_name,
-        compute.vmScaleSetName,
-        flexible=bool(compute.virtualMachineScaleSet.id),
+        compute.text("subscriptionId") or _ZERO_SUB,
+        compute.text("resourceGroupName") or _GROUP,
+        name,
+        compute.text("vmScaleSetName"),
+        flexible=bool(compute.scale_set_id()),
     )
 
 
-def _user_resource_id(spec: VmSpec, index: int) -> str:
-    name = f"{spec.display_name}-identity-{index + 1}"
-    return f"{_scope(spec)}/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+def _user_resource_id(name: str, compute: _Compute, index: int) -> str:
+    identity = f"{name}-identity-{index + 1}"
+    return f"{_scope(compute)}/Microsoft.ManagedIdentity/userAssignedIdentities/{identity}"
+
+
+def _checked(key: str, stored: str) -> str:
+    # A damaged id would be handed out in every token for this identity.
+    if not stored:
+        raise CorruptRecord(KIND, key, "empty, not a GUID")
+    with decoding(KIND, key):
+        guid(stored)
+    return stored

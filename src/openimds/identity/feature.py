@@ -35,7 +35,7 @@ def install(runtime: Runtime) -> Plug:
     settings = runtime.config.identity
     store = runtime.store
     directory = StoreDirectory(store, runtime.fleet, default_tenant(store, settings.tenant_id))
-    directory.all()  # generate missing ids now, not on a first token request
+    directory.prime()  # generate missing ids now, in one write, not on a first token request
     # A retired key stays published while a token it signed may be valid (+ skew leeway).
     ring = KeyRing(store, retention=settings.token_lifetime + CLOCK_SKEW, clock=time.time)
     ring.load()
