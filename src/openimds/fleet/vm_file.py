@@ -19,6 +19,9 @@ from openimds.config.model import Config
 
 # The configuration's sections that are settings, not VMs.
 SETTINGS = frozenset(Config.model_fields) - {"vms"}
+# libyaml's emitter where PyYAML was built with it: a 1,000-VM export in a fraction of
+# the pure-Python emitter's time.
+_YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def read_vms(path: str) -> tuple[dict[str, Any], list[str]]:
@@ -69,5 +72,5 @@ def dump(data: dict[str, Any], as_json: bool) -> str:
     """A VM file's text: JSON, or YAML in the file's own key order."""
     if as_json:
         return json.dumps(data, indent=2) + "\n"
-    text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    text: str = yaml.dump(data, Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True)
     return text
