@@ -58,6 +58,7 @@ def test_a_captured_vm_is_served_the_same_by_another_server(
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"captured demo-vm (2 identities) into {output}\n"
     text = output.read_text()
+    assert output.stat().st_mode & 0o777 == 0o600  # userData may hold a secret
     assert "access_token" not in text and "eyJ" not in text  # ids only, never the token
 
     (tmp_path / "lab").mkdir()

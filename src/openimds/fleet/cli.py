@@ -5,6 +5,7 @@ metadata answers as a VM file (fleet/capture.py)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -257,7 +258,9 @@ def capture(
         click.echo(text, nl=False)
         return
     try:
-        with open(output, "w", encoding="utf-8") as handle:
+        # userData often carries a bootstrap secret: the file is the owner's alone.
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as exc:
         _fail(f"{output}: cannot write: {exc.strerror}")
