@@ -51,7 +51,7 @@ class Feature:
 
 
 ALL: tuple[Feature, ...] = (
-    Feature("fleet", "openimds.fleet"),
+    Feature("fleet", "openimds.fleet", commands=("vm", "capture")),
     Feature("events", "openimds.events", commands=("events",)),
     Feature("attested", "openimds.attested", commands=("ca", "attested")),
     Feature("identity", "openimds.identity", commands=("keys", "env")),

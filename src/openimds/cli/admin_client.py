@@ -6,6 +6,7 @@ environment < flags); when the token was generated, it is read from the state st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -19,9 +20,16 @@ class AdminError(Exception):
 
 
 def request(
-    config: Config, method: str, path: str, *, json: Any = None, timeout: float = 10.0
+    config: Config,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
 ) -> Any:
-    """Call the admin API; return the decoded JSON body or raise AdminError."""
+    """Call the admin API (with any extra `headers`, e.g. preconditions); return the
+    decoded JSON body or raise AdminError."""
     listen = config.admin.listen
     if listen.path is not None:
         transport = httpx.HTTPTransport(uds=listen.path)
@@ -33,10 +41,10 @@ def request(
         token = client_token(config)
     except NoAdminToken as exc:
         raise AdminError(str(exc)) from None
-    headers = {"Authorization": f"Bearer {token}"}
+    sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
     try:
         with httpx.Client(transport=transport, timeout=timeout) as client:
-            response = client.request(method, base + path, json=json, headers=headers)
+            response = client.request(method, base + path, json=json, headers=sent)
     except httpx.HTTPError as exc:
         raise AdminError(f"cannot reach the admin API at {listen}: {exc}") from exc
     if response.status_code == 401:

@@ -1,0 +1,179 @@
+"""`openimds vm ...` against a real server: the inventory changed from the command line,
+served at once, refused in the config file's words, and exported in a form `vm import`
+takes back (into another server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.support.server import RunningServer, start_server
+
+FLEET = """
+vms:
+  - name: a
+    addresses: [127.0.0.1]
+    instance: {compute: {name: a, location: westeurope, vmSize: Standard_B2s}}
+  - name: b
+    addresses: [127.0.0.2]
+    instance: {compute: {name: b, location: westeurope}}
+"""
+LOCATION = "/metadata/instance/compute/location?api-version=2021-02-01&format=text"
+
+
+def _location(server: RunningServer, source: str) -> httpx.Response:
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport, headers={"Metadata": "true"}) as client:
+        return client.get(server.metadata_url + LOCATION)
+
+
+def _file(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _ok(server: RunningServer, *args: str) -> str:
+    result = server.cli(*args)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    return result.stdout
+
+
+def _refused(server: RunningServer, *args: str, code: int = 1) -> str:
+    result = server.cli(*args)
+    assert result.returncode == code
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[RunningServer]:
+    config = _file(tmp_path, "fleet.yaml", FLEET)
+    server = start_server(tmp_path, config=config)
+    yield server
+    server.stop()
+
+
+def test_vms_are_imported_changed_and_removed_and_served_at_once(
+    fleet: RunningServer, tmp_path: Path
+) -> None:
+    assert _location(fleet, "127.0.0.3").status_code == 404
+    new = _file(
+        tmp_path, "c.yaml", "name: c\naddresses: [127.0.0.3]\ninstance: {compute: {location: x}}\n"
+    )
+    assert _ok(fleet, "vm", "import", new) == "added  c\n"
+    assert _location(fleet, "127.0.0.3").text == "x"  # served at once
+    assert _ok(fleet, "vm", "import", new) == "unchanged  c\n"  # idempotent
+
+    assert _location(fleet, "127.0.0.2").text == "westeurope"  # now cached for b
+    moved = "name: b\naddresses: [127.0.0.2]\ninstance: {compute: {location: eastus}}\n"
+    assert _ok(fleet, "vm", "update", _file(tmp_path, "b.yaml", moved)) == "updated  b\n"
+    assert _location(fleet, "127.0.0.2").text == "eastus"
+
+    assert _ok(fleet, "vm", "remove", "c") == "removed  c\n"
+    assert _location(fleet, "127.0.0.3").status_code == 404
+    added = _file(tmp_path, "d.json", json.dumps({"name": "d", "addresses": ["127.0.0.4"]}))
+    assert _ok(fleet, "vm", "add", added) == "added  d\n"
+    assert _location(fleet, "127.0.0.4").status_code == 200
+
+
+def test_list_and_show(fleet: RunningServer) -> None:
+    assert _ok(fleet, "vm", "list").splitlines() == [
+        "NAME  SIZE          LOCATION    ADDRESSES  REVISION",
+        "a     Standard_B2s  westeurope  127.0.0.1  1",
+        "b     -             westeurope  127.0.0.2  2",
+    ]
+    listed = json.loads(_ok(fleet, "vm", "list", "--json"))
+    assert [vm["name"] for vm in listed["vms"]] == ["a", "b"]
+    shown = yaml.safe_load(_ok(fleet, "vm", "show", "a"))
+    assert shown == {
+        "name": "a",
+        "addresses": ["127.0.0.1"],
+        "instance": {"compute": {"location": "westeurope", "name": "a", "vmSize": "Standard_B2s"}},
+    }
+    assert json.loads(_ok(fleet, "vm", "show", "a", "--json")) == shown
+    assert _refused(fleet, "vm", "show", "zz") == "openimds: no VM named zz (404)\n"
+
+
+def test_an_export_is_imported_into_another_server_unchanged(
+    fleet: RunningServer, tmp_path: Path
+) -> None:
+    exported = _ok(fleet, "vm", "export")
+    assert [vm["name"] for vm in yaml.safe_load(exported)["vms"]] == ["a", "b"]
+    only_b = yaml.safe_load(_ok(fleet, "vm", "export", "--name", "b"))
+    assert [vm["name"] for vm in only_b["vms"]] == ["b"]
+    path = _file(tmp_path, "export.yaml", exported)
+
+    (tmp_path / "other").mkdir()
+    other = start_server(tmp_path / "other")
+    try:
+        # A server started without VMs serves the demo VM, which lists no addresses.
+        assert _ok(other, "vm", "remove", "demo-vm") == "removed  demo-vm\n"
+        assert _ok(other, "vm", "import", path) == "added  a\nadded  b\n"
+        assert _ok(other, "vm", "export") == exported
+        assert _ok(other, "vm", "export", "--json") == _ok(fleet, "vm", "export", "--json")
+        assert _location(other, "127.0.0.1").text == "westeurope"
+        assert _ok(other, "vm", "import", path) == "unchanged  a\nunchanged  b\n"
+    finally:
+        other.stop()
+
+
+def test_bad_files_get_one_clear_message(fleet: RunningServer, tmp_path: Path) -> None:
+    broken = _file(tmp_path, "broken.yaml", "name: c\ninstance: {compute: [\n")
+    err = _refused(fleet, "vm", "import", broken, code=2)
+    assert err.startswith(f"openimds: {broken}:3:1: not valid YAML or JSON: ")
+    assert err.count("\n") == 1
+
+    typo = _file(
+        tmp_path,
+        "typo.yaml",
+        "name: c\naddresses: [127.0.0.3]\ninstance: {compute: {vmsize: B2s}}\n",
+    )
+    err = _refused(fleet, "vm", "add", typo)
+    assert err.startswith(
+        f"openimds: {typo}: instance.compute.vmsize: unknown field 'vmsize' "
+        "(did you mean 'vmSize'?)"
+    )
+    assert err.endswith(" (400)\n") and err.count("\n") == 1
+
+    listed = _file(tmp_path, "listed.yaml", "vms:\n  - name: c\n    addresses: [not-an-ip]\n")
+    assert _refused(fleet, "vm", "import", listed) == (
+        f"openimds: {listed}: vms[0].addresses[0]: expected an IPv4 or IPv6 address, "
+        "got 'not-an-ip' (400)\n"
+    )
+    clash = _file(tmp_path, "clash.yaml", "name: c\naddresses: [127.0.0.1]\n")
+    assert _refused(fleet, "vm", "import", clash) == (
+        "openimds: address 127.0.0.1 is listed by both a and c (409)\n"
+    )
+    exists = _file(tmp_path, "a.yaml", "name: a\naddresses: [127.0.0.1]\n")
+    assert _refused(fleet, "vm", "add", exists) == "openimds: VM a exists already (412)\n"
+    missing = _file(tmp_path, "z.yaml", "name: z\naddresses: [127.0.0.9]\n")
+    assert _refused(fleet, "vm", "update", missing) == "openimds: no VM named z (412)\n"
+    two = _file(tmp_path, "two.yaml", "vms: [{name: x}, {name: y}]\n")
+    assert _refused(fleet, "vm", "add", two) == (
+        f"openimds: {two}: holds 2 VMs; `vm add` takes one (`vm import` takes many)\n"
+    )
+    assert _refused(fleet, "vm", "remove", "a", "nope") == (
+        "openimds: no VM named nope; nothing removed\n"
+    )
+    # Nothing refused was applied.
+    assert [vm["name"] for vm in json.loads(_ok(fleet, "vm", "list", "--json"))["vms"]] == [
+        "a",
+        "b",
+    ]
+
+
+def test_a_configuration_files_settings_are_left_out_with_a_note(
+    fleet: RunningServer, tmp_path: Path
+) -> None:
+    config = "server: {listen: 127.0.0.1:80}\nvms:\n  - {name: c, addresses: [127.0.0.3]}\n"
+    result = fleet.cli("vm", "import", _file(tmp_path, "config.yaml", config))
+    assert result.returncode == 0
+    assert result.stdout == "added  c\n"
+    assert result.stderr.endswith("config.yaml: settings left out (not VMs): server\n")
