@@ -25,6 +25,9 @@ class Inventory:
     def __init__(self, store: Store, fleet: Fleet) -> None:
         self.store = store
         self.fleet = fleet
+        # The demo VM served while the inventory is empty: never stored, and gone as soon
+        # as a real VM arrives (it has no addresses, so it could not share a fleet).
+        self.placeholders: set[str] = set()
 
     def start(self, configured: Sequence[VmSpec], fallback: Sequence[VmSpec] = ()) -> None:
         """Load the store's VMs, write the configured ones over them, and serve the lot;
@@ -37,6 +40,7 @@ class Inventory:
             merged.setdefault(name, text)
         if not merged:
             self.fleet.replace(fallback)
+            self.placeholders = {spec.display_name for spec in fallback}
             return
         self.fleet.replace_texts(merged)  # checks the lot before anything is written
         self._write(changed, ())
@@ -45,10 +49,15 @@ class Inventory:
         """Add or replace VMs by name (all or none); the names whose data changed."""
         texts = {spec.display_name: records.encode(spec) for spec in specs}
         changed = {n: t for n, t in texts.items() if self.fleet.texts.get(n) != t}
-        addresses = {name: vm.addresses for name, vm in self.fleet.vms.items()}
+        addresses = {
+            name: vm.addresses
+            for name, vm in self.fleet.vms.items()
+            if name not in self.placeholders or name in texts
+        }
         addresses.update({s.display_name: tuple(str(a) for a in s.addresses) for s in specs})
         check_servable(addresses)
         self._write(changed, ())
+        self._drop_placeholders(keep=set(texts))
         return self.fleet.put_texts(changed)
 
     def remove(self, names: Sequence[str]) -> list[str]:
@@ -67,7 +76,14 @@ class Inventory:
         if text is None:
             self.fleet.remove([key])
         else:
+            self._drop_placeholders(keep={key})
             self.fleet.put_texts({key: text})
+
+    def _drop_placeholders(self, keep: set[str]) -> None:
+        """The first real VM replaces the demo VM (unless it is the demo VM, edited)."""
+        if self.placeholders:
+            self.fleet.remove([name for name in self.placeholders if name not in keep])
+            self.placeholders = set()
 
     def _write(self, texts: Mapping[str, str], removed: Sequence[str]) -> None:
         ops: list[Put | Delete] = [Put(records.KIND, name, text) for name, text in texts.items()]

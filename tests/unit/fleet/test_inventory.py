@@ -127,3 +127,18 @@ def test_records_round_trip_and_corruption_names_the_record() -> None:
     assert records.decode("a", records.encode(spec)) == spec
     with pytest.raises(StoreError, match="corrupt vm record a"):
         records.decode("a", "{bad")
+
+
+def test_the_first_real_vm_replaces_the_demo_vm() -> None:
+    inventory = _inventory()
+    inventory.start([], fallback=[vm("demo")])  # no addresses: a fleet of one
+    assert inventory.upsert([vm("a", "10.0.0.1"), vm("b", "10.0.0.2")]) == ["a", "b"]
+    assert sorted(inventory.fleet.texts) == ["a", "b"]
+
+
+def test_editing_the_demo_vm_keeps_it() -> None:
+    inventory = _inventory()
+    inventory.start([], fallback=[vm("demo")])
+    inventory.upsert([vm("demo", location="westeurope")])
+    assert list(inventory.fleet.texts) == ["demo"]
+    assert inventory.store.get_record(records.KIND, "demo") is not None
