@@ -32,10 +32,11 @@ def snapshot_of(spec: VmSpec, revision: int) -> VmSnapshot:
     )
 
 
-def check_servable(specs: Mapping[str, VmSpec]) -> None:
+def check_servable(specs: Mapping[str, VmSpec], addresses_required: bool = True) -> None:
     """Every request must resolve to one VM or none: with several VMs each lists the
-    addresses it calls from, and no address belongs to two VMs."""
-    if len(specs) > 1:
+    addresses it calls from (unless a signed proxy names every caller's VM), and no
+    address belongs to two VMs."""
+    if len(specs) > 1 and addresses_required:
         missing = sorted(name for name, spec in specs.items() if not spec.addresses)
         if missing:
             raise InventoryError(
@@ -51,7 +52,9 @@ def check_servable(specs: Mapping[str, VmSpec]) -> None:
 
 
 class Fleet:
-    def __init__(self, specs: Iterable[VmSpec] = ()) -> None:
+    def __init__(self, specs: Iterable[VmSpec] = (), *, addresses_required: bool = True) -> None:
+        # False when every caller comes through a signed proxy, which names the VM.
+        self.addresses_required = addresses_required
         # One counter for every VM: a revision is never reused, even for a VM removed
         # and added again, so a cached answer can never match a newer VM.
         self._revisions = itertools.count(1)
@@ -63,7 +66,7 @@ class Fleet:
     def replace(self, specs: Iterable[VmSpec]) -> None:
         """The whole inventory at once (at start, or after losing track of changes)."""
         new = {spec.display_name: spec for spec in specs}
-        check_servable(new)
+        check_servable(new, self.addresses_required)
         self._install(new, {n: self._snapshot(s) for n, s in new.items()})
 
     def put(self, specs: Iterable[VmSpec]) -> list[str]:
@@ -76,7 +79,7 @@ class Fleet:
                 changed.append(name)
             new[name] = spec
         if changed:
-            check_servable(new)
+            check_servable(new, self.addresses_required)
             snapshots = dict(self.vms)
             snapshots.update({name: self._snapshot(new[name]) for name in changed})
             self._install(new, snapshots)
@@ -87,12 +90,17 @@ class Fleet:
         gone = [name for name in names if name in self.specs]
         if gone:
             new = {n: s for n, s in self.specs.items() if n not in gone}
-            check_servable(new)
+            check_servable(new, self.addresses_required)
             self._install(new, {n: v for n, v in self.vms.items() if n not in gone})
         return gone
 
     def for_peer(self, peer: str) -> VmSnapshot | None:
         vm_id = self.resolver.resolve(peer)
+        return None if vm_id is None else self.vms.get(vm_id)
+
+    def for_name(self, key: str) -> VmSnapshot | None:
+        """The VM a signed proxy names, by name or vmId."""
+        vm_id = self.resolver.named(key)
         return None if vm_id is None else self.vms.get(vm_id)
 
     def _snapshot(self, spec: VmSpec) -> VmSnapshot:

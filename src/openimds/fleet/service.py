@@ -37,7 +37,7 @@ class Inventory:
             merged = {spec.display_name: spec for spec in fallback}
         else:
             changed = [s for s in configured if stored.get(s.display_name) != s]
-            check_servable(merged)
+            check_servable(merged, self.fleet.addresses_required)
             self._write(changed, ())
         self.fleet.replace(merged.values())
 
@@ -49,14 +49,15 @@ class Inventory:
     def upsert(self, specs: Sequence[VmSpec]) -> list[str]:
         """Add or replace VMs by name (all or none); the names whose data changed."""
         merged = {**self.fleet.specs, **{s.display_name: s for s in specs}}
-        check_servable(merged)
+        check_servable(merged, self.fleet.addresses_required)
         changed = [s for s in specs if self.fleet.specs.get(s.display_name) != s]
         self._write(changed, ())
         return self.fleet.put(specs)
 
     def remove(self, names: Sequence[str]) -> list[str]:
         present = [name for name in names if name in self.fleet.specs]
-        check_servable({n: s for n, s in self.fleet.specs.items() if n not in present})
+        remaining = {n: s for n, s in self.fleet.specs.items() if n not in present}
+        check_servable(remaining, self.fleet.addresses_required)
         self._write((), present)
         return self.fleet.remove(present)
 
