@@ -24,12 +24,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openimds.core.errors import ProxyRefused
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658: longer is not a timestamp
+VERIFIED_ENTRIES = 4096  # signatures remembered as valid (a few per VM per second)
 
 
 def signed_string(vm: bytes, timestamp: bytes | None) -> bytes:
@@ -54,6 +55,9 @@ class ProxyTrust:
     vm_header: bytes = b"x-openimds-vm"
     timestamp_header: bytes = b"x-openimds-timestamp"
     signature_header: bytes = b"x-openimds-signature"
+    _verified: dict[tuple[bytes, bytes | None, bytes], str] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def headers(self) -> frozenset[bytes]:
@@ -86,17 +90,29 @@ class ProxyTrust:
         stamp = given.get(self.timestamp_header) if self.max_age else None
         if vm is None or signature is None or (self.max_age and stamp is None):
             raise ProxyRefused("unsigned", "The request carries no signed proxy identity")
+        name = self._verified.get((vm, stamp, signature))
+        if name is None:
+            name = self._verify(vm, stamp, signature)
+        if stamp is not None and abs(now - int(stamp)) > self.max_age:
+            raise ProxyRefused("expired", "The proxy identity timestamp is outside its window")
+        return name
+
+    def _verify(self, vm: bytes, stamp: bytes | None, signature: bytes) -> str:
+        """The VM's name once the signature holds; remembered, so the requests a proxy
+        sends for one VM within one second cost one HMAC."""
         if stamp is not None and not _is_timestamp(stamp):
             raise ProxyRefused("malformed", "The proxy identity timestamp is not Unix seconds")
         expected = hmac.digest(self.secret, signed_string(vm, stamp), "sha256")
         if not hmac.compare_digest(expected, _unhex(signature)):
             raise ProxyRefused("bad-signature", "The proxy identity signature does not match")
-        if stamp is not None and abs(now - int(stamp)) > self.max_age:
-            raise ProxyRefused("expired", "The proxy identity timestamp is outside its window")
         try:
-            return vm.decode("utf-8")
+            name = vm.decode("utf-8")
         except UnicodeDecodeError:
             raise ProxyRefused("malformed", "The proxy identity names no VM") from None
+        if len(self._verified) >= VERIFIED_ENTRIES:
+            self._verified.clear()  # bounded: a stream of new timestamps cannot grow it
+        self._verified[(vm, stamp, signature)] = name
+        return name
 
 
 def _once(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:

@@ -9,7 +9,7 @@ import ipaddress
 import pytest
 
 from openimds.core.errors import ProxyRefused
-from openimds.core.proxy_identity import ProxyTrust, proxy_signature
+from openimds.core.proxy_identity import VERIFIED_ENTRIES, ProxyTrust, proxy_signature
 
 SECRET = b"a-proxy-secret-of-some-length"
 NOW = 1_700_000_000
@@ -106,3 +106,15 @@ def test_sources() -> None:
     assert not trust.trusts("10.0.1.7")
     assert not trust.trusts("local")
     assert TRUST.trusts("192.0.2.1")  # no sources: every caller must be signed
+
+
+def test_a_remembered_signature_still_expires_and_the_memory_is_bounded() -> None:
+    trust = ProxyTrust(secret=SECRET, max_age=60)
+    assert trust.vouched(True, signed(), NOW) == "vm-a"
+    assert trust.vouched(True, signed(), NOW + 60) == "vm-a"  # remembered
+    with pytest.raises(ProxyRefused) as caught:
+        trust.vouched(True, signed(), NOW + 61)
+    assert caught.value.reason == "expired"
+    for i in range(VERIFIED_ENTRIES + 10):
+        trust.vouched(True, signed(ts=NOW + i % 50, vm=f"vm-{i}"), NOW)
+    assert len(trust._verified) <= VERIFIED_ENTRIES
