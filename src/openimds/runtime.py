@@ -25,9 +25,11 @@ from openimds.core.app import build_service, standard_endpoints
 from openimds.core.caller import Callers
 from openimds.core.endpoint import Endpoint
 from openimds.core.inventory import VmSnapshot
+from openimds.core.proxy_identity import ProxyTrust
 from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
+from openimds.fleet.proxy import load_trust
 from openimds.store import Store, StoreError, check_url, open_store
 from openimds.web.metadata.hooks import RequestHook
 from openimds.web.metrics import RequestMetrics
@@ -88,6 +90,8 @@ class Runtime:
     store: Store
     fleet: Fleet
     admin_token: str
+    # The signed edge proxy's contract (the `proxy` section), None when off.
+    proxy: ProxyTrust | None = None
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     endpoints: list[tuple[str, Endpoint]] = field(default_factory=list)
     admin: list[AdminRoutes] = field(default_factory=list)
@@ -191,6 +195,7 @@ def check_start(config: Config, features: Sequence[Feature] | None = None) -> No
         check_url(config.state.path)
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
+    load_trust(config.proxy)
     for feature in features:
         feature.check(config)
 
@@ -209,12 +214,17 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
         from openimds.features import ALL
 
         features = ALL
+    proxy = load_trust(config.proxy)
     store = open_store(config.state.path, exclusive=True)
     runtime: Runtime | None = None
     try:
         # The fleet feature fills the inventory from the store and the configuration.
         runtime = Runtime(
-            config=config, store=store, fleet=Fleet(), admin_token=server_token(config, store)
+            config=config,
+            store=store,
+            fleet=Fleet(addresses_required=not config.proxy.proxy_only),
+            admin_token=server_token(config, store),
+            proxy=proxy,
         )
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
         runtime.background.append(functools.partial(_prune_budgets, runtime.limiters))

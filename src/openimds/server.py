@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from openimds.config import ListenAddress
 from openimds.config.listen import WILDCARDS
+from openimds.fleet.proxy import ProxyCallers
 from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Listener, Runtime
 from openimds.web.access_log import AccessLog
@@ -50,6 +51,7 @@ def metadata_server(runtime: Runtime, log: AccessLog | None = None) -> MetadataS
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         idle_timeout=settings.idle_timeout,
         hooks=runtime.hooks,
+        proxy=None if runtime.proxy is None else ProxyCallers(runtime.proxy, runtime.fleet),
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from openimds.core.app import build_service
+from openimds.core.caller import SignedCallers
 from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
@@ -68,6 +69,7 @@ def metadata_server(
     limiters: Mapping[str, RateLimiter] | None = None,
     access_log: AccessLog | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
+    proxy: SignedCallers | None = None,
 ) -> MetadataServer:
     """A MetadataServer as `serve` builds one; by default the standard service, one VM
     named vm-a, no budget and no access log."""
@@ -79,6 +81,7 @@ def metadata_server(
         access_log=AccessLog(enabled=False) if access_log is None else access_log,
         metrics=RequestMetrics(),
         idle_timeout=idle_timeout,
+        proxy=proxy,
     )
 
 

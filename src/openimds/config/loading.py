@@ -33,6 +33,7 @@ ENV_VARS: dict[str, str] = {
     "OPENIMDS_IDENTITY_ISSUER": "identity.issuer",
     "OPENIMDS_IDENTITY_RATE_LIMIT": "identity.rate_limit",
     "OPENIMDS_IDENTITY_TOKEN_LIFETIME": "identity.token_lifetime",
+    "OPENIMDS_PROXY_SECRET": "proxy.secret",
 }
 
 # Command-line flags and the settings they set (`serve` and the admin commands), so an
@@ -190,6 +191,8 @@ def effective(config: Config) -> dict[str, Any]:
     dumped: dict[str, Any] = config.model_dump(mode="json", exclude_none=True)
     if config.admin.token is not None:
         dumped["admin"]["token"] = "***"
+    if config.proxy.secret is not None:
+        dumped["proxy"]["secret"] = "***"
     return dumped
 
 

@@ -25,6 +25,7 @@ from openimds.config.errors import FieldError
 from openimds.config.hosts_model import HostsSettings
 from openimds.config.identity_model import guid
 from openimds.config.listen import Listen, ListenAddress
+from openimds.config.proxy_model import ProxySettings
 from openimds.config.vm_model import VmSpec
 
 
@@ -200,6 +201,7 @@ class Config(_Section):
     events: EventsSettings = Field(default_factory=EventsSettings)
     attested: AttestedSettings = Field(default_factory=AttestedSettings)
     hosts: HostsSettings = Field(default_factory=HostsSettings)
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
     # Empty when every VM comes from the state store (added through the admin API).
     vms: list[VmSpec] = Field(default_factory=list)
 
@@ -222,9 +224,18 @@ class Config(_Section):
         dupes = sorted(name for name, count in counts.items() if count > 1)
         if dupes:
             raise ValueError(f"VM names must be unique; repeated: {', '.join(dupes)}")
-        if len(vms) > 1 and any(not vm.addresses for vm in vms):
-            raise ValueError("with several VMs, every VM must list the `addresses` it calls from")
         return vms
+
+    @model_validator(mode="after")
+    def _callers_resolvable(self) -> Config:
+        # A signed proxy that handles every caller names the VM: no addresses needed then.
+        if self.proxy.proxy_only or len(self.vms) < 2:
+            return self
+        if any(not vm.addresses for vm in self.vms):
+            raise FieldError(
+                ("vms",), "with several VMs, every VM must list the `addresses` it calls from"
+            )
+        return self
 
     @model_validator(mode="after")
     def _hosts_fit(self) -> Config:

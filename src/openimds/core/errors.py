@@ -103,6 +103,20 @@ class UnknownCaller(ImdsError):
     message = "Not found. No virtual machine is registered for this caller"
 
 
+class ProxyRefused(ImdsError):
+    """A request whose proxy identity headers are missing, forged or not validly signed.
+    403: the caller is known to be wrong, unlike an unknown caller's 404; `reason` is a
+    short slug for the metrics."""
+
+    status = 403
+    # Ours: Azure has no proxy (docs/fleet.md). 403, as OpenStack answers a bad signature.
+    message = "Forbidden. The proxy identity headers are missing or not validly signed"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"Forbidden. {detail}")
+        self.reason = reason
+
+
 class WordedError(ImdsError):
     """An error in a token source's own shape (App Service, Service Fabric, ...): its
     status, body and headers given whole by the source's module."""

@@ -23,6 +23,7 @@ from openimds.core.errors import (
     ImdsError,
     MethodNotAllowed,
     MissingMetadataHeader,
+    ProxyRefused,
     TooManyRequests,
     UnknownCaller,
 )
@@ -93,6 +94,12 @@ class IdentityHeaderMissing(IdentityError):
     # Code and text from the error table of Azure's managed-identity docs.
     code = "bad_request_102"
     message = "Required metadata header not specified"
+
+
+class IdentityForbidden(IdentityError):
+    # A signed proxy's identity that does not hold (docs/fleet.md); ours, not Azure's. 403
+    # is not a status the SDKs retry.
+    status = 403
 
 
 class IdentityThrottled(IdentityError):
@@ -199,6 +206,8 @@ def identity_error(error: ImdsError) -> ImdsError:
         return IdentityThrottled()
     if isinstance(error, UnknownCaller):
         return IdentityNotFound()
+    if isinstance(error, ProxyRefused):
+        return IdentityForbidden(error.text)
     if isinstance(error, MethodNotAllowed):
         return IdentityMethodNotAllowed(error.allowed, error.text)
     # X-Forwarded-For, a repeated parameter: 7 (MI) calls these invalid_request.

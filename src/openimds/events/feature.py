@@ -36,7 +36,7 @@ def install(runtime: Runtime) -> Plug:
 
 def check(config: Config) -> None:
     """The scenario, loaded as `install` loads it, into a throwaway store."""
-    fleet = Fleet(config.vms)
+    fleet = Fleet(config.vms, addresses_required=not config.proxy.proxy_only)
     _load_scenario(EventsService(MemoryStore(), config.events, lambda: fleet.specs))
 
 

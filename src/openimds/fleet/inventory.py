@@ -47,10 +47,13 @@ def spec_snapshot(spec: VmSpec, revision: int) -> VmSnapshot:
     return snapshot_of(name, records.raw(name, records.encode(spec)), revision)
 
 
-def check_servable(addresses: Mapping[str, tuple[str, ...]]) -> None:
+def check_servable(
+    addresses: Mapping[str, tuple[str, ...]], addresses_required: bool = True
+) -> None:
     """Every request must resolve to one VM or none: with several VMs each lists the
-    addresses it calls from, and no address belongs to two VMs."""
-    if len(addresses) > 1:
+    addresses it calls from (unless a signed proxy names every caller's VM), and no
+    address belongs to two VMs."""
+    if len(addresses) > 1 and addresses_required:
         missing = sorted(name for name, listed in addresses.items() if not listed)
         if missing:
             raise InventoryError(
@@ -94,7 +97,9 @@ class Specs(Mapping[str, VmSpec]):
 
 
 class Fleet:
-    def __init__(self, specs: Iterable[VmSpec] = ()) -> None:
+    def __init__(self, specs: Iterable[VmSpec] = (), *, addresses_required: bool = True) -> None:
+        # False when every caller comes through a signed proxy, which names the VM.
+        self.addresses_required = addresses_required
         # One counter for every VM: a revision is never reused, even for a VM removed
         # and added again, so a cached answer can never match a newer VM.
         self._revisions = itertools.count(1)
@@ -117,7 +122,7 @@ class Fleet:
     # -- changes from records (the store) -----------------------------------------------------
     def replace_texts(self, texts: Mapping[str, str]) -> None:
         data = {name: records.raw(name, text) for name, text in texts.items()}
-        check_servable({name: _addresses(d) for name, d in data.items()})
+        check_servable({name: _addresses(d) for name, d in data.items()}, self.addresses_required)
         vms = {name: snapshot_of(name, d, next(self._revisions)) for name, d in data.items()}
         self._install(dict(texts), vms)
 
@@ -128,7 +133,7 @@ class Fleet:
         data = {name: records.raw(name, text) for name, text in changed.items()}
         addresses = {name: vm.addresses for name, vm in self.vms.items()}
         addresses.update({name: _addresses(d) for name, d in data.items()})
-        check_servable(addresses)
+        check_servable(addresses, self.addresses_required)
         vms = dict(self.vms)
         vms.update({n: snapshot_of(n, d, next(self._revisions)) for n, d in data.items()})
         self._install({**self.texts, **changed}, vms)
@@ -139,13 +144,20 @@ class Fleet:
         gone = [name for name in names if name in self.texts]
         if gone:
             kept = {n: v for n, v in self.vms.items() if n not in gone}
-            check_servable({name: vm.addresses for name, vm in kept.items()})
+            check_servable(
+                {name: vm.addresses for name, vm in kept.items()}, self.addresses_required
+            )
             self._install({n: t for n, t in self.texts.items() if n not in gone}, kept)
         return gone
 
     # -- reading --------------------------------------------------------------------------------
     def for_peer(self, peer: str) -> VmSnapshot | None:
         vm_id = self.resolver.resolve(peer)
+        return None if vm_id is None else self.vms.get(vm_id)
+
+    def for_name(self, key: str) -> VmSnapshot | None:
+        """The VM a signed proxy names, by name or vmId."""
+        vm_id = self.resolver.named(key)
         return None if vm_id is None else self.vms.get(vm_id)
 
     def identities(self, name: str) -> Identities | None:

@@ -55,7 +55,7 @@ class Inventory:
             if name not in self.placeholders or name in texts
         }
         addresses.update({s.display_name: tuple(str(a) for a in s.addresses) for s in specs})
-        check_servable(addresses)
+        check_servable(addresses, self.fleet.addresses_required)
         self._write(changed, ())
         self._drop_placeholders(keep=set(texts))
         return self.fleet.put_texts(changed)
@@ -63,7 +63,7 @@ class Inventory:
     def remove(self, names: Sequence[str]) -> list[str]:
         present = [name for name in names if name in self.fleet.texts]
         kept = {n: vm.addresses for n, vm in self.fleet.vms.items() if n not in present}
-        check_servable(kept)
+        check_servable(kept, self.fleet.addresses_required)
         self._write({}, present)
         return self.fleet.remove(present)
 

@@ -59,6 +59,7 @@ class RequestMetrics:
     def __init__(self) -> None:
         self.requests: dict[tuple[str, int, str], int] = {}
         self.unknown_callers = 0
+        self.proxy_refused: dict[str, int] = {}  # by reason (core/proxy_identity.py)
         self.throttled = 0
         self.latency = Histogram(BUCKETS)
 
@@ -66,6 +67,9 @@ class RequestMetrics:
         key = (route, status, vm)
         self.requests[key] = self.requests.get(key, 0) + 1
         self.latency.observe(seconds)
+
+    def refused(self, reason: str) -> None:
+        self.proxy_refused[reason] = self.proxy_refused.get(reason, 0) + 1
 
 
 class MetricsCollector(Collector):
@@ -84,6 +88,14 @@ class MetricsCollector(Collector):
         )
         unknown.add_metric((), self.metrics.unknown_callers)
         yield unknown
+        refused = CounterMetricFamily(
+            "openimds_proxy_refused",
+            "Requests refused for a missing, forged or badly signed proxy identity",
+            labels=("reason",),
+        )
+        for reason, count in sorted(self.metrics.proxy_refused.items()):
+            refused.add_metric((reason,), count)
+        yield refused
         throttled = CounterMetricFamily("openimds_throttled", "Requests answered with 429")
         throttled.add_metric((), self.metrics.throttled)
         yield throttled

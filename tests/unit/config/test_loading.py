@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from openimds.config import (
     ENV_VARS,
@@ -63,6 +63,7 @@ ENV_SAMPLES = {
         parse_listen("unix:/run/openimds/admin.sock"),
     ),
     "OPENIMDS_STATE": (":memory:", ":memory:"),
+    "OPENIMDS_PROXY_SECRET": ("proxy-secret-0123456789", SecretStr("proxy-secret-0123456789")),
 }
 
 

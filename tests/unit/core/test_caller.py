@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from openimds.core.caller import CallerResolver
+from openimds.core.inventory import VmSnapshot
 from tests.support.imds import bare_vm as vm
 
 
@@ -33,3 +34,15 @@ def test_ipv4_mapped_peers_from_dual_stack_sockets() -> None:
 
 def test_no_vms_answers_nobody() -> None:
     assert CallerResolver([]).resolve("127.0.0.1") is None
+
+
+def test_a_signed_proxy_names_a_vm_by_name_or_vm_id() -> None:
+    guid = "3f2d8c4e-6b1a-4e7f-9c3d-2a5b8e1f0c47"
+    a = VmSnapshot(id="a", name="a", revision=1, instance={"compute": {"vmId": guid}})
+    resolver = CallerResolver([a, vm("b")])
+    assert resolver.named("a") == "a"
+    assert resolver.named(guid) == "a"
+    assert resolver.named(guid.upper()) == "a"  # a GUID in any case
+    assert resolver.named("b") == "b"
+    assert resolver.named("A") is None  # names are exact
+    assert resolver.named("c") is None

@@ -69,6 +69,7 @@ PURE_STDLIB = frozenset(
         "hashlib",
         "hmac",
         "heapq",
+        "ipaddress",  # parsing and prefix arithmetic only (the proxy's source networks)
         "itertools",
         "json",
         "math",

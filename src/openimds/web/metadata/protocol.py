@@ -23,11 +23,16 @@ from urllib.parse import parse_qsl
 import httptools
 
 from openimds.core.endpoint import Endpoint
-from openimds.core.errors import ImdsError, UnknownCaller, error_response
+from openimds.core.errors import ImdsError, ProxyRefused, UnknownCaller, error_response
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.web.metadata.hooks import HookedRequest, Takeover
-from openimds.web.metadata.state import CACHE_ENTRIES, IDLE_TIMEOUT, MetadataServer
+from openimds.web.metadata.state import (
+    CACHE_ENTRIES,
+    IDLE_TIMEOUT,
+    NOTED_HEADERS,
+    MetadataServer,
+)
 from openimds.web.metadata.wire import Cached
 
 __all__ = ["IDLE_TIMEOUT", "MetadataProtocol", "MetadataServer"]
@@ -52,6 +57,9 @@ class MetadataProtocol(asyncio.Protocol):
 
     def __init__(self, server: MetadataServer) -> None:
         self.server = server
+        self.noted = server.noted_headers
+        self.trusted = False  # the peer is the signed proxy's (asked once per connection)
+        self.proxy_headers: list[tuple[bytes, bytes]] | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.peer = ""
@@ -79,6 +87,8 @@ class MetadataProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) else "local"
+        if self.server.proxy is not None:
+            self.trusted = self.server.proxy.trusts(self.peer)
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -159,6 +169,7 @@ class MetadataProtocol(asyncio.Protocol):
         self.body_too_large = False
         self.expect_continue = False
         self.body = None
+        self.proxy_headers = None
         self.in_head = True
         self.head_began = True
         self.head_bytes = 0
@@ -175,14 +186,15 @@ class MetadataProtocol(asyncio.Protocol):
             raise _TooLarge(431, _TooLarge.HEADERS)
         self.headers.append((name, value))
         lname = name.lower()
-        if lname in _NOTED_HEADERS:
+        if lname in self.noted:
             self._note(lname, value)
 
     def _note(self, lname: bytes, value: bytes) -> None:
         """Header facts gathered as headers arrive, so no second pass over them.
         The cache key holds the only header fact a cacheable answer depends on: Metadata
         valid or not. X-Forwarded-For, or a Metadata header given twice (the core reads
-        the first), bypasses the cache."""
+        the first), bypasses the cache. A signed proxy's headers are kept for resolving
+        the caller, which picks the VM's own cache."""
         if lname == b"metadata":
             if self.metadata_seen:
                 self.header_state = _UNCACHEABLE
@@ -198,6 +210,10 @@ class MetadataProtocol(asyncio.Protocol):
                 self.body_too_large = True
         elif lname == b"expect":
             self.expect_continue = value.strip().lower() == b"100-continue"
+        elif lname not in NOTED_HEADERS:  # a signed proxy's header (noted only with one)
+            if self.proxy_headers is None:
+                self.proxy_headers = []
+            self.proxy_headers.append((lname, value))
         else:
             self.connection_header = True
 
@@ -263,7 +279,15 @@ class MetadataProtocol(asyncio.Protocol):
     def answer(self, method: str, keep_alive: bool) -> tuple[Cached | None, str]:
         """The answer's bytes and the VM name for the log; None: hang up unanswered."""
         server = self.server
-        vm = server.fleet.for_peer(self.peer)
+        proxy = server.proxy
+        try:
+            vm = (
+                server.fleet.for_peer(self.peer)
+                if proxy is None
+                else proxy.resolve(self.peer, self.trusted, self.proxy_headers, time.time())
+            )
+        except ProxyRefused as refused:
+            return self._refused(refused, method, keep_alive), "-"
         if server.hooks:
             verdict = server.take_over(
                 HookedRequest(vm, method, self.url.decode("latin-1"), self.peer)
@@ -302,6 +326,15 @@ class MetadataProtocol(asyncio.Protocol):
                 entries.clear()  # bounded: odd query strings cannot grow it forever
             entries[(self.url, flags)] = encoded
         return encoded, vm.name
+
+    def _refused(self, refused: ProxyRefused, method: str, keep_alive: bool) -> Cached:
+        """A request whose proxy identity does not hold: each endpoint words it in its
+        own shape (identity: error/error_description); never cached."""
+        server = self.server
+        server.metrics.refused(refused.reason)
+        endpoint = server.service.route(self.core_request(method))
+        error = refused if endpoint is None else endpoint.own_error(refused)
+        return server.encode(error_response(error), "refused", not keep_alive)
 
     def _taken_over(self, verdict: Takeover, keep_alive: bool) -> Cached | None:
         """A hook's answer, encoded for this request alone (never cached)."""
@@ -389,16 +422,6 @@ class MetadataProtocol(asyncio.Protocol):
 
 
 _METADATA, _NO_METADATA, _UNCACHEABLE = 1, 0, -1
-_NOTED_HEADERS = frozenset(
-    (
-        b"metadata",
-        b"x-forwarded-for",
-        b"content-length",
-        b"expect",
-        b"connection",
-        b"proxy-connection",
-    )
-)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 

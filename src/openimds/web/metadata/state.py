@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
-from openimds.core.caller import Callers
+from openimds.core.caller import Callers, SignedCallers
 from openimds.core.errors import ImdsError, TooManyRequests, error_response
 from openimds.core.http import Response
 from openimds.core.inventory import VmSnapshot
@@ -24,6 +24,17 @@ from openimds.web.metrics import RequestMetrics
 if TYPE_CHECKING:
     from openimds.web.metadata.protocol import MetadataProtocol
 
+# Headers whose facts the listener gathers as they arrive (protocol._note).
+NOTED_HEADERS = frozenset(
+    (
+        b"metadata",
+        b"x-forwarded-for",
+        b"content-length",
+        b"expect",
+        b"connection",
+        b"proxy-connection",
+    )
+)
 IDLE_TIMEOUT = 60.0  # seconds a connection may go without completing a request
 CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
 
@@ -54,8 +65,13 @@ class MetadataServer:
         idle_timeout: float = IDLE_TIMEOUT,
         hooks: Sequence[RequestHook] = (),
         byte_cache: bool = True,
+        proxy: SignedCallers | None = None,
     ) -> None:
         self.service = service
+        # Set with a proxy secret: callers are resolved through it, and its headers are
+        # gathered; without it they are never looked at.
+        self.proxy = proxy
+        self.noted_headers = NOTED_HEADERS | (proxy.headers if proxy is not None else frozenset())
         # Off for a token source's listener: its answers depend on secret headers, which
         # the cache key does not hold.
         self.byte_cache = byte_cache
