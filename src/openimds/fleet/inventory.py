@@ -105,6 +105,9 @@ class Fleet:
         self._revisions = itertools.count(1)
         self.texts: dict[str, str] = {}
         self.vms: dict[str, VmSnapshot] = {}
+        # Each VM's `identities` block as plain data, kept from when its record was read,
+        # so resolving a fleet's identities parses no record twice.
+        self._identity_blocks: dict[str, Any] = {}
         self.resolver = CallerResolver(())
         self._decoded: OrderedDict[str, tuple[str, VmSpec]] = OrderedDict()
         self.specs = Specs(self.texts, self._decoded)
@@ -124,6 +127,7 @@ class Fleet:
         data = {name: records.raw(name, text) for name, text in texts.items()}
         check_servable({name: _addresses(d) for name, d in data.items()}, self.addresses_required)
         vms = {name: snapshot_of(name, d, next(self._revisions)) for name, d in data.items()}
+        self._identity_blocks = {name: d.get("identities") for name, d in data.items()}
         self._install(dict(texts), vms)
 
     def put_texts(self, texts: Mapping[str, str]) -> list[str]:
@@ -136,6 +140,7 @@ class Fleet:
         check_servable(addresses, self.addresses_required)
         vms = dict(self.vms)
         vms.update({n: snapshot_of(n, d, next(self._revisions)) for n, d in data.items()})
+        self._identity_blocks.update({n: d.get("identities") for n, d in data.items()})
         self._install({**self.texts, **changed}, vms)
         return list(changed)
 
@@ -147,6 +152,8 @@ class Fleet:
             check_servable(
                 {name: vm.addresses for name, vm in kept.items()}, self.addresses_required
             )
+            for name in gone:
+                self._identity_blocks.pop(name, None)
             self._install({n: t for n, t in self.texts.items() if n not in gone}, kept)
         return gone
 
@@ -162,8 +169,8 @@ class Fleet:
 
     def identities(self, name: str) -> Identities | None:
         """A VM's identities block, without decoding the whole VM."""
-        text = self.texts.get(name)
-        return None if text is None else records.identities(name, text)
+        block = self._identity_blocks.get(name)
+        return None if block is None else records.identities_of(name, block)
 
     def view(self, name: str) -> dict[str, Any]:
         """A VM as a VM file gives it, for people (admin answers, export)."""

@@ -50,11 +50,9 @@ def decode(name: str, text: str) -> VmSpec:
         raise _corrupt(name, exc) from None
 
 
-def identities(name: str, text: str) -> Identities | None:
-    """Only the `identities` block, validated: what token issuing needs of a VM."""
-    block = raw(name, text).get("identities")
-    if block is None:
-        return None
+def identities_of(name: str, block: Any) -> Identities:
+    """A VM's `identities` block (as its record holds it), validated: what token issuing
+    needs of a VM."""
     try:
         return Identities.model_validate(block)
     except ValidationError as exc:
