@@ -1,4 +1,5 @@
-"""The `identities` block of a VM file: the managed identities a VM holds (section 7).
+"""The `identities` block of a VM file: the managed identities a VM holds
+(docs/identity.md).
 
 Every id may be left out; the server generates it once and keeps it in the state store,
 so it stays the same across restarts. `systemAssigned: true` is short for `{}`.

@@ -47,7 +47,7 @@ class ServerSettings(_Section):
     idle_timeout: float = Field(
         60.0, gt=0, le=3600, description="seconds a connection may go without a request"
     )
-    # 11: Azure answers with `Server: IMDS/<build>`.
+    # Azure answers with `Server: IMDS/<build>`.
     server_header: str = "IMDS/150.870.65.1854"
 
     @field_validator("listen")
@@ -154,7 +154,7 @@ class EventNotices(_Section):
     reboot: float = Field(900, ge=0)
     redeploy: float = Field(600, ge=0)
     preempt: float = Field(30, ge=0)
-    # 8: Terminate notice is the scale set's own setting, 5 to 15 minutes.
+    # A scale set's Terminate notice is its own setting, 5 to 15 minutes.
     terminate: float = Field(300, ge=300, le=900)
 
 
@@ -164,7 +164,7 @@ class EventsSettings(_Section):
     scenario: str | None = Field(None, description="timeline file loaded once at start")
     approval: Literal["any", "all"] = Field(
         "all",
-        description="all: the event starts once every affected VM approved (8, lifecycle 2); "
+        description="all: the event starts once every affected VM approved; "
         "any: one affected VM's approval starts it for all its Resources",
     )
     completion_delay: float = Field(

@@ -2,7 +2,7 @@
 
 `instance` mirrors Azure's /metadata/instance JSON at the newest api-version, so a real
 response pasted from an Azure VM validates as is. Every field is optional and defaults to
-Azure's empty value (3.1), so a five-line VM is valid. Unknown keys are refused, which
+Azure's empty value (an empty string), so a five-line VM is valid. Unknown keys are refused, which
 catches typos such as `vmsize`; YAML scalars (numbers, booleans) become the strings Azure
 sends (`0` -> "0", `false` -> "false").
 """
@@ -285,24 +285,24 @@ class Compute(_Strict):
     @model_validator(mode="after")
     def _host_or_group(self) -> Compute:
         if self.host.id and self.hostGroup.id:
-            raise ValueError("a VM has either host.id or hostGroup.id, never both (3.3)")
+            raise ValueError("a VM has either host.id or hostGroup.id, never both")
         return self
 
     @field_validator("customData")
     @classmethod
     def _custom_data_is_never_served(cls, value: str) -> str:
-        # 3.3: customData is disabled in IMDS and always "" (userData replaced it).
+        # Azure disabled customData in IMDS: it is always "" (userData replaced it).
         if value:
             raise ValueError('Azure never serves customData (always ""); use userData')
         return value
 
-    # 3.3: vmId is the VM's unique id, a GUID.
+    # vmId is the VM's unique id, a GUID.
     _vm_id = field_validator("vmId")(check_guid)
 
     @field_validator("userData")
     @classmethod
     def _user_data_is_base64(cls, value: str) -> str:
-        # 3.3: Azure stores userData base64-encoded and serves it as stored.
+        # Azure stores userData base64-encoded and serves it as stored.
         try:
             base64.b64decode(value, validate=True)
         except binascii.Error:
@@ -344,7 +344,7 @@ class Interface(_Strict):
     @field_validator("macAddress")
     @classmethod
     def _normalise_mac(cls, value: str) -> str:
-        # 3.5: Azure sends 12 upper-case hex digits with no separators.
+        # Azure sends a MAC as 12 upper-case hex digits with no separators.
         bare = value.replace(":", "").replace("-", "")
         if value and not _MAC.match(bare):
             raise ValueError(f"not a MAC address: {value!r} (12 hex digits, e.g. 000D3AF806EC)")

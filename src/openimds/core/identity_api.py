@@ -196,12 +196,12 @@ class IdentityBase(BaseEndpoint):
 
 def identity_error(error: ImdsError) -> ImdsError:
     """The shared rules' errors in the identity shape, and never with a status the SDKs
-    retry (13): a caller no VM claims has no identity (400, not 404). Errors already in
+    retry: a caller no VM claims has no identity (400, not 404). Errors already in
     the identity shape stay as they are."""
     if isinstance(error, IdentityError):
         return error
     if isinstance(error, MissingMetadataHeader):
-        return IdentityHeaderMissing()  # 5 (MI table): bad_request_102
+        return IdentityHeaderMissing()  # the managed-identity docs: bad_request_102
     if isinstance(error, TooManyRequests):
         return IdentityThrottled()
     if isinstance(error, UnknownCaller):
@@ -210,7 +210,8 @@ def identity_error(error: ImdsError) -> ImdsError:
         return IdentityForbidden(error.text)
     if isinstance(error, MethodNotAllowed):
         return IdentityMethodNotAllowed(error.allowed, error.text)
-    # X-Forwarded-For, a repeated parameter: 7 (MI) calls these invalid_request.
+    # X-Forwarded-For, a repeated parameter: the managed-identity docs call these
+    # invalid_request.
     return MalformedRequest()
 
 

@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 from openimds.core.scheduled_events import EVENT_TYPES, EventBook, Step
 from openimds.web.metrics import Histogram
 
-# Seconds from an event's posting to a VM's approval: handlers poll about once a second (8),
+# Seconds from an event's posting to a VM's approval: handlers poll about once a second,
 # and the longest default notice is 15 minutes.
 LATENCY_BUCKETS: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800)
 STATES = ("Pending", "Scheduled", "Started")

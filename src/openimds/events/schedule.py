@@ -31,7 +31,7 @@ TARGET_KINDS: tuple[TargetKind, ...] = (
     "tag",
 )
 
-# Azure's own wording where the reference quotes it (8); ours for Preempt and Terminate.
+# Azure's own wording where its docs quote it; ours for Preempt and Terminate.
 DESCRIPTIONS: dict[EventType, str] = {
     "Freeze": (
         "Virtual machine is being paused because of a memory-preserving Live Migration operation."
