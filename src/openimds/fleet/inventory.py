@@ -30,12 +30,46 @@ class InventoryError(ValueError):
     """A change that would leave the inventory unservable; the message says why."""
 
 
-def snapshot_of(name: str, data: Mapping[str, Any], revision: int) -> VmSnapshot:
+class Interner:
+    """Shares equal parts of VMs' documents. Most of a VM's instance document is what
+    every VM of a fleet has (empty profiles, the same image, location, size), so one
+    copy of each distinct part serves them all: memory per VM follows what is unique to
+    it. Snapshots are never changed in place, which is what makes sharing safe. One
+    interner per batch of VMs read (the whole fleet at start): its pool goes with it."""
+
+    def __init__(self) -> None:
+        self._pool: dict[object, Any] = {}
+
+    def share(self, node: Any) -> Any:
+        if isinstance(node, dict):
+            items = tuple((key, self.share(value)) for key, value in node.items())
+            key: object = ("d", tuple((k, _identity(v)) for k, v in items))
+            return self._pool.setdefault(key, dict(items))
+        if isinstance(node, list):
+            shared = [self.share(item) for item in node]
+            return self._pool.setdefault(("l", tuple(_identity(v) for v in shared)), shared)
+        if isinstance(node, str):
+            return self._pool.setdefault(node, node)
+        return node
+
+    def clear(self) -> None:
+        self._pool.clear()
+
+
+def _identity(value: Any) -> object:
+    # Shared containers are canonical: their identity stands for their contents.
+    return id(value) if isinstance(value, dict | list) else value
+
+
+def snapshot_of(
+    name: str, data: Mapping[str, Any], revision: int, interner: Interner | None = None
+) -> VmSnapshot:
+    instance = data["instance"] if interner is None else interner.share(data["instance"])
     return VmSnapshot(
         id=name,
         name=name,
         revision=revision,
-        instance=data["instance"],
+        instance=instance,
         loadbalancer=data.get("loadbalancer"),
         addresses=tuple(str(a) for a in data.get("addresses", ())),
     )
@@ -126,7 +160,8 @@ class Fleet:
     def replace_texts(self, texts: Mapping[str, str]) -> None:
         data = {name: records.raw(name, text) for name, text in texts.items()}
         check_servable({name: _addresses(d) for name, d in data.items()}, self.addresses_required)
-        vms = {name: snapshot_of(name, d, next(self._revisions)) for name, d in data.items()}
+        interner = Interner()
+        vms = {name: self._snapshot(name, d, interner) for name, d in data.items()}
         self._identity_blocks = {name: d.get("identities") for name, d in data.items()}
         self._install(dict(texts), vms)
 
@@ -139,7 +174,8 @@ class Fleet:
         addresses.update({name: _addresses(d) for name, d in data.items()})
         check_servable(addresses, self.addresses_required)
         vms = dict(self.vms)
-        vms.update({n: snapshot_of(n, d, next(self._revisions)) for n, d in data.items()})
+        interner = Interner()
+        vms.update({name: self._snapshot(name, d, interner) for name, d in data.items()})
         self._identity_blocks.update({n: d.get("identities") for n, d in data.items()})
         self._install({**self.texts, **changed}, vms)
         return list(changed)
@@ -175,6 +211,9 @@ class Fleet:
     def view(self, name: str) -> dict[str, Any]:
         """A VM as a VM file gives it, for people (admin answers, export)."""
         return records.readable(records.raw(name, self.texts[name]))
+
+    def _snapshot(self, name: str, data: Mapping[str, Any], interner: Interner) -> VmSnapshot:
+        return snapshot_of(name, data, next(self._revisions), interner)
 
     def _install(self, texts: dict[str, str], vms: dict[str, VmSnapshot]) -> None:
         # Plain assignments: a reader on the loop runs between changes, never during one.
