@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from openimds.clock import Clock
 from openimds.config import Config, ConfigError
 from openimds.config.admin_token import server_token
 from openimds.config.listen import ListenAddress
@@ -29,6 +30,7 @@ from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
 from openimds.store import Store, StoreError, check_url, open_store
 from openimds.web.metadata.hooks import RequestHook
+from openimds.web.metadata.journal import Journal
 from openimds.web.metrics import RequestMetrics
 
 if TYPE_CHECKING:
@@ -87,6 +89,10 @@ class Runtime:
     store: Store
     fleet: Fleet
     admin_token: str
+    # The server's time (openimds.testing advances it); see clock.py for what it drives.
+    clock: Clock = field(default_factory=Clock)
+    # The metadata listener's request journal (None: journal.size is 0).
+    journal: Journal | None = None
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     endpoints: list[tuple[str, Endpoint]] = field(default_factory=list)
     admin: list[AdminRoutes] = field(default_factory=list)
@@ -194,7 +200,9 @@ def check_start(config: Config, features: Sequence[Feature] | None = None) -> No
         feature.check(config)
 
 
-def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> Runtime:
+def build_runtime(
+    config: Config, features: Sequence[Feature] | None = None, clock: Clock | None = None
+) -> Runtime:
     """A server's parts: the store, the inventory, and each feature's plug
     (`features.ALL` unless a test passes its own list)."""
     if features is None:
@@ -206,7 +214,12 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
     try:
         # The fleet feature fills the inventory from the store and the configuration.
         runtime = Runtime(
-            config=config, store=store, fleet=Fleet(), admin_token=server_token(config, store)
+            config=config,
+            store=store,
+            fleet=Fleet(),
+            admin_token=server_token(config, store),
+            clock=clock or Clock(),
+            journal=Journal(config.journal.size) if config.journal.size else None,
         )
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
         for feature in features:

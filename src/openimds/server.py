@@ -50,6 +50,8 @@ def metadata_server(runtime: Runtime, log: AccessLog | None = None) -> MetadataS
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         idle_timeout=settings.idle_timeout,
         hooks=runtime.hooks,
+        journal=runtime.journal,
+        clock=runtime.clock.now,
     )
 
 
@@ -67,6 +69,7 @@ def listener_server(runtime: Runtime, listener: Listener, log: AccessLog) -> Met
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         idle_timeout=settings.idle_timeout,
         byte_cache=False,
+        clock=runtime.clock.now,
     )
 
 
