@@ -12,6 +12,7 @@ import signal
 import socket
 import stat
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -103,7 +104,15 @@ def _admin_config(runtime: Runtime) -> uvicorn.Config:
     return uvicorn.Config(app, host=listen.host, port=listen.port, **common)  # type: ignore[arg-type]
 
 
-async def serve(runtime: Runtime) -> None:
+async def serve(
+    runtime: Runtime,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM, or until `stop` is set when one is given (a server
+    embedded in a test's thread: openimds.testing). `on_ready` runs once every listener
+    is bound and `runtime.bound` holds their URLs; without it the readiness line is
+    printed."""
     access = access_log(runtime)
     server = metadata_server(runtime, access)
     # Every socket is bound here, before anything is served, so a busy port is one clear
@@ -136,13 +145,11 @@ async def serve(runtime: Runtime) -> None:
             await admin_task  # surfaces the admin listener's failure
             raise OSError(f"cannot start the admin listener on {runtime.config.admin.listen}")
         await asyncio.sleep(0.01)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop or _on_signals(loop)
     _warn_if_exposed(runtime.config.admin.listen)
     runtime.follow_store(loop.call_soon_threadsafe)
-    print(f"openimds: {_describe(listeners[0], admin, runtime)}", flush=True)
+    _announce(_describe(listeners[0], admin, runtime), on_ready)
     ticker = asyncio.create_task(_tick(servers, runtime))
     try:
         await stop.wait()
@@ -159,6 +166,21 @@ async def serve(runtime: Runtime) -> None:
             await admin_task
         _remove_unix_socket(runtime.config.admin.listen)
         access.flush()
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _announce(described: str, on_ready: Callable[[], None] | None) -> None:
+    if on_ready is None:
+        print(f"openimds: {described}", flush=True)
+    else:
+        on_ready()
 
 
 def _warn_if_exposed(admin: ListenAddress) -> None:
