@@ -55,6 +55,9 @@ ALL: tuple[Feature, ...] = (
     Feature("events", "openimds.events", commands=("events",)),
     Feature("attested", "openimds.attested", commands=("ca", "attested")),
     Feature("identity", "openimds.identity", commands=("keys", "env")),
+    Feature("faults", "openimds.faults", commands=("faults",)),
+    Feature("journal", "openimds.journal", commands=("requests",)),
+    Feature("testing", "openimds.testing"),
 )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from openimds.clock import Clock
 from openimds.config import Config, ConfigError
 from openimds.config.admin_token import server_token
 from openimds.config.listen import ListenAddress
@@ -32,6 +33,7 @@ from openimds.fleet.inventory import Fleet
 from openimds.fleet.proxy import load_trust
 from openimds.store import Store, StoreError, check_url, open_store
 from openimds.web.metadata.hooks import RequestHook
+from openimds.web.metadata.journal import Journal
 from openimds.web.metrics import RequestMetrics
 
 if TYPE_CHECKING:
@@ -92,6 +94,10 @@ class Runtime:
     admin_token: str
     # The signed edge proxy's contract (the `proxy` section), None when off.
     proxy: ProxyTrust | None = None
+    # The server's time (openimds.testing advances it); see clock.py for what it drives.
+    clock: Clock = field(default_factory=Clock)
+    # The metadata listener's request journal (None: journal.size is 0).
+    journal: Journal | None = None
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     endpoints: list[tuple[str, Endpoint]] = field(default_factory=list)
     admin: list[AdminRoutes] = field(default_factory=list)
@@ -207,7 +213,9 @@ def _prune_budgets(limiters: Mapping[str, RateLimiter]) -> None:
         limiter.prune(now)
 
 
-def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> Runtime:
+def build_runtime(
+    config: Config, features: Sequence[Feature] | None = None, clock: Clock | None = None
+) -> Runtime:
     """A server's parts: the store, the inventory, and each feature's plug
     (`features.ALL` unless a test passes its own list)."""
     if features is None:
@@ -225,6 +233,8 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
             fleet=Fleet(addresses_required=not config.proxy.proxy_only),
             admin_token=server_token(config, store),
             proxy=proxy,
+            clock=clock or Clock(),
+            journal=Journal(config.journal.size) if config.journal.size else None,
         )
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
         runtime.background.append(functools.partial(_prune_budgets, runtime.limiters))

@@ -12,6 +12,7 @@ import signal
 import socket
 import stat
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -52,6 +53,8 @@ def metadata_server(runtime: Runtime, log: AccessLog | None = None) -> MetadataS
         idle_timeout=settings.idle_timeout,
         hooks=runtime.hooks,
         proxy=None if runtime.proxy is None else ProxyCallers(runtime.proxy, runtime.fleet),
+        journal=runtime.journal,
+        clock=runtime.clock.now,
     )
 
 
@@ -69,6 +72,7 @@ def listener_server(runtime: Runtime, listener: Listener, log: AccessLog) -> Met
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         idle_timeout=settings.idle_timeout,
         byte_cache=False,
+        clock=runtime.clock.now,
     )
 
 
@@ -102,7 +106,15 @@ def _admin_config(runtime: Runtime) -> uvicorn.Config:
     return uvicorn.Config(app, host=listen.host, port=listen.port, **common)  # type: ignore[arg-type]
 
 
-async def serve(runtime: Runtime) -> None:
+async def serve(
+    runtime: Runtime,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM, or until `stop` is set when one is given (a server
+    embedded in a test's thread: openimds.testing). `on_ready` runs once every listener
+    is bound and `runtime.bound` holds their URLs; without it the readiness line is
+    printed."""
     access = access_log(runtime)
     server = metadata_server(runtime, access)
     # Every socket is bound here, before anything is served, so a busy port is one clear
@@ -135,13 +147,11 @@ async def serve(runtime: Runtime) -> None:
             await admin_task  # surfaces the admin listener's failure
             raise OSError(f"cannot start the admin listener on {runtime.config.admin.listen}")
         await asyncio.sleep(0.01)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop or _on_signals(loop)
     _warn_if_exposed(runtime.config.admin.listen)
     runtime.follow_store(loop.call_soon_threadsafe)
-    print(f"openimds: {_describe(listeners[0], admin, runtime)}", flush=True)
+    _announce(_describe(listeners[0], admin, runtime), on_ready)
     ticker = asyncio.create_task(_tick(servers, runtime))
     try:
         await stop.wait()
@@ -158,6 +168,21 @@ async def serve(runtime: Runtime) -> None:
             await admin_task
         _remove_unix_socket(runtime.config.admin.listen)
         access.flush()
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _announce(described: str, on_ready: Callable[[], None] | None) -> None:
+    if on_ready is None:
+        print(f"openimds: {described}", flush=True)
+    else:
+        on_ready()
 
 
 def _warn_if_exposed(admin: ListenAddress) -> None:

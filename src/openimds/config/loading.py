@@ -34,6 +34,8 @@ ENV_VARS: dict[str, str] = {
     "OPENIMDS_IDENTITY_RATE_LIMIT": "identity.rate_limit",
     "OPENIMDS_IDENTITY_TOKEN_LIFETIME": "identity.token_lifetime",
     "OPENIMDS_PROXY_SECRET": "proxy.secret",
+    "OPENIMDS_JOURNAL_SIZE": "journal.size",
+    "OPENIMDS_BOOT_SECONDS": "faults.boot_seconds",
 }
 
 # Command-line flags and the settings they set (`serve` and the admin commands), so an

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from openimds.config.errors import FieldError
+from openimds.config.faults_model import FaultsSettings
 from openimds.config.hosts_model import HostsSettings
 from openimds.config.identity_model import guid
 from openimds.config.listen import Listen, ListenAddress
@@ -193,6 +194,12 @@ class IdentitySettings(_Section):
         return value
 
 
+class JournalSettings(_Section):
+    """The request journal (docs/testing.md): the last requests of each VM, redacted."""
+
+    size: int = Field(100, ge=0, le=100000, description="requests kept per VM; 0 turns it off")
+
+
 class Config(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
@@ -202,6 +209,8 @@ class Config(_Section):
     attested: AttestedSettings = Field(default_factory=AttestedSettings)
     hosts: HostsSettings = Field(default_factory=HostsSettings)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
+    faults: FaultsSettings = Field(default_factory=FaultsSettings)
+    journal: JournalSettings = Field(default_factory=JournalSettings)
     # Empty when every VM comes from the state store (added through the admin API).
     vms: list[VmSpec] = Field(default_factory=list)
 

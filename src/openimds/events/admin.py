@@ -7,6 +7,8 @@ POST /events/{id}/start         start now
 POST /events/{id}/complete      remove a Started event now
 POST /events/{id}/cancel        remove a Pending or Scheduled event
 POST /events/scenario           load a scenario (its relative times count from now)
+POST /events/drill              a built-in drill: {"drill": NAME, "dev": bool, "vm": NAME}
+GET  /events/drills             the drills and their timings
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from openimds.core.scheduled_events import (
     Trigger,
     UnknownEvent,
 )
+from openimds.events.drills import DRILLS, UnknownDrill, drill_request
 from openimds.events.schedule import ScheduleError, validate_request
 from openimds.events.service import EventsService
 
@@ -83,7 +86,13 @@ class EventsAdmin:
 
     def errors(self) -> Mapping[type[Exception], int]:
         """Operator mistakes become 4xx with a sentence (store failures: the app's 503)."""
-        return {ScheduleError: 400, UnknownEvent: 404, InvalidTransition: 409, DuplicateEvent: 409}
+        return {
+            ScheduleError: 400,
+            UnknownDrill: 404,
+            UnknownEvent: 404,
+            InvalidTransition: 409,
+            DuplicateEvent: 409,
+        }
 
     def routes(self) -> list[BaseRoute]:
         service = self.service
@@ -121,6 +130,50 @@ class EventsAdmin:
             """
             scheduled = service.load_scenario(await _json_body(request))
             return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
+
+        async def drill(request: Request) -> Response:
+            """
+            responses:
+              201:
+                description: The drill's events (docs/scheduled-events.md, Drills).
+              400:
+                description: The body is not valid (the error says why).
+              404:
+                description: No drill has this name.
+            """
+            body = await _json_body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("drill"), str):
+                raise ScheduleError('expected {"drill": NAME, "dev": true|false, "vm": NAME}')
+            vm = body.get("vm")
+            data = drill_request(
+                body["drill"], vm if isinstance(vm, str) else None, bool(body.get("dev"))
+            )
+            scheduled = service.schedule([validate_request(data)])
+            return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
+
+        async def drills(request: Request) -> Response:
+            """
+            responses:
+              200:
+                description: The built-in drills with their real and dev timings.
+            """
+            return JSONResponse(
+                {
+                    "drills": [
+                        {
+                            "name": d.name,
+                            "type": d.type,
+                            "eventSource": d.source,
+                            "description": d.description,
+                            "notice": d.notice,
+                            "devNotice": d.dev_notice,
+                            "durationInSeconds": d.duration,
+                            "summary": d.summary,
+                        }
+                        for d in DRILLS.values()
+                    ]
+                }
+            )
 
         async def one(request: Request) -> Response:
             """
@@ -163,6 +216,8 @@ class EventsAdmin:
             Route("/events", list_events, methods=["GET"]),
             Route("/events", schedule, methods=["POST"]),
             Route("/events/scenario", scenario, methods=["POST"]),
+            Route("/events/drill", drill, methods=["POST"]),
+            Route("/events/drills", drills, methods=["GET"]),
             Route("/events/{event_id}", one, methods=["GET"]),
             Route("/events/{event_id}/start", act("start"), methods=["POST"]),
             Route("/events/{event_id}/complete", act("complete"), methods=["POST"]),

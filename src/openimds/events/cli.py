@@ -145,4 +145,26 @@ def load(path: str, admin: AdminTarget, as_json: bool) -> None:
         click.echo(f"{event['eventId']}  {event['type']}  {event['state']}")
 
 
+@events.command("drill")
+@click.argument("name", required=False)
+@click.option("--dev", is_flag=True, help="Compressed timings (seconds of notice) for CI.")
+@click.option("--vm", help="The VM (default: the only one).")
+@admin_options
+@JSON_OPTION
+def drill(name: str | None, dev: bool, vm: str | None, admin: AdminTarget, as_json: bool) -> None:
+    """Run the maintenance drill NAME (without NAME: list the drills)."""
+    if name is None:
+        for d in admin_call(admin, "GET", "/events/drills")["drills"]:
+            notice = f"{d['notice']:g}s notice ({d['devNotice']:g}s with --dev)"
+            click.echo(f"{d['name']:<18} {d['type']:<9} {notice:<28} {d['summary']}")
+        return
+    body = {"drill": name, "dev": dev, **({"vm": vm} if vm else {})}
+    answer = admin_call(admin, "POST", "/events/drill", body)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    for event in answer["events"]:
+        click.echo(f"{event['eventId']}  {event['type']}  NotBefore {_when(event['notBefore'])}")
+
+
 COMMANDS = (events,)

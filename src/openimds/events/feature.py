@@ -21,7 +21,7 @@ def install(runtime: Runtime) -> Plug:
     configured scenario (a bad scenario stops the start with a ConfigError)."""
     settings = runtime.config.events
     fleet = runtime.fleet
-    service = EventsService(runtime.store, settings, lambda: fleet.specs)
+    service = EventsService(runtime.store, settings, lambda: fleet.specs, clock=runtime.clock.now)
     _load_scenario(service)
     return Plug(
         endpoints=[(PATH, ScheduledEventsEndpoint(service.book_at))],

@@ -25,8 +25,17 @@ class AccessLog:
         self.stamp = ""
 
     def record(
-        self, method: str, path: str, status: int, vm: str, seconds: float, peer: str
+        self,
+        method: str,
+        path: str,
+        status: int,
+        vm: str,
+        seconds: float,
+        peer: str,
+        route: str = "",
     ) -> None:
+        """One line; an answer a request hook gave (a fault rule: route `hook:<rule>`)
+        carries the rule's name, and status 0 when the hook gave no answer."""
         if '"' in path or "\\" in path or not path.isprintable():
             path = json.dumps(path)[1:-1]
         if '"' in vm or "\\" in vm or not vm.isprintable():  # names come from the user's file
@@ -35,7 +44,8 @@ class AccessLog:
             f'{{"ts":"{self.stamp}","level":"info","logger":"openimds.access","event":"access",'
             f'"method":"{method}",'
             f'"path":"{path}",'
-            f'"status":{status},"vm":"{vm}","ms":{seconds * 1000:.3f},"peer":"{peer}"}}\n'
+            f'"status":{status},"vm":"{vm}","ms":{seconds * 1000:.3f},"peer":"{peer}"'
+            + (f',"rule":{json.dumps(route[5:])}}}\n' if route[:5] == "hook:" else "}\n")
         )
         if len(self._lines) >= _FLUSH_AT:
             self.flush()

@@ -1,11 +1,12 @@
 """Drive cloud-init's Azure data source (Debian cloud-init 22.x) against openimds.
 
 Run by tests/clients/test_cloud_init.py with Debian's /usr/bin/python3:
-    cloud_init_probe.py METADATA_URL WORKDIR [WANTED_API_VERSION]
+    cloud_init_probe.py METADATA_URL WORKDIR [WANTED_API_VERSION] [retries=N]
 WANTED_API_VERSION replaces the version cloud-init asks for first (2021-08-01), to see
-its fallback to 2019-06-01 when the server refuses a version. Prints one JSON line: what
-cloud-init fetched and what it made of it. Only the IMDS address is changed; every call
-below is cloud-init's own code path.
+its fallback to 2019-06-01 when the server refuses a version. retries=N lets cloud-init
+retry each fetch as it does at boot (its IMDS_RETRY_CODES, 1 s apart; default 0).
+Prints one JSON line: what cloud-init fetched and what it made of it. Only the IMDS
+address is changed; every call below is cloud-init's own code path.
 """
 
 import base64
@@ -52,19 +53,23 @@ def observe_requests():
 
 def main():
     metadata_url, workdir = sys.argv[1:3]
+    retries = 0
     isolation = require_isolation()
     redirect(metadata_url)
-    if len(sys.argv) > 3:
-        DataSourceAzure.IMDS_VER_WANT = sys.argv[3]  # read at call time
+    for arg in sys.argv[3:]:
+        if arg.startswith("retries="):
+            retries = int(arg.partition("=")[2])
+        else:
+            DataSourceAzure.IMDS_VER_WANT = arg  # read at call time
     observe_requests()
     paths = helpers.Paths({"cloud_dir": workdir + "/cloud", "run_dir": workdir + "/run"})
     ds = DataSourceAzure.DataSourceAzure(sys_cfg={}, distro=None, paths=paths)
 
     # The boot crawl (crawl_metadata calls exactly this) and the primary-NIC check's
     # network sub-tree fetch (_check_if_nic_is_primary).
-    imds = ds.get_imds_data_with_api_fallback(retries=0)
+    imds = ds.get_imds_data_with_api_fallback(retries=retries)
     network = ds.get_imds_data_with_api_fallback(
-        retries=0, md_type=DataSourceAzure.MetadataType.NETWORK
+        retries=retries, md_type=DataSourceAzure.MetadataType.NETWORK
     )
 
     ds._metadata_imds = imds

@@ -65,6 +65,7 @@ PURE_STDLIB = frozenset(
         "dataclasses",
         "datetime",  # only for formatting an injected `now`; see the call check below
         "enum",
+        "fnmatch",  # fnmatchcase only: string matching, no file system
         "functools",
         "hashlib",
         "hmac",

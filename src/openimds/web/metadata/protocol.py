@@ -26,6 +26,7 @@ from openimds.core.endpoint import Endpoint
 from openimds.core.errors import ImdsError, ProxyRefused, UnknownCaller, error_response
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
+from openimds.web.metadata.deferred import DeferredTransport
 from openimds.web.metadata.hooks import HookedRequest, Takeover
 from openimds.web.metadata.state import (
     CACHE_ENTRIES,
@@ -80,6 +81,8 @@ class MetadataProtocol(asyncio.Protocol):
         self.answered = False
         self.head_bytes = 0
         self.closing = False
+        self.holding = False  # a hook holds this connection open without answering
+        self.fired = ""  # the hook rule that took the last request over unanswered
 
     # -- connection lifecycle -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -255,10 +258,8 @@ class MetadataProtocol(asyncio.Protocol):
         if transport is None:
             return
         server = self.server
-        if cached is None:  # a hook hung up without an answer
-            self.closing = True
-            transport.close()
-            server.metrics.observe("hook", 0, vm_name, time.perf_counter() - started)
+        if cached is None:  # a hook hung up, or holds the connection, without an answer
+            self._unanswered(transport, method, vm_name, time.perf_counter() - started)
             return
         if method == "HEAD":  # the answer (a 405) must not carry a body after a HEAD
             transport.write(b"".join((cached.head, server.date, b"\r\n\r\n")))
@@ -273,7 +274,32 @@ class MetadataProtocol(asyncio.Protocol):
         server.metrics.observe(cached.route, cached.status, vm_name, elapsed)
         if server.access_log.enabled:
             path = self.url.partition(b"?")[0].decode("latin-1")
-            server.access_log.record(method, path, cached.status, vm_name, elapsed, self.peer)
+            server.access_log.record(
+                method, path, cached.status, vm_name, elapsed, self.peer, cached.route
+            )
+        if server.journal is not None:
+            server.journal.record(
+                vm_name, method, self.url, self.headers, cached.status, cached.route, self.peer
+            )
+
+    def _unanswered(
+        self, transport: asyncio.Transport, method: str, vm_name: str, elapsed: float
+    ) -> None:
+        """A hook's verdict without an answer: hang up, or hold the connection open and
+        read nothing more (the idle timeout, or the client giving up, ends it)."""
+        self.closing = True
+        if self.holding:
+            transport.pause_reading()
+        else:
+            transport.close()
+        server = self.server
+        route = f"hook:{self.fired}"
+        server.metrics.observe(route, 0, vm_name, elapsed)
+        if server.access_log.enabled:
+            path = self.url.partition(b"?")[0].decode("latin-1")
+            server.access_log.record(method, path, 0, vm_name, elapsed, self.peer, route)
+        if server.journal is not None:
+            server.journal.record(vm_name, method, self.url, self.headers, 0, route, self.peer)
 
     # -- answering -----------------------------------------------------------------------
     def answer(self, method: str, keep_alive: bool) -> tuple[Cached | None, str]:
@@ -289,11 +315,9 @@ class MetadataProtocol(asyncio.Protocol):
         except ProxyRefused as refused:
             return self._refused(refused, method, keep_alive), "-"
         if server.hooks:
-            verdict = server.take_over(
-                HookedRequest(vm, method, self.url.decode("latin-1"), self.peer)
-            )
-            if verdict is not None:
-                return self._taken_over(verdict, keep_alive), "-" if vm is None else vm.name
+            taken = self._hooked(vm, method, keep_alive)
+            if taken is not None:
+                return taken
         if vm is None:
             server.metrics.unknown_callers += 1
             endpoint = server.service.route(self.core_request(method))
@@ -305,7 +329,11 @@ class MetadataProtocol(asyncio.Protocol):
             fast = flags != _UNCACHEABLE
             cache = server.cache_for(vm)
             hit = cache.entries.get((self.url, flags)) if fast else None
-            if hit is not None and hit.valid_until is not None and time.time() >= hit.valid_until:
+            if (
+                hit is not None
+                and hit.valid_until is not None
+                and (server.clock() >= hit.valid_until)
+            ):
                 hit = None  # time-bound answer (a token's countdown) gone stale
             if hit is not None:
                 if not self._within_budget(vm, hit.route):
@@ -336,11 +364,51 @@ class MetadataProtocol(asyncio.Protocol):
         error = refused if endpoint is None else endpoint.own_error(refused)
         return server.encode(error_response(error), "refused", not keep_alive)
 
+    def _hooked(
+        self, vm: VmSnapshot | None, method: str, keep_alive: bool
+    ) -> tuple[Cached | None, str] | None:
+        """The hooks' verdict: an answer of their own (or none), else None: the normal
+        path answers, delayed if a hook says so."""
+        verdict = self.server.take_over(
+            HookedRequest(vm, method, self.url.decode("latin-1"), self.peer)
+        )
+        if verdict is None:
+            return None
+        if verdict.delay > 0:
+            self._defer(verdict.delay)
+        if verdict.response is None and not verdict.close and not verdict.hold:
+            return None
+        return self._taken_over(verdict, keep_alive), "-" if vm is None else vm.name
+
     def _taken_over(self, verdict: Takeover, keep_alive: bool) -> Cached | None:
-        """A hook's answer, encoded for this request alone (never cached)."""
+        """A hook's answer, encoded for this request alone (never cached); None: no
+        answer (`self.holding` says whether to hold the connection or hang up)."""
         if verdict.response is None:
+            self.fired = verdict.rule
+            self.holding = verdict.hold
             return None
         return self.server.encode(verdict.response, f"hook:{verdict.rule}", not keep_alive)
+
+    def _defer(self, delay: float) -> None:
+        """Everything written from now on (this answer, answers to requests pipelined
+        behind it, a close) goes out `delay` seconds from now, in order; reading pauses
+        meanwhile. Done by standing a recording transport in for the real one, so the
+        normal path needs no check of its own."""
+        real = self.transport
+        if real is None or isinstance(real, DeferredTransport):
+            return  # delays do not stack: this answer waits with the one ahead of it
+        deferred = DeferredTransport(real)
+        self.transport = deferred
+        real.pause_reading()
+        asyncio.get_running_loop().call_later(delay, self._release, deferred)
+
+    def _release(self, deferred: DeferredTransport) -> None:
+        if self.transport is not deferred:
+            return  # the client went away meanwhile
+        self.transport = deferred.real
+        deferred.replay()
+        if not self.closing and not deferred.real.is_closing():
+            deferred.real.resume_reading()
 
     def _within_budget(self, vm: VmSnapshot, route: str) -> bool:
         server = self.server
@@ -382,7 +450,7 @@ class MetadataProtocol(asyncio.Protocol):
 
     def _run_core(self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot) -> Response:
         try:
-            response = self.server.service.dispatch(request, endpoint, vm, time.time())
+            response = self.server.service.dispatch(request, endpoint, vm, self.server.clock())
             if response.effects and self.server.effects is not None:
                 self.server.effects(vm, response.effects)
             return response

@@ -17,7 +17,8 @@ from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
 from openimds.web.access_log import AccessLog
-from openimds.web.metadata.hooks import HookedRequest, RequestHook, Takeover
+from openimds.web.metadata.hooks import HookedRequest, RequestHook, Takeover, is_on, watch
+from openimds.web.metadata.journal import Journal
 from openimds.web.metadata.wire import Cached, encode
 from openimds.web.metrics import RequestMetrics
 
@@ -66,6 +67,8 @@ class MetadataServer:
         hooks: Sequence[RequestHook] = (),
         byte_cache: bool = True,
         proxy: SignedCallers | None = None,
+        journal: Journal | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
         # Set with a proxy secret: callers are resolved through it, and its headers are
@@ -82,7 +85,17 @@ class MetadataServer:
         self.access_log = access_log
         self.metrics = metrics
         self.effects = effects
-        self.hooks = tuple(hooks)
+        # Only hooks that are on are called; the list is updated in place when a hook's
+        # switch flips, so the listener's test stays `if server.hooks`.
+        self.registered_hooks = tuple(hooks)
+        self.hooks: list[RequestHook] = []
+        self.refresh_hooks()
+        for hook in self.registered_hooks:
+            watch(hook, self.refresh_hooks)
+        # The request journal (None: off): what each VM asked, for tests and operators.
+        self.journal = journal
+        # The `now` handed to the core (the runtime's clock: a test may advance it).
+        self.clock = clock
         self.idle_ticks = max(1, round(idle_timeout))
         self.server_token = b"Server: " + server_header.encode("latin-1") + b"\r\n"
         self.date = b""
@@ -118,6 +131,9 @@ class MetadataServer:
     def drop_cached(self, vm: VmSnapshot) -> None:
         """Forget every finished answer of a VM (its state changed outside its revision)."""
         self._caches.pop(vm.id, None)
+
+    def refresh_hooks(self) -> None:
+        self.hooks[:] = [hook for hook in self.registered_hooks if is_on(hook)]
 
     def take_over(self, request: HookedRequest) -> Takeover | None:
         """The first hook's verdict on a request, if any hook takes it over."""

@@ -1,0 +1,1 @@
+"""Fault injection on the metadata listener (docs/faults.md)."""

@@ -1,0 +1,95 @@
+"""The request journal: the last N requests of each VM on the metadata listener, for
+tests ("my agent asked for api-version X with `Metadata: true`") and operators
+(`openimds requests`).
+
+The listener appends a tuple of references it already holds (the raw target, the header
+list, the status) to a bounded ring per VM: no decoding, no copying on the request path.
+Decoding happens when someone reads the journal, and so does redaction: secret headers
+and query parameters are shown as "[redacted]" and no answer body is ever kept, so tokens
+and secrets never leave the server through it (docs/testing.md, "The request journal").
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qsl
+
+REDACTED = "[redacted]"
+# Header names whose values are credentials (Arc's Basic key, App Service's and Service
+# Fabric's secrets, bearer tokens), and name fragments that mark one.
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-identity-header", "secret"}
+)
+_SECRET_MARKS = ("secret", "token", "password", "key", "signature", "sig")
+
+Entry = tuple[int, float, str, bytes, list[tuple[bytes, bytes]], int, str, str, str]
+
+
+class Journal:
+    """Bounded rings of requests, one per VM name ("-" for unknown callers)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.seq = 0
+        self._rings: dict[str, deque[Entry]] = {}
+
+    def record(
+        self,
+        vm: str,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        status: int,
+        route: str,
+        peer: str,
+    ) -> None:
+        ring = self._rings.get(vm)
+        if ring is None:
+            ring = self._rings[vm] = deque(maxlen=self.size)
+        self.seq += 1
+        ring.append((self.seq, time.time(), vm, target, headers, status, route, peer, method))
+
+    def clear(self) -> None:
+        self._rings.clear()
+
+    def entries(
+        self, vm: str | None = None, after: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Requests in the order they came (oldest first), decoded and redacted; only
+        `vm`'s when given, only those after sequence number `after`, the last `limit`."""
+        rings = [self._rings.get(vm, deque())] if vm is not None else self._rings.values()
+        picked = sorted((e for ring in rings for e in ring if e[0] > after), key=lambda e: e[0])
+        if limit is not None:
+            picked = picked[-limit:] if limit > 0 else []
+        return [decode(entry) for entry in picked]
+
+
+def decode(entry: Entry) -> dict[str, Any]:
+    seq, at, vm, target, headers, status, route, peer, method = entry
+    path, _, query = target.decode("latin-1").partition("?")
+    view: dict[str, Any] = {
+        "seq": seq,
+        "at": at,
+        "method": method,
+        "path": path,
+        "query": {k: _shown(k, v) for k, v in parse_qsl(query, keep_blank_values=True)},
+        "headers": {
+            name: _shown(name, value)
+            for name, value in ((n.decode("latin-1"), v.decode("latin-1")) for n, v in headers)
+        },
+        "vm": None if vm == "-" else vm,
+        "status": status,
+        "peer": peer,
+    }
+    if route.startswith("hook:"):
+        view["fault"] = route[5:]
+    return view
+
+
+def _shown(name: str, value: str) -> str:
+    lower = name.lower()
+    if lower in _SECRET_HEADERS or any(mark in lower for mark in _SECRET_MARKS):
+        return REDACTED
+    return value

@@ -1,0 +1,57 @@
+"""The request journal: bounded per VM, in arrival order, filtered and limited on read,
+secrets redacted on read, no answer body kept."""
+
+from __future__ import annotations
+
+from openimds.web.metadata.journal import REDACTED, Journal
+
+HEADERS = [
+    (b"Metadata", b"true"),
+    (b"Authorization", b"Basic c2VjcmV0"),
+    (b"X-IDENTITY-HEADER", b"app-service-secret"),
+    (b"secret", b"service-fabric-secret"),
+    (b"User-Agent", b"azsdk-python-identity/1.27.0"),
+]
+
+
+def test_rings_are_bounded_per_vm_and_read_in_order() -> None:
+    journal = Journal(size=2)
+    for n in range(3):
+        journal.record("a", "GET", f"/p{n}".encode(), [], 200, "instance", "10.0.0.4")
+    journal.record("b", "GET", b"/q", [], 404, "unknown", "10.0.0.5")
+    assert [e["path"] for e in journal.entries()] == ["/p1", "/p2", "/q"]
+    assert [e["path"] for e in journal.entries("a")] == ["/p1", "/p2"]
+    assert journal.entries("nobody") == []
+    assert [e["seq"] for e in journal.entries(after=3)] == [4]
+    assert [e["path"] for e in journal.entries(limit=1)] == ["/q"]
+    assert journal.entries(limit=0) == []
+    journal.clear()
+    assert journal.entries() == []
+
+
+def test_entries_decode_query_headers_vm_and_fault() -> None:
+    journal = Journal(size=10)
+    target = b"/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fv"
+    journal.record("vm-a", "GET", target, HEADERS, 429, "hook:flaky", "127.0.0.1")
+    journal.record("-", "GET", b"/metadata/instance", [], 404, "unknown", "10.9.9.9")
+    first, second = journal.entries()
+    assert first["query"] == {"api-version": "2018-02-01", "resource": "https://v"}
+    assert first["headers"] == {
+        "Metadata": "true",
+        "Authorization": REDACTED,
+        "X-IDENTITY-HEADER": REDACTED,
+        "secret": REDACTED,
+        "User-Agent": "azsdk-python-identity/1.27.0",
+    }
+    assert (first["vm"], first["status"], first["fault"]) == ("vm-a", 429, "flaky")
+    assert second["vm"] is None and "fault" not in second
+
+
+def test_secret_query_parameters_are_redacted() -> None:
+    journal = Journal(size=1)
+    journal.record("a", "GET", b"/x?client_secret=s3&sig=abc&api-version=1", [], 200, "r", "p")
+    assert journal.entries()[0]["query"] == {
+        "client_secret": REDACTED,
+        "sig": REDACTED,
+        "api-version": "1",
+    }
