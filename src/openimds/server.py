@@ -23,6 +23,7 @@ from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Listener, Runtime
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
+from openimds.web.login_guard import LoginGuard
 from openimds.web.metadata.protocol import MetadataProtocol
 from openimds.web.metadata.state import MetadataServer
 
@@ -79,6 +80,7 @@ def admin_app(runtime: Runtime) -> Starlette:
         features=runtime.admin,
         collectors=runtime.collectors,
         health=lambda: {"vms": len(fleet.vms)},
+        guard=LoginGuard(runtime.config.admin.login_failures),
     )
 
 

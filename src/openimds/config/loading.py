@@ -29,6 +29,7 @@ ENV_VARS: dict[str, str] = {
     "OPENIMDS_ACCESS_LOG": "server.access_log",
     "OPENIMDS_ADMIN_LISTEN": "admin.listen",
     "OPENIMDS_ADMIN_TOKEN": "admin.token",
+    "OPENIMDS_ADMIN_LOGIN_FAILURES": "admin.login_failures",
     "OPENIMDS_STATE": "state.path",
     "OPENIMDS_IDENTITY_ISSUER": "identity.issuer",
     "OPENIMDS_IDENTITY_RATE_LIMIT": "identity.rate_limit",

@@ -63,6 +63,9 @@ class ServerSettings(_Section):
 class AdminSettings(_Section):
     listen: Listen = Field("127.0.0.1:8081", validate_default=True)
     token: SecretStr | None = None
+    login_failures: int = Field(
+        10, ge=0, description="refused tokens per source address per minute, then 429; 0: off"
+    )
 
     @field_validator("token")
     @classmethod

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openimds import __version__
 from openimds.store import StoreError
+from openimds.web.login_guard import LoginGuard
 from openimds.web.metrics import MetricsCollector, RequestMetrics
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -50,10 +51,13 @@ class AdminRoutes(Protocol):
 
 
 class TokenAuth(BaseHTTPMiddleware):
-    def __init__(self, app: Any, token: str, public_paths: Iterable[str]) -> None:
+    def __init__(
+        self, app: Any, token: str, public_paths: Iterable[str], guard: LoginGuard
+    ) -> None:
         super().__init__(app)
         self.expected = token.encode()
         self.public = [compile_path(template)[0] for template in public_paths]
+        self.guard = guard
 
     def is_public(self, path: str) -> bool:
         return any(pattern.fullmatch(path) for pattern in self.public)
@@ -61,11 +65,22 @@ class TokenAuth(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if self.is_public(request.url.path):
             return await call_next(request)
+        source = request.client.host if request.client else "unix"
+        # A source past its failures is refused before its token is looked at, so the
+        # answer tells a guesser nothing until the wait is over.
+        wait = self.guard.retry_after(source)
+        if wait is not None:
+            return JSONResponse(
+                {"error": f"too many refused tokens from {source}; retry in {wait} s"},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
         # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in
         # constant time.
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         valid = hmac.compare_digest(given.strip().encode(), self.expected)
         if scheme.lower() != "bearer" or not valid:
+            self.guard.failed(source)
             return JSONResponse(
                 {"error": "unauthorized", "error_description": "a valid bearer token is required"},
                 status_code=401,
@@ -160,6 +175,7 @@ def build_admin_app(
     features: Iterable[AdminRoutes] = (),
     collectors: Iterable[Collector] = (),
     health: Callable[[], Mapping[str, object]] = dict,
+    guard: LoginGuard | None = None,
 ) -> Starlette:
     """The admin application: its own routes and every feature's, behind the token."""
     features = list(features)
@@ -206,7 +222,7 @@ def build_admin_app(
         routes=routes,
         middleware=[
             Middleware(RequestLog),
-            Middleware(TokenAuth, token=token, public_paths=public),
+            Middleware(TokenAuth, token=token, public_paths=public, guard=guard or LoginGuard()),
         ],
         exception_handlers=error_handlers(features),
     )
