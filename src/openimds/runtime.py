@@ -28,6 +28,7 @@ from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
 from openimds.store import Store, StoreError, check_url, open_store
+from openimds.web.admin_tls import AdminTls, admin_tls, check_files
 from openimds.web.metadata.hooks import RequestHook
 from openimds.web.metrics import RequestMetrics
 
@@ -101,6 +102,7 @@ class Runtime:
     # Listener name ("metadata", "admin", each extra listener's) -> the base URL it was
     # bound to, filled in by the server once its sockets are bound (port 0 resolved).
     bound: dict[str, str] = field(default_factory=dict)
+    admin_tls: AdminTls | None = None  # None: the admin listener speaks plain HTTP
 
     def service(self) -> MetadataService:
         return build_service(self.endpoints)
@@ -190,6 +192,7 @@ def check_start(config: Config, features: Sequence[Feature] | None = None) -> No
         check_url(config.state.path)
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
+    check_files(config)
     for feature in features:
         feature.check(config)
 
@@ -208,6 +211,7 @@ def build_runtime(config: Config, features: Sequence[Feature] | None = None) -> 
         runtime = Runtime(
             config=config, store=store, fleet=Fleet(), admin_token=server_token(config, store)
         )
+        runtime.admin_tls = admin_tls(config, store)
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
         for feature in features:
             runtime.add(feature.name, feature.install(runtime))

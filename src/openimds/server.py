@@ -96,10 +96,18 @@ def _hint(host: str, exc: OSError) -> str:
 def _admin_config(runtime: Runtime) -> uvicorn.Config:
     app = admin_app(runtime)
     listen = runtime.config.admin.listen
-    common = {"log_config": None, "access_log": False, "lifespan": "off", "loop": "none"}
+    common: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "off",
+        "loop": "none",
+    }
+    tls = runtime.admin_tls
+    if tls is not None:
+        common["ssl_context_factory"] = lambda config, default: tls.context
     if listen.path is not None:
-        return uvicorn.Config(app, uds=listen.path, **common)  # type: ignore[arg-type]
-    return uvicorn.Config(app, host=listen.host, port=listen.port, **common)  # type: ignore[arg-type]
+        return uvicorn.Config(app, uds=listen.path, **common)
+    return uvicorn.Config(app, host=listen.host, port=listen.port, **common)
 
 
 async def serve(runtime: Runtime) -> None:
@@ -139,9 +147,8 @@ async def serve(runtime: Runtime) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    _warn_if_exposed(runtime.config.admin.listen)
     runtime.follow_store(loop.call_soon_threadsafe)
-    print(f"openimds: {_describe(listeners[0], admin, runtime)}", flush=True)
+    _announce(listeners[0], admin, runtime)
     ticker = asyncio.create_task(_tick(servers, runtime))
     try:
         await stop.wait()
@@ -160,9 +167,18 @@ async def serve(runtime: Runtime) -> None:
         access.flush()
 
 
-def _warn_if_exposed(admin: ListenAddress) -> None:
-    # The README promises loopback or a Unix socket; say so when that is not the case.
-    if not admin.is_local:
+def _announce(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime) -> None:
+    """The lines a start prints: the admin certificate's fingerprint (to pin it), then the
+    ready line; and a warning when the admin token would cross the network unencrypted."""
+    _warn_if_exposed(runtime.config.admin.listen, tls=runtime.admin_tls is not None)
+    if runtime.admin_tls is not None:
+        print(f"openimds: admin TLS certificate SHA-256 {runtime.admin_tls.fingerprint}")
+    print(f"openimds: {_describe(listener, admin, runtime)}", flush=True)
+
+
+def _warn_if_exposed(admin: ListenAddress, *, tls: bool) -> None:
+    # The README promises loopback, a Unix socket or TLS; say so when none holds.
+    if not admin.is_local and not tls:
         log.warning(
             "admin listener %s is reachable from other hosts without TLS: the admin token "
             "crosses the network in clear text; bind it to loopback or unix:PATH",
@@ -270,7 +286,8 @@ def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime)
         admin_at = str(listen)
     else:
         sockets = admin.servers[0].sockets if admin.servers else []
-        admin_at = f"http://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
+        scheme = "https" if runtime.admin_tls is not None else "http"
+        admin_at = f"{scheme}://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
     runtime.bound["admin"] = admin_at
     line = f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
     extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]

@@ -50,7 +50,7 @@ class RunningServer:
         """`openimds ...` in a subprocess, pointed at this server's admin API and state by
         the environment (as a user would with OPENIMDS_* variables)."""
         env = {
-            "OPENIMDS_ADMIN_LISTEN": self.admin_url.removeprefix("http://"),
+            "OPENIMDS_ADMIN_LISTEN": self.admin_url.split("://", 1)[-1],
             "OPENIMDS_ADMIN_TOKEN": token or self.admin_token or "",
             "OPENIMDS_STATE": self.state_path,
         }
