@@ -95,6 +95,14 @@ class AdminSettings(_Section):
             raise ValueError("the admin token must be at least 16 characters")
         return value
 
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_mode(cls, value: object) -> object:
+        # One sentence instead of one error per member of the union.
+        if isinstance(value, str) and value != "self-signed":
+            raise ValueError(f"expected self-signed or {{cert_file, key_file}}, got {value!r}")
+        return value
+
     @field_validator("tls_fingerprint")
     @classmethod
     def _sha256(cls, value: str | None) -> str | None:
