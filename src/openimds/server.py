@@ -21,6 +21,7 @@ from openimds.config import ListenAddress
 from openimds.config.listen import WILDCARDS
 from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Listener, Runtime
+from openimds.store import StoreError
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
 from openimds.web.login_guard import LoginGuard
@@ -273,6 +274,8 @@ async def _tick(servers: list[MetadataServer], runtime: Runtime) -> None:
         for job in runtime.background:
             try:
                 job()
+            except StoreError:
+                pass  # the store logs its outage once; the job runs again next tick
             except Exception:
                 log.exception("background job failed")
 

@@ -22,7 +22,15 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from openimds.store.base import Delete, Put, StoreError, StoreInUse, check_batch, check_text
+from openimds.store.base import (
+    Delete,
+    OutageLog,
+    Put,
+    StoreError,
+    StoreInUse,
+    check_batch,
+    check_text,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
@@ -45,6 +53,7 @@ class SqliteStore:
         self.path = path
         self._lock = threading.Lock()
         self._claim: int | None = None
+        self.outage = OutageLog(f"the state database {path}")
         if readonly:
             self._db = _open_readonly(path)
             return
@@ -130,7 +139,8 @@ class SqliteStore:
                         self._db.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
-            raise StoreError(f"state database {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
+        self.outage.succeeded()
 
     def watch(self, on_change: Callable[[str, str], None]) -> None:
         """One process owns this store: every change is its own, none to report."""
@@ -150,14 +160,19 @@ class SqliteStore:
             with self._lock:
                 return list(self._db.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
-            raise StoreError(f"state database {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
 
     def _execute(self, sql: str, args: tuple[object, ...]) -> None:
         try:
             with self._lock:
                 self._db.execute(sql, args)
         except sqlite3.Error as exc:
-            raise StoreError(f"state database {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
+        self.outage.succeeded()
+
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        self.outage.failed(exc)
+        return StoreError(f"state database {self.path}: {exc}")
 
 
 # Group and others may neither read nor write the state: it holds private keys and the
