@@ -120,9 +120,29 @@ class FleetAdmin:
 
     async def import_vms(self, request: Request) -> Response:
         """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                description: "One VM, or {vms: [...]}, as a VM file holds them"
+                properties:
+                  name: {type: string}
+                  addresses: {type: array, items: {type: string}}
+                  instance: {type: object}
+                  identities: {type: object}
         responses:
           200:
             description: The VMs were added or replaced by name (all or none).
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [changed, unchanged]
+                  properties:
+                    changed: {type: array, items: {type: string}}
+                    unchanged: {type: array, items: {type: string}}
           400:
             description: The body is not a valid VM file (the error names the field).
           409:
@@ -148,6 +168,18 @@ class FleetAdmin:
 
     async def put(self, request: Request) -> Response:
         """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                description: A VM as a VM file holds it (docs/configuration.md)
+                properties:
+                  name: {type: string}
+                  addresses: {type: array, items: {type: string}}
+                  instance: {type: object}
+                  identities: {type: object}
         responses:
           200:
             description: The VM was replaced (or was already so).
@@ -155,6 +187,8 @@ class FleetAdmin:
             description: The VM was added.
           400:
             description: The body is not a valid VM, or names another VM.
+          409:
+            description: The VM would share an address, or the fleet would lack addresses.
           412:
             description: If-None-Match or If-Match did not hold.
         """

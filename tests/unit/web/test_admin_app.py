@@ -163,3 +163,27 @@ def test_good_tokens_are_never_counted() -> None:
     for _ in range(50):
         assert _as("10.0.0.1", app, "/vms", f"Bearer {TOKEN}").status_code == 200
     assert _as("10.0.0.1", app, "/vms", "Bearer wrong-token-000000").status_code == 401
+
+
+def test_openapi_declares_the_token_and_the_answers_of_every_protected_route() -> None:
+    body = _get("/openapi.json", f"Bearer {TOKEN}").json()
+    validate(body)
+    assert body["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
+    assert body["security"] == [{"bearer": []}]
+    for path, operations in body["paths"].items():
+        for method, operation in operations.items():
+            public = path in ("/healthz", "/things")
+            assert (operation.get("security") == []) == public, (method, path)
+            if not public:
+                assert {"401", "429", "503"} <= set(operation["responses"]), (method, path)
+            for status, answer in operation["responses"].items():
+                if status[0] in "45":
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}
+
+
+def test_405_lists_every_method_of_the_path() -> None:
+    answer = _call("PATCH", "/vms", f"Bearer {TOKEN}")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD, POST"
+    assert answer.json() == {"error": "method PATCH not allowed here"}
