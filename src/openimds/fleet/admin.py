@@ -131,7 +131,7 @@ class FleetAdmin:
                   name: {type: string}
                   addresses: {type: array, items: {type: string}}
                   instance: {type: object}
-                  identities: {type: object}
+                  identities: {type: object, nullable: true}
         responses:
           200:
             description: The VMs were added or replaced by name (all or none).
@@ -179,7 +179,7 @@ class FleetAdmin:
                   name: {type: string}
                   addresses: {type: array, items: {type: string}}
                   instance: {type: object}
-                  identities: {type: object}
+                  identities: {type: object, nullable: true}
         responses:
           200:
             description: The VM was replaced (or was already so).
