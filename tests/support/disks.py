@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,16 +60,28 @@ def ext4_disk(image: Path, mount: Path, size: str = "32M") -> Iterator[Path]:
 
 
 def remount_after_repair(image: Path, mount: Path) -> None:
-    """What an operator does once the disk is fixed: unmount, fsck, mount again."""
+    """What an operator does once the disk is fixed: unmount, fsck, mount again. The loop
+    device of the failed mount is released asynchronously: until it is, the image cannot
+    be checked or mounted writable, so this waits for it (bounded)."""
     subprocess.run(["umount", str(mount)], check=True, capture_output=True)
+    for _ in range(100):
+        attached = subprocess.run(
+            ["losetup", "-j", str(image)], capture_output=True, text=True, check=False
+        )
+        if not attached.stdout.strip():
+            break
+        time.sleep(0.05)
     subprocess.run(["e2fsck", "-fy", str(image)], capture_output=True, check=False)
     assert _mount_ext4(image, mount)
+    (mount / "probe").touch()  # writable again
+    (mount / "probe").unlink()
 
 
 def _mount_ext4(image: Path, mount: Path) -> bool:
+    # -w: fail rather than fall back to a read-only mount.
     options = "loop,errors=remount-ro"
     done = subprocess.run(
-        ["mount", "-o", options, str(image), str(mount)], capture_output=True, check=False
+        ["mount", "-w", "-o", options, str(image), str(mount)], capture_output=True, check=False
     )
     return done.returncode == 0
 

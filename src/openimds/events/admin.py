@@ -116,7 +116,7 @@ class EventsAdmin:
                       target:
                         type: string
                         description: vm:NAME, several vm:A,vm:B, or all; default all
-                      at: {type: string, description: now, an ISO time or +DURATION}
+                      at: {type: string, description: "now, an ISO time or +DURATION"}
                       notBefore: {type: string}
                       durationInSeconds: {type: integer, minimum: -1}
                       description: {type: string}
