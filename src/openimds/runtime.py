@@ -32,6 +32,7 @@ from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
 from openimds.fleet.proxy import load_trust
 from openimds.store import Store, StoreError, check_url, open_store
+from openimds.web.admin_tls import AdminTls, admin_tls, check_files
 from openimds.web.metadata.hooks import RequestHook
 from openimds.web.metadata.journal import Journal
 from openimds.web.metrics import RequestMetrics
@@ -112,6 +113,7 @@ class Runtime:
     # Listener name ("metadata", "admin", each extra listener's) -> the base URL it was
     # bound to, filled in by the server once its sockets are bound (port 0 resolved).
     bound: dict[str, str] = field(default_factory=dict)
+    admin_tls: AdminTls | None = None  # None: the admin listener speaks plain HTTP
 
     def service(self) -> MetadataService:
         return build_service(self.endpoints)
@@ -202,6 +204,7 @@ def check_start(config: Config, features: Sequence[Feature] | None = None) -> No
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
     load_trust(config.proxy)
+    check_files(config)
     for feature in features:
         feature.check(config)
 
@@ -236,6 +239,7 @@ def build_runtime(
             clock=clock or Clock(),
             journal=Journal(config.journal.size) if config.journal.size else None,
         )
+        runtime.admin_tls = admin_tls(config, store)
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
         runtime.background.append(functools.partial(_prune_budgets, runtime.limiters))
         for feature in features:

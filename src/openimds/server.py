@@ -23,8 +23,10 @@ from openimds.config.listen import WILDCARDS
 from openimds.fleet.proxy import ProxyCallers
 from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Listener, Runtime
+from openimds.store import StoreError
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
+from openimds.web.login_guard import LoginGuard
 from openimds.web.metadata.protocol import MetadataProtocol
 from openimds.web.metadata.state import MetadataServer
 
@@ -85,6 +87,7 @@ def admin_app(runtime: Runtime) -> Starlette:
         features=runtime.admin,
         collectors=runtime.collectors,
         health=lambda: {"vms": len(fleet.vms)},
+        guard=LoginGuard(runtime.config.admin.login_failures),
     )
 
 
@@ -100,10 +103,18 @@ def _hint(host: str, exc: OSError) -> str:
 def _admin_config(runtime: Runtime) -> uvicorn.Config:
     app = admin_app(runtime)
     listen = runtime.config.admin.listen
-    common = {"log_config": None, "access_log": False, "lifespan": "off", "loop": "none"}
+    common: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "off",
+        "loop": "none",
+    }
+    tls = runtime.admin_tls
+    if tls is not None:
+        common["ssl_context_factory"] = lambda config, default: tls.context
     if listen.path is not None:
-        return uvicorn.Config(app, uds=listen.path, **common)  # type: ignore[arg-type]
-    return uvicorn.Config(app, host=listen.host, port=listen.port, **common)  # type: ignore[arg-type]
+        return uvicorn.Config(app, uds=listen.path, **common)
+    return uvicorn.Config(app, host=listen.host, port=listen.port, **common)
 
 
 async def serve(
@@ -149,8 +160,10 @@ async def serve(
         await asyncio.sleep(0.01)
     loop = asyncio.get_running_loop()
     stop = stop or _on_signals(loop)
-    _warn_if_exposed(runtime.config.admin.listen)
+    _warn_if_exposed(runtime.config.admin.listen, tls=runtime.admin_tls is not None)
     runtime.follow_store(loop.call_soon_threadsafe)
+    if runtime.admin_tls is not None:  # printed so a client can pin it
+        print(f"openimds: admin TLS certificate SHA-256 {runtime.admin_tls.fingerprint}")
     _announce(_describe(listeners[0], admin, runtime), on_ready)
     ticker = asyncio.create_task(_tick(servers, runtime))
     try:
@@ -185,9 +198,9 @@ def _announce(described: str, on_ready: Callable[[], None] | None) -> None:
         on_ready()
 
 
-def _warn_if_exposed(admin: ListenAddress) -> None:
-    # The README promises loopback or a Unix socket; say so when that is not the case.
-    if not admin.is_local:
+def _warn_if_exposed(admin: ListenAddress, *, tls: bool) -> None:
+    # The README promises loopback, a Unix socket or TLS; say so when none holds.
+    if not admin.is_local and not tls:
         log.warning(
             "admin listener %s is reachable from other hosts without TLS: the admin token "
             "crosses the network in clear text; bind it to loopback or unix:PATH",
@@ -282,6 +295,8 @@ async def _tick(servers: list[MetadataServer], runtime: Runtime) -> None:
         for job in runtime.background:
             try:
                 job()
+            except StoreError:
+                pass  # the store logs its outage once; the job runs again next tick
             except Exception:
                 log.exception("background job failed")
 
@@ -295,7 +310,8 @@ def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime)
         admin_at = str(listen)
     else:
         sockets = admin.servers[0].sockets if admin.servers else []
-        admin_at = f"http://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
+        scheme = "https" if runtime.admin_tls is not None else "http"
+        admin_at = f"{scheme}://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
     runtime.bound["admin"] = admin_at
     line = f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
     extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]

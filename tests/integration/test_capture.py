@@ -61,7 +61,7 @@ def test_a_captured_vm_is_served_the_same_by_another_server(
     assert output.stat().st_mode & 0o777 == 0o600  # userData may hold a secret
     assert "access_token" not in text and "eyJ" not in text  # ids only, never the token
 
-    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab").mkdir(mode=0o700)  # it holds a state store: private
     lab = start_server(tmp_path / "lab", config=str(output))
     try:
         for version in ("2025-04-07", "2019-06-01"):

@@ -72,6 +72,7 @@ def test_corrupt_record_stops_the_start_with_one_line(
     pristine: bytes, tmp_path: Path, kind: str, key: str | None, value: str, what: str
 ) -> None:
     state = tmp_path / "state.db"
+    state.touch(mode=0o600)  # a copy of a state must be as private as the state
     state.write_bytes(pristine)
     with sqlite3.connect(state) as db:
         if key is None:  # the one record of that kind the server wrote

@@ -110,7 +110,7 @@ def test_an_export_is_imported_into_another_server_unchanged(
     assert [vm["name"] for vm in only_b["vms"]] == ["b"]
     path = _file(tmp_path, "export.yaml", exported)
 
-    (tmp_path / "other").mkdir()
+    (tmp_path / "other").mkdir(mode=0o700)  # it holds a state store: private
     other = start_server(tmp_path / "other")
     try:
         # A server started without VMs serves the demo VM, which lists no addresses.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,3 +39,63 @@ def fill(disk: Path) -> Path:
                     sink.write(b"\0" * size)
     assert os.statvfs(disk).f_bavail == 0
     return filler
+
+
+@contextlib.contextmanager
+def ext4_disk(image: Path, mount: Path, size: str = "32M") -> Iterator[Path]:
+    """A small ext4 filesystem on a loop device, mounted with errors=remount-ro as root
+    filesystems usually are (skips the test where loop devices cannot be used)."""
+    mount.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["truncate", "-s", size, str(image)], check=True)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make an ext4 image: {made.stderr.decode().strip()}")
+    if not _mount_ext4(image, mount):
+        pytest.skip("cannot mount an ext4 image on a loop device")
+    os.chmod(mount, 0o700)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def remount_after_repair(image: Path, mount: Path) -> None:
+    """What an operator does once the disk is fixed: unmount, fsck, mount again. The loop
+    device of the failed mount is released asynchronously: until it is, the image cannot
+    be checked or mounted writable, so this waits for it (bounded)."""
+    subprocess.run(["umount", str(mount)], check=True, capture_output=True)
+    for _ in range(100):
+        attached = subprocess.run(
+            ["losetup", "-j", str(image)], capture_output=True, text=True, check=False
+        )
+        if not attached.stdout.strip():
+            break
+        time.sleep(0.05)
+    subprocess.run(["e2fsck", "-fy", str(image)], capture_output=True, check=False)
+    assert _mount_ext4(image, mount)
+    (mount / "probe").touch()  # writable again
+    (mount / "probe").unlink()
+
+
+def _mount_ext4(image: Path, mount: Path) -> bool:
+    # -w: fail rather than fall back to a read-only mount.
+    options = "loop,errors=remount-ro"
+    done = subprocess.run(
+        ["mount", "-w", "-o", options, str(image), str(mount)], capture_output=True, check=False
+    )
+    return done.returncode == 0
+
+
+def fail_into_read_only(mount: Path) -> None:
+    """Make ext4 meet an error, as a failing disk makes it: with errors=remount-ro the
+    kernel turns the filesystem read-only under the running server (open files and all,
+    which `mount -o remount,ro` refuses with EBUSY)."""
+    source = subprocess.run(
+        ["findmnt", "-no", "SOURCE", str(mount)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    trigger = Path(f"/sys/fs/ext4/{Path(source).name}/trigger_fs_error")
+    if not trigger.exists():
+        pytest.skip(f"this kernel has no {trigger}")
+    trigger.write_text("openimds test\n")
+    with pytest.raises(OSError, match="Read-only file system"):
+        (mount / "probe").touch()

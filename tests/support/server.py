@@ -40,6 +40,10 @@ class RunningServer:
             headers.setdefault("Metadata", "true")
         return httpx.get(self.metadata_url + path, headers=headers, **kwargs)
 
+    def post_metadata(self, path: str, body: object) -> httpx.Response:
+        """A POST to the metadata listener, as a VM's agent sends one (JSON, Metadata)."""
+        return httpx.post(self.metadata_url + path, json=body, headers={"Metadata": "true"})
+
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.admin_token}", **kwargs.pop("headers", {})}
         return httpx.request(method, self.admin_url + path, headers=headers, **kwargs)
@@ -50,7 +54,7 @@ class RunningServer:
         """`openimds ...` in a subprocess, pointed at this server's admin API and state by
         the environment (as a user would with OPENIMDS_* variables)."""
         env = {
-            "OPENIMDS_ADMIN_LISTEN": self.admin_url.removeprefix("http://"),
+            "OPENIMDS_ADMIN_LISTEN": self.admin_url.split("://", 1)[-1],
             "OPENIMDS_ADMIN_TOKEN": token or self.admin_token or "",
             "OPENIMDS_STATE": self.state_path,
         }

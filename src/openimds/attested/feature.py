@@ -28,7 +28,7 @@ def issuer_url(config: Config) -> str | None:
         return base.rstrip("/") + INTERMEDIATE_PATH
     listen = config.admin.listen
     # A wildcard bind is reachable on loopback from this host; set issuer_base_url for others.
-    local = listen.local_url()
+    local = listen.local_url("https" if config.admin.tls is not None else "http")
     if local is None or listen.port == 0:
         return None
     return local + INTERMEDIATE_PATH

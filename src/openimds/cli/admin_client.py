@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from openimds.cli.admin_tls import UntrustedAdmin, client_context
 from openimds.config import Config
 from openimds.config.admin_token import NoAdminToken, client_token
 
@@ -31,15 +32,10 @@ def request(
     """Call the admin API (with any extra `headers`, e.g. preconditions); return the
     decoded JSON body or raise AdminError."""
     listen = config.admin.listen
-    if listen.path is not None:
-        transport = httpx.HTTPTransport(uds=listen.path)
-        base = "http://openimds-admin"
-    else:
-        transport = httpx.HTTPTransport()
-        base = listen.local_url() or ""
     try:
         token = client_token(config)
-    except NoAdminToken as exc:
+        transport, base = _transport(config)
+    except (NoAdminToken, UntrustedAdmin) as exc:
         raise AdminError(str(exc)) from None
     sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
     try:
@@ -60,6 +56,19 @@ def request(
         return response.json()
     except ValueError as exc:  # something else listens there
         raise AdminError(f"{listen} did not answer as the openimds admin API") from exc
+
+
+def _transport(config: Config) -> tuple[httpx.HTTPTransport, str]:
+    """How to reach the admin listener, and its base URL: a Unix socket, plain HTTP, or
+    https with the certificate checked (cli/admin_tls.py) before the token is sent."""
+    listen = config.admin.listen
+    if listen.path is not None:
+        return httpx.HTTPTransport(uds=listen.path), "http://openimds-admin"
+    if not config.admin.uses_tls:
+        return httpx.HTTPTransport(), listen.local_url() or ""
+    base = listen.local_url("https") or ""
+    host = httpx.URL(base).host
+    return httpx.HTTPTransport(verify=client_context(config, host, listen.port)), base
 
 
 def _error_text(response: httpx.Response) -> str:

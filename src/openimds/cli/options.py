@@ -53,6 +53,16 @@ _ADMIN_FLAGS = (
     ),
     click.option("--token", help="The server's admin token (or OPENIMDS_ADMIN_TOKEN)."),
     click.option(
+        "--admin-ca",
+        help="Speak https; trust this CA bundle (PEM) for the admin listener (or "
+        "OPENIMDS_ADMIN_CA).",
+    ),
+    click.option(
+        "--admin-fingerprint",
+        help="Speak https; accept only the admin certificate with this SHA-256 fingerprint "
+        "(printed at the server's start; or OPENIMDS_ADMIN_FINGERPRINT).",
+    ),
+    click.option(
         "--state",
         "state_path",
         help="The server's state store, to read a token it generated (or OPENIMDS_STATE).",
@@ -61,8 +71,9 @@ _ADMIN_FLAGS = (
 
 
 def admin_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--config, --admin-listen, --token and --state for a command that talks to a
-    running server; the command receives them as one `admin: AdminTarget`."""
+    """--config, --admin-listen, --token, --admin-ca, --admin-fingerprint and --state for a
+    command that talks to a running server; the command receives them as one
+    `admin: AdminTarget`."""
 
     @functools.wraps(command)
     def with_target(
@@ -70,10 +81,18 @@ def admin_options(command: Callable[..., Any]) -> Callable[..., Any]:
         config_path: str | None,
         admin_listen: str | None,
         token: str | None,
+        admin_ca: str | None,
+        admin_fingerprint: str | None,
         state_path: str | None,
         **kwargs: Any,
     ) -> Any:
-        flags = {"admin.listen": admin_listen, "admin.token": token, "state.path": state_path}
+        flags = {
+            "admin.listen": admin_listen,
+            "admin.token": token,
+            "admin.tls_ca_file": admin_ca,
+            "admin.tls_fingerprint": admin_fingerprint,
+            "state.path": state_path,
+        }
         return command(*args, admin=AdminTarget(config_path, flags), **kwargs)
 
     for option in reversed(_ADMIN_FLAGS):

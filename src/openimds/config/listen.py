@@ -58,13 +58,13 @@ class ListenAddress:
             return False
         return self.host == other.host or bool({self.host, other.host} & {"0.0.0.0", "::"})
 
-    def local_url(self) -> str | None:
+    def local_url(self, scheme: str = "http") -> str | None:
         """The base URL a client on this host uses (a wildcard bind is reached on
         loopback); None for a Unix socket."""
         if self.path is not None:
             return None
         host = WILDCARDS.get(self.host, self.host)
-        return f"http://{_bracket(host)}:{self.port}"
+        return f"{scheme}://{_bracket(host)}:{self.port}"
 
 
 def _bracket(host: str) -> str:

@@ -29,6 +29,10 @@ ENV_VARS: dict[str, str] = {
     "OPENIMDS_ACCESS_LOG": "server.access_log",
     "OPENIMDS_ADMIN_LISTEN": "admin.listen",
     "OPENIMDS_ADMIN_TOKEN": "admin.token",
+    "OPENIMDS_ADMIN_LOGIN_FAILURES": "admin.login_failures",
+    "OPENIMDS_ADMIN_TLS": "admin.tls",
+    "OPENIMDS_ADMIN_CA": "admin.tls_ca_file",
+    "OPENIMDS_ADMIN_FINGERPRINT": "admin.tls_fingerprint",
     "OPENIMDS_STATE": "state.path",
     "OPENIMDS_IDENTITY_ISSUER": "identity.issuer",
     "OPENIMDS_IDENTITY_RATE_LIMIT": "identity.rate_limit",
@@ -47,6 +51,9 @@ FLAGS: dict[str, str] = {
     "server.access_log": "--access-log",
     "admin.listen": "--admin-listen",
     "admin.token": "--token",
+    "admin.tls": "--admin-tls",
+    "admin.tls_ca_file": "--admin-ca",
+    "admin.tls_fingerprint": "--admin-fingerprint",
     "state.path": "--state",
 }
 

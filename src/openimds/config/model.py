@@ -63,9 +63,33 @@ class ServerSettings(_Section):
         return value
 
 
+_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+
+
+class AdminTlsFiles(_Section):
+    """The admin listener's certificate (PEM, the chain after it) and its unencrypted
+    PEM key."""
+
+    cert_file: str
+    key_file: str
+
+
 class AdminSettings(_Section):
     listen: Listen = Field("127.0.0.1:8081", validate_default=True)
     token: SecretStr | None = None
+    tls: Literal["self-signed"] | AdminTlsFiles | None = Field(
+        None,
+        description="serve the admin API over TLS: `self-signed` (generated once, kept in "
+        "the state store, SHA-256 fingerprint printed at start) or {cert_file, key_file}",
+    )
+    # How commands verify the admin listener's certificate (client side).
+    tls_ca_file: str | None = Field(None, description="CA bundle commands trust (PEM)")
+    tls_fingerprint: str | None = Field(
+        None, description="SHA-256 of the admin certificate commands accept, hex (colons ok)"
+    )
+    login_failures: int = Field(
+        10, ge=0, description="refused tokens per source address per minute, then 429; 0: off"
+    )
 
     @field_validator("token")
     @classmethod
@@ -73,6 +97,40 @@ class AdminSettings(_Section):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("the admin token must be at least 16 characters")
         return value
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_mode(cls, value: object) -> object:
+        # One sentence instead of one error per member of the union.
+        if isinstance(value, str) and value != "self-signed":
+            raise ValueError(f"expected self-signed or {{cert_file, key_file}}, got {value!r}")
+        return value
+
+    @field_validator("tls_fingerprint")
+    @classmethod
+    def _sha256(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = value.replace(":", "").strip()
+        if not _SHA256_HEX.fullmatch(digits):
+            raise ValueError(
+                "expected a SHA-256 fingerprint: 64 hex digits, colons allowed "
+                "(as `openssl x509 -noout -fingerprint -sha256` prints it)"
+            )
+        return digits.upper()
+
+    @model_validator(mode="after")
+    def _tls_over_tcp(self) -> AdminSettings:
+        if self.tls is not None and self.listen.is_unix:
+            raise FieldError(
+                ("tls",), "a Unix socket is private to this host: TLS needs listen HOST:PORT"
+            )
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """Commands speak https to the admin listener."""
+        return self.tls is not None or bool(self.tls_ca_file or self.tls_fingerprint)
 
 
 class StateSettings(_Section):

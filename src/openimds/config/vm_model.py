@@ -398,12 +398,22 @@ class LoadBalancer(_Strict):
     tunnelInterfaces: list[TunnelInterface] | None = None
 
 
+def _address_text(value: Any) -> Any:
+    # An address is text: pydantic would read a number (or false, as 0) as an IPv4 address.
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IPv4 or IPv6 address as text, got {value!r}")
+    return value
+
+
+Address = Annotated[IPvAnyAddress, BeforeValidator(_address_text)]
+
+
 class VmSpec(_Strict):
     """One VM of the file. `name` defaults to compute.name."""
 
     name: str = ""
     instance: Instance = Field(default_factory=Instance)
-    addresses: list[IPvAnyAddress] = Field(default_factory=list)
+    addresses: list[Address] = Field(default_factory=list)
     loadbalancer: LoadBalancer | None = None
     # Not served by IMDS (no such instance field); scheduled events target it (8: events for
     # an availability set reach every VM in it).

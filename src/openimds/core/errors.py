@@ -97,6 +97,14 @@ class TooManyRequests(ImdsError):
     message = "Too many requests"
 
 
+class Unavailable(ImdsError):
+    # A change (a scheduled-event approval) the state store could not keep: it is not
+    # acknowledged, so the client retries. Azure documents no such answer: the status and
+    # wording are ours (docs/reliability.md).
+    status = 503
+    message = "Service unavailable. The request could not be saved; retry later. " + AKA
+
+
 class UnknownCaller(ImdsError):
     # Fleet mode: a source no VM claims. 404 in Azure's shape so it reads as "no metadata".
     status = 404

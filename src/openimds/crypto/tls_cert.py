@@ -7,9 +7,10 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import tempfile
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,8 +24,9 @@ RENEW_BEFORE: Final = timedelta(days=30)
 BACKDATE: Final = timedelta(hours=1)
 
 
-def issue_self_signed(common_name: str, now: datetime) -> KeyPair:
-    """An EC P-256 certificate for localhost, 127.0.0.1 and ::1, signed by its own key."""
+def issue_self_signed(common_name: str, now: datetime, hosts: Sequence[str] = ()) -> KeyPair:
+    """An EC P-256 certificate for localhost, 127.0.0.1, ::1 and `hosts` (addresses or
+    DNS names), signed by its own key."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -32,11 +34,7 @@ def issue_self_signed(common_name: str, now: datetime) -> KeyPair:
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
-    names = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
+    names = [_san(host) for host in dict.fromkeys(("localhost", "127.0.0.1", "::1", *hosts))]
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -51,6 +49,42 @@ def issue_self_signed(common_name: str, now: datetime) -> KeyPair:
         .sign(key, hashes.SHA256())
     )
     return KeyPair(cert, key)
+
+
+def _san(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+class SettingStore(Protocol):
+    def get_setting(self, key: str) -> str | None: ...
+
+    def put_setting(self, key: str, value: str) -> None: ...
+
+
+def kept_self_signed(
+    store: SettingStore, setting: str, common_name: str, hosts: Sequence[str] = ()
+) -> tuple[KeyPair, bool]:
+    """The self-signed pair kept in the store under `setting`, made on first use and
+    replaced 30 days before it expires, so a pinned certificate stays valid across
+    restarts; True when it is new."""
+    now = datetime.now(UTC)
+    stored = store.get_setting(setting)
+    if stored is not None:
+        pair, _ = KeyPair.from_json(stored, setting)
+        if not needs_renewal(pair, now):
+            return pair, False
+    pair = issue_self_signed(common_name, now, hosts)
+    store.put_setting(setting, pair.to_json())
+    return pair, True
+
+
+def sha256_fingerprint(cert: x509.Certificate) -> str:
+    """As `openssl x509 -noout -fingerprint -sha256` prints it: upper-case hex pairs
+    joined by colons."""
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def needs_renewal(pair: KeyPair, now: datetime) -> bool:

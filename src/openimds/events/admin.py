@@ -111,22 +111,71 @@ class EventsAdmin:
 
         async def schedule(request: Request) -> Response:
             """
+            requestBody:
+              required: true
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [type]
+                    additionalProperties: false
+                    properties:
+                      type:
+                        enum: [Freeze, Reboot, Redeploy, Preempt, Terminate]
+                      target:
+                        type: string
+                        description: vm:NAME, several vm:A,vm:B, or all; default all
+                      at: {type: string, description: "now, an ISO time or +DURATION"}
+                      notBefore: {type: string}
+                      durationInSeconds: {type: integer, minimum: -1}
+                      description: {type: string}
+                      eventSource: {enum: [Platform, User]}
+                      completeAfter: {type: number, minimum: 0}
+                      approval: {enum: [any, all]}
+                      eventId: {type: string, pattern: "^[A-Za-z0-9._-]{1,64}$"}
             responses:
               201:
                 description: The event scheduled (fields in docs/scheduled-events.md).
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [events]
+                      properties:
+                        events: {type: array, items: {type: object}}
               400:
                 description: The request cannot become an event (the error says why).
+              409:
+                description: An event with this eventId exists already.
             """
             scheduled = service.schedule([validate_request(await _json_body(request))])
             return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
         async def scenario(request: Request) -> Response:
             """
+            requestBody:
+              required: true
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [events]
+                    properties:
+                      events: {type: array, items: {type: object}}
             responses:
               201:
                 description: The events of the scenario; relative times count from now.
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [events]
+                      properties:
+                        events: {type: array, items: {type: object}}
               400:
                 description: The request cannot become an event (the error says why).
+              409:
+                description: An event with this eventId exists already.
             """
             scheduled = service.load_scenario(await _json_body(request))
             return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)

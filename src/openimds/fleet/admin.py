@@ -115,9 +115,29 @@ class FleetAdmin:
 
     async def import_vms(self, request: Request) -> Response:
         """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                description: "One VM, or {vms: [...]}, as a VM file holds them"
+                properties:
+                  name: {type: string}
+                  addresses: {type: array, items: {type: string}}
+                  instance: {type: object}
+                  identities: {type: object, nullable: true}
         responses:
           200:
             description: The VMs were added or replaced by name (all or none).
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [changed, unchanged]
+                  properties:
+                    changed: {type: array, items: {type: string}}
+                    unchanged: {type: array, items: {type: string}}
           400:
             description: The body is not a valid VM file (the error names the field).
           409:
@@ -143,6 +163,18 @@ class FleetAdmin:
 
     async def put(self, request: Request) -> Response:
         """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                description: A VM as a VM file holds it (docs/configuration.md)
+                properties:
+                  name: {type: string}
+                  addresses: {type: array, items: {type: string}}
+                  instance: {type: object}
+                  identities: {type: object, nullable: true}
         responses:
           200:
             description: The VM was replaced (or was already so).
@@ -150,12 +182,14 @@ class FleetAdmin:
             description: The VM was added.
           400:
             description: The body is not a valid VM, or names another VM.
+          409:
+            description: The VM would share an address, or the fleet would lack addresses.
           412:
             description: If-None-Match or If-Match did not hold.
         """
         name = request.path_params["name"]
         data = await _json(request)
-        if isinstance(data, dict) and "vms" not in data and not data.get("name"):
+        if isinstance(data, dict) and "vms" not in data and data.get("name", "") == "":
             data = {**data, "name": name}
         specs = parse_vms(data)
         if len(specs) != 1 or specs[0].display_name != name:

@@ -15,7 +15,6 @@ import secrets
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from openimds.config.hosts_model import (
     ArcSettings,
@@ -36,12 +35,7 @@ from openimds.core.servicefabric_api import ServiceFabricTokenEndpoint
 from openimds.core.tokens import Issuer
 from openimds.core.versions_api import VersionsEndpoint
 from openimds.crypto.ca import KeyPair
-from openimds.crypto.tls_cert import (
-    issue_self_signed,
-    needs_renewal,
-    server_context,
-    sha1_thumbprint,
-)
+from openimds.crypto.tls_cert import kept_self_signed, server_context, sha1_thumbprint
 from openimds.fleet.inventory import Fleet
 from openimds.identity.arc_keys import KeyFileChallenges, prepare_folder
 from openimds.runtime import Job, Listener, Runtime
@@ -230,13 +224,7 @@ def _with_secret(info: SourceInfo, secret: str) -> SourceInfo:
 def _tls_pair(store: Store) -> KeyPair:
     """Service Fabric's certificate: kept in the store, so IDENTITY_SERVER_THUMBPRINT stays
     valid across restarts; replaced 30 days before it expires."""
-    now = datetime.now(UTC)
-    stored = store.get_setting(TLS_SETTING)
-    if stored is not None:
-        pair, _ = KeyPair.from_json(stored, TLS_SETTING)
-        if not needs_renewal(pair, now):
-            return pair
-        log.info("Service Fabric certificate near expiry: a new one (new thumbprint)")
-    pair = issue_self_signed("openimds Service Fabric token service", now)
-    store.put_setting(TLS_SETTING, pair.to_json())
+    pair, new = kept_self_signed(store, TLS_SETTING, "openimds Service Fabric token service")
+    if new:
+        log.info("Service Fabric certificate made (thumbprint %s)", sha1_thumbprint(pair.cert))
     return pair

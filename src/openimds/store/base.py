@@ -12,10 +12,14 @@ Which backend serves a state URL is decided in the package face (`store/__init__
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
+
+log = logging.getLogger("openimds.store")
 
 
 class StoreError(Exception):
@@ -24,6 +28,37 @@ class StoreError(Exception):
 
 class StoreInUse(StoreError):
     """Another server holds the store; two writers would undo each other's changes."""
+
+
+class OutageLog:
+    """One line when a backend starts failing and one when it works again, however many
+    requests meet the failure in between (each of them is answered 503 on its own)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failing = False
+        self._lock = threading.Lock()
+
+    def failed(self, problem: object) -> None:
+        with self._lock:
+            if self.failing:
+                return
+            self.failing = True
+        log.error(
+            "%s is failing (%s): changes are refused with 503 until it recovers; "
+            "the metadata API keeps answering",
+            self.what,
+            problem,
+        )
+
+    def succeeded(self) -> None:
+        if not self.failing:  # the common case: one attribute read, no lock
+            return
+        with self._lock:
+            if not self.failing:
+                return
+            self.failing = False
+        log.warning("%s works again: changes are accepted", self.what)
 
 
 class CorruptRecord(StoreError):

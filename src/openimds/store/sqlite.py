@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from openimds.store.base import (
     Conflict,
     Delete,
     Expect,
+    OutageLog,
     Put,
     StoreError,
     StoreInUse,
@@ -53,6 +55,7 @@ class SqliteStore:
         self.path = path
         self._lock = threading.Lock()
         self._claim: int | None = None
+        self.outage = OutageLog(f"the state database {path}")
         if readonly:
             self._db = _open_readonly(path)
             return
@@ -139,7 +142,8 @@ class SqliteStore:
                         self._db.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
-            raise StoreError(f"state database {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
+        self.outage.succeeded()
 
     def _check(self, expect: Sequence[Expect]) -> None:
         """Inside the write transaction (BEGIN IMMEDIATE holds the write lock)."""
@@ -169,19 +173,66 @@ class SqliteStore:
             with self._lock:
                 return list(self._db.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
-            raise StoreError(f"state database {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
 
     def _execute(self, sql: str, args: tuple[object, ...]) -> None:
         try:
             with self._lock:
                 self._db.execute(sql, args)
         except sqlite3.Error as exc:
-            raise StoreError(f"state database {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
+        self.outage.succeeded()
+
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        self.outage.failed(exc)
+        return StoreError(f"state database {self.path}: {exc}")
+
+
+# Group and others may neither read nor write the state: it holds private keys and the
+# admin token, and a writer could swap a key or an approval.
+_OPEN_TO_OTHERS = 0o066
+# The files a server keeps beside the database (SQLite's journal, our lock).
+_COMPANIONS = ("-wal", "-shm", ".lock")
+
+
+class StateNotPrivate(StoreError):
+    """The state directory or one of its files is open to other users."""
+
+
+def check_private(path: str) -> None:
+    """Refuse a state directory, database, journal or lock file that group or others
+    may read or write, saying which chmod fixes it. What does not exist yet is created
+    private later (`_prepare_private_file`)."""
+    target = Path(path)
+    folder = target.parent
+    if folder.is_dir():
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        if mode & stat.S_ISVTX:  # /tmp and the like: shared on purpose, not ours to chmod
+            raise StateNotPrivate(
+                f"the state directory {folder} is shared with other users (mode {mode:04o}): "
+                f"put the state in a private directory, e.g. --state {folder}/openimds/state.db "
+                "(created 0700)"
+            )
+        if mode & _OPEN_TO_OTHERS:
+            raise StateNotPrivate(_not_private("directory", folder, mode, "700"))
+    for file in (target, *(Path(f"{path}{suffix}") for suffix in _COMPANIONS)):
+        if file.is_file():
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & _OPEN_TO_OTHERS:
+                raise StateNotPrivate(_not_private("file", file, mode, "600"))
+
+
+def _not_private(what: str, where: Path, mode: int, fixed: str) -> str:
+    return (
+        f"the state {what} {where} is readable or writable by other users (mode {mode:04o}); "
+        f"it holds private keys: run `chmod {fixed} {where}` and start again"
+    )
 
 
 def check_location(path: str) -> None:
-    """The file can be opened for writing, or created with its directories: checked
-    without creating anything."""
+    """The file can be opened for writing, or created with its directories, and what
+    exists is private: checked without creating anything."""
+    check_private(path)
     target = Path(path)
     if target.exists():
         if not target.is_file():

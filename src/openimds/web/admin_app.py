@@ -21,12 +21,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, compile_path
+from starlette.routing import BaseRoute, Match, Route, compile_path
 from starlette.schemas import SchemaGenerator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openimds import __version__
 from openimds.store import StoreError
+from openimds.web.login_guard import LoginGuard
 from openimds.web.metrics import MetricsCollector, RequestMetrics
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -50,10 +51,13 @@ class AdminRoutes(Protocol):
 
 
 class TokenAuth(BaseHTTPMiddleware):
-    def __init__(self, app: Any, token: str, public_paths: Iterable[str]) -> None:
+    def __init__(
+        self, app: Any, token: str, public_paths: Iterable[str], guard: LoginGuard
+    ) -> None:
         super().__init__(app)
         self.expected = token.encode()
         self.public = [compile_path(template)[0] for template in public_paths]
+        self.guard = guard
 
     def is_public(self, path: str) -> bool:
         return any(pattern.fullmatch(path) for pattern in self.public)
@@ -61,11 +65,22 @@ class TokenAuth(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if self.is_public(request.url.path):
             return await call_next(request)
+        source = request.client.host if request.client else "unix"
+        # A source past its failures is refused before its token is looked at, so the
+        # answer tells a guesser nothing until the wait is over.
+        wait = self.guard.retry_after(source)
+        if wait is not None:
+            return JSONResponse(
+                {"error": f"too many refused tokens from {source}; retry in {wait} s"},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
         # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in
         # constant time.
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         valid = hmac.compare_digest(given.strip().encode(), self.expected)
         if scheme.lower() != "bearer" or not valid:
+            self.guard.failed(source)
             return JSONResponse(
                 {"error": "unauthorized", "error_description": "a valid bearer token is required"},
                 status_code=401,
@@ -128,9 +143,25 @@ def error_handlers(
     return {kind: handler_for(status) for kind, status in statuses.items()}
 
 
-def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
+# What the middleware and the exception map answer on any protected route, whatever the
+# route's own docstring says.
+_PROTECTED_ANSWERS = {
+    "401": "No valid bearer token (Authorization: Bearer <admin token>).",
+    "429": "Too many refused tokens from this address; retry after Retry-After seconds.",
+    "503": "The state store failed; nothing was changed (retry later).",
+}
+
+
+def openapi_document(routes: list[BaseRoute], public: Iterable[str] = ()) -> dict[str, Any]:
     """The admin API as OpenAPI 3.0: every route, documented or not, with its path
-    parameters declared (a valid document needs both; route docstrings rarely give them)."""
+    parameters declared (a valid document needs both; route docstrings rarely give them),
+    the bearer token required everywhere but on the public paths, and the answers the
+    token check and a failing store give on every protected route."""
     schema = _schemas.get_schema(routes)
     paths: dict[str, dict[str, Any]] = schema.setdefault("paths", {})
     for info in _schemas.get_endpoints(routes):
@@ -141,6 +172,7 @@ def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
                 "summary": doc[0] if doc else info.func.__name__.replace("_", " "),
                 "responses": {"default": {"description": "See docs/ for this route."}},
             }
+    public_paths = {re.sub(r":[^}]*}", "}", template) for template in public}
     for path, operations in paths.items():
         names = re.findall(r"{([^}:]+)(?::[^}]*)?}", path)
         for operation in operations.values():
@@ -150,7 +182,54 @@ def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
                 for n in names
                 if n not in declared
             )
+            _complete_answers(operation, protected=path not in public_paths)
+    schema["components"] = {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {"Error": ERROR_SCHEMA},
+    }
+    schema["security"] = [{"bearer": []}]
     return schema
+
+
+def _complete_answers(operation: dict[str, Any], *, protected: bool) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    if protected:
+        for status, description in _PROTECTED_ANSWERS.items():
+            responses.setdefault(status, {"description": description})
+    else:
+        operation["security"] = []  # reached without the token
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for status, response in responses.items():
+        if str(status)[0] in "45" and isinstance(response, dict):
+            response.setdefault("content", error)
+
+
+def method_not_allowed(
+    routes: list[BaseRoute],
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """405 with every method the path takes in Allow: a path served by several routes
+    (GET and POST in two) would otherwise list only the first route's."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        # The routes of the path template that matched first (a literal /events/scenario
+        # comes before /events/{event_id}, and only its own methods count).
+        matched = [
+            r
+            for r in routes
+            if isinstance(r, Route) and r.matches(request.scope)[0] is not Match.NONE
+        ]
+        template = matched[0].path if matched else None
+        allowed: set[str] = set()
+        for route in matched:
+            if route.path == template:
+                allowed |= route.methods or set()
+        return JSONResponse(
+            {"error": f"method {request.method} not allowed here"},
+            status_code=405,
+            headers={"Allow": ", ".join(sorted(allowed))},
+        )
+
+    return handle
 
 
 def build_admin_app(
@@ -160,6 +239,7 @@ def build_admin_app(
     features: Iterable[AdminRoutes] = (),
     collectors: Iterable[Collector] = (),
     health: Callable[[], Mapping[str, object]] = dict,
+    guard: LoginGuard | None = None,
 ) -> Starlette:
     """The admin application: its own routes and every feature's, behind the token."""
     features = list(features)
@@ -191,7 +271,7 @@ def build_admin_app(
             description: This OpenAPI description.
         """
         # JSON, as the path promises (Starlette's OpenAPIResponse would answer YAML).
-        return JSONResponse(openapi_document(request.app.routes))
+        return JSONResponse(openapi_document(request.app.routes, public))
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -206,9 +286,9 @@ def build_admin_app(
         routes=routes,
         middleware=[
             Middleware(RequestLog),
-            Middleware(TokenAuth, token=token, public_paths=public),
+            Middleware(TokenAuth, token=token, public_paths=public, guard=guard or LoginGuard()),
         ],
-        exception_handlers=error_handlers(features),
+        exception_handlers={**error_handlers(features), 405: method_not_allowed(routes)},
     )
     app.state.registry = registry
     return app

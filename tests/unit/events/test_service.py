@@ -135,6 +135,21 @@ def test_a_failed_write_keeps_the_old_state() -> None:
     assert svc.book == before
 
 
+def test_steps_the_clock_makes_are_shown_while_the_store_refuses_writes() -> None:
+    store, clock = CountingStore(), FakeClock(T0)
+    svc = service(store, clock)
+    event_id = schedule(svc, notBefore="+10s")
+    store.fail = True
+    clock.now = T0 + 11
+    svc.tick()  # no exception: the tick job must not fail every second of an outage
+    assert svc.book_at(clock.now).events[event_id].state == "Started"
+    assert svc.book.events[event_id].state == "Scheduled"  # kept: not written yet
+    store.fail = False
+    svc.tick()
+    assert svc.book.events[event_id].state == "Started"
+    assert service(store, clock).book.events[event_id].state == "Started"
+
+
 def test_a_batch_with_a_bad_event_schedules_nothing() -> None:
     store, clock = CountingStore(), FakeClock(T0)
     svc = service(store, clock)

@@ -131,3 +131,59 @@ def test_bearer_scheme_is_case_insensitive_and_the_token_exact() -> None:
         response = _get("/vms", bad)
         assert response.status_code == 401, bad
         assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def _as(source: str, app: Starlette, path: str, authorization: str | None) -> httpx.Response:
+    headers = {"Authorization": authorization} if authorization else {}
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(source, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+            return await client.get(path, headers=headers)
+
+    return asyncio.run(go())
+
+
+def test_refused_tokens_are_limited_per_source() -> None:
+    app = _app()  # the default: 10 refused tokens per source per minute
+    for _ in range(10):
+        assert _as("10.0.0.1", app, "/vms", "Bearer wrong-token-000000").status_code == 401
+    locked = _as("10.0.0.1", app, "/vms", f"Bearer {TOKEN}")
+    assert locked.status_code == 429  # even the right token: a guesser learns nothing
+    wait = locked.headers["retry-after"]
+    assert 58 <= int(wait) <= 60
+    assert locked.json() == {"error": f"too many refused tokens from 10.0.0.1; retry in {wait} s"}
+    assert _as("10.0.0.1", app, "/healthz", None).status_code == 200  # public: no token
+    assert _as("10.0.0.2", app, "/vms", f"Bearer {TOKEN}").status_code == 200
+    assert _as("10.0.0.2", app, "/vms", None).status_code == 401
+
+
+def test_good_tokens_are_never_counted() -> None:
+    app = _app()
+    for _ in range(50):
+        assert _as("10.0.0.1", app, "/vms", f"Bearer {TOKEN}").status_code == 200
+    assert _as("10.0.0.1", app, "/vms", "Bearer wrong-token-000000").status_code == 401
+
+
+def test_openapi_declares_the_token_and_the_answers_of_every_protected_route() -> None:
+    body = _get("/openapi.json", f"Bearer {TOKEN}").json()
+    validate(body)
+    assert body["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
+    assert body["security"] == [{"bearer": []}]
+    for path, operations in body["paths"].items():
+        for method, operation in operations.items():
+            public = path in ("/healthz", "/things")
+            assert (operation.get("security") == []) == public, (method, path)
+            if not public:
+                assert {"401", "429", "503"} <= set(operation["responses"]), (method, path)
+            for status, answer in operation["responses"].items():
+                if status[0] in "45":
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}
+
+
+def test_405_lists_every_method_of_the_path() -> None:
+    answer = _call("PATCH", "/vms", f"Bearer {TOKEN}")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD, POST"
+    assert answer.json() == {"error": "method PATCH not allowed here"}

@@ -23,9 +23,16 @@ from urllib.parse import parse_qsl
 import httptools
 
 from openimds.core.endpoint import Endpoint
-from openimds.core.errors import ImdsError, ProxyRefused, UnknownCaller, error_response
+from openimds.core.errors import (
+    ImdsError,
+    ProxyRefused,
+    Unavailable,
+    UnknownCaller,
+    error_response,
+)
 from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
+from openimds.store import StoreError
 from openimds.web.metadata.deferred import DeferredTransport
 from openimds.web.metadata.hooks import HookedRequest, Takeover
 from openimds.web.metadata.state import (
@@ -456,6 +463,9 @@ class MetadataProtocol(asyncio.Protocol):
             return response
         except ImdsError as error:
             return error_response(error)
+        except StoreError:
+            # Not acknowledged: the store logged its outage once, not per request.
+            return error_response(Unavailable())
         except Exception:
             request_id = secrets.token_hex(8)
             log.exception("internal error answering %s (request id %s)", request.path, request_id)

@@ -1,0 +1,33 @@
+"""Refused admin tokens over real sockets: past the limit, that source address gets 429
+with Retry-After; another address (127.0.0.2, loopback too) is served as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.support.server import start_server
+
+
+def _get(url: str, token: str, source: str) -> httpx.Response:
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport) as client:
+        return client.get(url + "/vms", headers={"Authorization": f"Bearer {token}"})
+
+
+def test_refused_tokens_lock_out_their_source_only(tmp_path: Path) -> None:
+    server = start_server(tmp_path, args=["--log-level", "info"])
+    try:
+        wrong = "not-the-token-000000000"
+        statuses = [_get(server.admin_url, wrong, "127.0.0.1").status_code for _ in range(11)]
+        assert statuses == [401] * 10 + [429]
+        locked = _get(server.admin_url, server.admin_token, "127.0.0.1")
+        assert locked.status_code == 429
+        assert 1 <= int(locked.headers["retry-after"]) <= 60
+        assert "too many refused tokens from 127.0.0.1" in locked.json()["error"]
+        assert _get(server.admin_url, server.admin_token, "127.0.0.2").status_code == 200
+        assert server.get("/metadata/instance?api-version=2021-02-01").status_code == 200
+        assert server.admin_token not in server.output and wrong not in server.output
+    finally:
+        server.stop()
