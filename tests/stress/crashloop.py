@@ -38,6 +38,9 @@ vms:
 """
 EVENTS = "/metadata/scheduledevents?api-version=2020-07-01"
 NAMES = [f"v{n}" for n in range(5)]
+# A started event is removed DurationInSeconds + completeAfter after it starts; a day keeps
+# every event of a run listed, so a missing one is a lost write, not a finished event.
+EVENT = {"type": "Freeze", "target": "vm:a", "notBefore": "+1h", "completeAfter": 86400}
 
 
 @dataclass
@@ -82,9 +85,7 @@ def _one_write(server: RunningServer, ledger: Ledger, rng: random.Random) -> Non
             ledger.vms[name] = ledger.vm_in_flight.pop(name)
             ledger.writes += 1
     elif pick < 0.9:
-        made = server.admin(
-            "POST", "/events", json={"type": "Freeze", "target": "vm:a", "notBefore": "+1h"}
-        )
+        made = server.admin("POST", "/events", json=EVENT)
         if made.status_code != 201:
             return
         event_id = made.json()["events"][0]["eventId"]
