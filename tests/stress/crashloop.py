@@ -151,6 +151,7 @@ def _check_vms(server: RunningServer, ledger: Ledger) -> list[str]:
         allowed = {ledger.vms.get(vm["name"]), ledger.vm_in_flight.get(vm["name"])}
         if seq not in allowed:
             problems.append(f"VM {vm['name']} at loc{seq}, acknowledged {allowed}")
+        ledger.vms[vm["name"]] = seq  # a write in flight that landed is now the baseline
     problems += [f"acknowledged VM {n} lost" for n in ledger.vms if n not in names]
     return problems
 
