@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from openimds.config import ListenAddress
 from openimds.config.listen import WILDCARDS
+from openimds.fdlimit import connection_budget
 from openimds.fleet.proxy import ProxyCallers
 from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Listener, Runtime
@@ -28,7 +29,7 @@ from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
 from openimds.web.login_guard import LoginGuard
 from openimds.web.metadata.protocol import MetadataProtocol
-from openimds.web.metadata.state import MetadataServer
+from openimds.web.metadata.state import ConnectionLimits, MetadataServer
 
 log = logging.getLogger("openimds")
 _VERBOSE = ("debug", "info")
@@ -41,7 +42,9 @@ def access_log(runtime: Runtime) -> AccessLog:
     return AccessLog(enabled=settings.access_log and settings.log_level in _VERBOSE)
 
 
-def metadata_server(runtime: Runtime, log: AccessLog | None = None) -> MetadataServer:
+def metadata_server(
+    runtime: Runtime, log: AccessLog | None = None, limits: ConnectionLimits | None = None
+) -> MetadataServer:
     settings = runtime.config.server
     limiters = runtime.limiters
     return MetadataServer(
@@ -52,7 +55,7 @@ def metadata_server(runtime: Runtime, log: AccessLog | None = None) -> MetadataS
         access_log=log or access_log(runtime),
         metrics=runtime.metrics,
         effects=runtime.apply_effects if runtime.effect_handlers else None,
-        idle_timeout=settings.idle_timeout,
+        limits=limits or connection_limits(runtime),
         hooks=runtime.hooks,
         proxy=None if runtime.proxy is None else ProxyCallers(runtime.proxy, runtime.fleet),
         journal=runtime.journal,
@@ -60,7 +63,29 @@ def metadata_server(runtime: Runtime, log: AccessLog | None = None) -> MetadataS
     )
 
 
-def listener_server(runtime: Runtime, listener: Listener, log: AccessLog) -> MetadataServer:
+def connection_limits(runtime: Runtime, max_connections: int | None = None) -> ConnectionLimits:
+    """The listeners' timeouts and caps; `max_connections` when the open-file limit
+    leaves room for fewer connections than configured."""
+    settings = runtime.config.server
+    return ConnectionLimits(
+        idle_timeout=settings.idle_timeout,
+        head_timeout=settings.head_timeout,
+        max_connections=max_connections or settings.max_connections,
+        max_per_source=settings.max_connections_per_source,
+    )
+
+
+def _fitted_limits(runtime: Runtime) -> ConnectionLimits:
+    """The limits with the connection cap fitted to the open-file limit (raised first).
+    Every listener may fill its cap, so the descriptors must be there for all of them."""
+    wanted = runtime.config.server.max_connections
+    count = 1 + len(runtime.listeners)
+    return connection_limits(runtime, min(wanted, connection_budget(wanted * count) // count))
+
+
+def listener_server(
+    runtime: Runtime, listener: Listener, log: AccessLog, limits: ConnectionLimits
+) -> MetadataServer:
     """A feature's extra listener: its own service and callers; budgets, metrics and the
     access log shared with the metadata listener; no hooks and no byte cache."""
     settings = runtime.config.server
@@ -72,7 +97,7 @@ def listener_server(runtime: Runtime, listener: Listener, log: AccessLog) -> Met
         access_log=log,
         metrics=runtime.metrics,
         effects=runtime.apply_effects if runtime.effect_handlers else None,
-        idle_timeout=settings.idle_timeout,
+        limits=limits,
         byte_cache=False,
         clock=runtime.clock.now,
     )
@@ -127,7 +152,8 @@ async def serve(
     is bound and `runtime.bound` holds their URLs; without it the readiness line is
     printed."""
     access = access_log(runtime)
-    server = metadata_server(runtime, access)
+    limits = _fitted_limits(runtime)
+    server = metadata_server(runtime, access, limits)
     # Every socket is bound here, before anything is served, so a busy port is one clear
     # OSError (run() prints it) rather than uvicorn's SystemExit from a task.
     admin_sock = _admin_socket(runtime.config.admin.listen)
@@ -137,7 +163,7 @@ async def serve(
     try:
         listeners.append(await _listen("metadata listener", server, listen))
         for extra in runtime.listeners:
-            extra_server = listener_server(runtime, extra, access)
+            extra_server = listener_server(runtime, extra, access, limits)
             bound = await _listen(f"{extra.name} listener", extra_server, extra.address, extra)
             servers.append(extra_server)
             listeners.append(bound)
@@ -291,7 +317,8 @@ async def _tick(servers: list[MetadataServer], runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(1.0)
         for server in servers:
-            server.tick()
+            for _ in server.tick_in_slices():
+                await asyncio.sleep(0)
         for job in runtime.background:
             try:
                 job()

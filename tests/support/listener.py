@@ -13,7 +13,12 @@ from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
 from openimds.fleet.inventory import Fleet
 from openimds.web.access_log import AccessLog
-from openimds.web.metadata.protocol import IDLE_TIMEOUT, MetadataProtocol, MetadataServer
+from openimds.web.metadata.protocol import (
+    IDLE_TIMEOUT,
+    ConnectionLimits,
+    MetadataProtocol,
+    MetadataServer,
+)
 from openimds.web.metrics import RequestMetrics
 from tests.support.imds import vm_spec
 
@@ -70,6 +75,7 @@ def metadata_server(
     access_log: AccessLog | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
     proxy: SignedCallers | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> MetadataServer:
     """A MetadataServer as `serve` builds one; by default the standard service, one VM
     named vm-a, no budget and no access log."""
@@ -80,7 +86,7 @@ def metadata_server(
         server_header="IMDS/test",
         access_log=AccessLog(enabled=False) if access_log is None else access_log,
         metrics=RequestMetrics(),
-        idle_timeout=idle_timeout,
+        limits=limits or ConnectionLimits(idle_timeout=idle_timeout),
         proxy=proxy,
     )
 

@@ -48,6 +48,15 @@ class ServerSettings(_Section):
     idle_timeout: float = Field(
         60.0, gt=0, le=3600, description="seconds a connection may go without a request"
     )
+    head_timeout: float = Field(
+        10.0, gt=0, le=3600, description="seconds a request head may take to arrive whole"
+    )
+    max_connections: int = Field(
+        16384, ge=1, le=1_000_000, description="open connections per listener; more are reset"
+    )
+    max_connections_per_source: int = Field(
+        4096, ge=0, le=1_000_000, description="open connections per source address; 0: no cap"
+    )
     # Azure answers with `Server: IMDS/<build>`.
     server_header: str = "IMDS/150.870.65.1854"
 

@@ -61,6 +61,8 @@ class RequestMetrics:
         self.unknown_callers = 0
         self.proxy_refused: dict[str, int] = {}  # by reason (core/proxy_identity.py)
         self.throttled = 0
+        self.refused_connections = 0  # over a connection cap, closed unread
+        self.head_timeouts = 0  # 408: a request head that did not arrive in time
         self.latency = Histogram(BUCKETS)
 
     def observe(self, route: str, status: int, vm: str, seconds: float) -> None:
@@ -99,6 +101,16 @@ class MetricsCollector(Collector):
         throttled = CounterMetricFamily("openimds_throttled", "Requests answered with 429")
         throttled.add_metric((), self.metrics.throttled)
         yield throttled
+        refused = CounterMetricFamily(
+            "openimds_refused_connections", "Connections closed unread: over a connection cap"
+        )
+        refused.add_metric((), self.metrics.refused_connections)
+        yield refused
+        head = CounterMetricFamily(
+            "openimds_head_timeouts", "Request heads that did not arrive in time (408)"
+        )
+        head.add_metric((), self.metrics.head_timeouts)
+        yield head
         yield self.metrics.latency.family(
             "openimds_request_duration_seconds", "Time to answer a metadata request"
         )

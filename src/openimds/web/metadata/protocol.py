@@ -3,8 +3,8 @@
 Why not a framework: the benchmark in docs/performance.md shows frameworks reach under
 half of nginx on the instance GET, while a protocol that hands precomputed bytes to the
 transport matches it. httptools (llhttp) does the parsing; this module adds keep-alive,
-pipelining (requests are answered in order, synchronously), size limits, idle timeouts
-and the response cache.
+pipelining (requests are answered in order, synchronously), size limits, idle and
+request-head timeouts, connection caps and the response cache.
 
 The hot path for a GET: resolve the caller's VM -> throttle -> look the raw target up in
 the VM's cache of finished responses (valid for one VM revision) -> write. The core runs
@@ -39,11 +39,12 @@ from openimds.web.metadata.state import (
     CACHE_ENTRIES,
     IDLE_TIMEOUT,
     NOTED_HEADERS,
+    ConnectionLimits,
     MetadataServer,
 )
 from openimds.web.metadata.wire import Cached
 
-__all__ = ["IDLE_TIMEOUT", "MetadataProtocol", "MetadataServer"]
+__all__ = ["IDLE_TIMEOUT", "ConnectionLimits", "MetadataProtocol", "MetadataServer"]
 
 log = logging.getLogger("openimds.metadata")
 
@@ -58,6 +59,7 @@ MAX_HEAD_BYTES = MAX_URL + MAX_HEADERS_BYTES + 1024
 # output the connection is dropped (reading is already paused at the transport's mark).
 MAX_PENDING_OUTPUT = 4 * 1024 * 1024
 MAX_LINGER_BYTES = 256 * 1024  # discarded after the last answer before hanging up
+TIMED_OUT = "Request timeout. The request head did not arrive in time"
 
 
 class MetadataProtocol(asyncio.Protocol):
@@ -81,6 +83,7 @@ class MetadataProtocol(asyncio.Protocol):
         self.expect_continue = False
         self.body: bytearray | None = None
         self.idle = 0
+        self.head_age = 0  # ticks since the current request head began
         self.in_head = False  # between the start of a request and the end of its headers
         self.lingering = 0  # ticks since the last answer of a closing connection went out
         self.lingered = 0  # bytes discarded since then
@@ -94,15 +97,23 @@ class MetadataProtocol(asyncio.Protocol):
     # -- connection lifecycle -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) else "local"
+        if not self.server.admit(self.peer):
+            # Over a cap: the cheapest refusal is a reset before anything is read; the
+            # connections already open go on being served (docs/http.md, limits).
+            self.closing = True
+            cast(asyncio.Transport, transport).abort()
+            return
+        self.transport = cast(asyncio.Transport, transport)
         if self.server.proxy is not None:
             self.trusted = self.server.proxy.trusts(self.peer)
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
+        if self.transport is not None:
+            self.server.connections.discard(self)
+            self.server.release(self.peer)
         self.transport = None
 
     def idle_tick(self) -> None:
@@ -111,6 +122,15 @@ class MetadataProtocol(asyncio.Protocol):
             if self.lingering > 2 and self.transport is not None:
                 self.transport.close()
             return
+        if self.in_head:
+            # A head must arrive whole within head_timeout (whole ticks since its first
+            # byte), however steadily it trickles in: slow clients cannot hold a
+            # connection for the idle timeout a line at a time.
+            self.head_age += 1
+            if self.head_age > self.server.head_ticks:
+                self.server.metrics.head_timeouts += 1
+                self.reject(408, TIMED_OUT, route="timeout")
+                return
         # Whole seconds since the last complete request (closed between idle_timeout and
         # idle_timeout + 1 s); a client trickling a request that never ends goes too.
         self.idle += 1
@@ -181,6 +201,7 @@ class MetadataProtocol(asyncio.Protocol):
         self.body = None
         self.proxy_headers = None
         self.in_head = True
+        self.head_age = 0
         self.head_began = True
         self.head_bytes = 0
         self.answered = False
@@ -482,17 +503,17 @@ class MetadataProtocol(asyncio.Protocol):
         else:
             transport.close()
 
-    def reject(self, status: int, message: str) -> None:
+    def reject(self, status: int, message: str, route: str = "malformed") -> None:
         """A request we cannot parse: answer once in Azure's error shape and hang up."""
         if self.transport is None or self.closing:
             return
         server = self.server
         body = error_response(ImdsError(message)).body
-        cached = server.encode(Response(status, body), "malformed", close=True)
+        cached = server.encode(Response(status, body), route, close=True)
         self.transport.write(b"".join((cached.head, server.date, cached.tail)))
         self.finish(self.transport)
         # Counted and logged like any request; the method is known once the URL started.
-        server.metrics.observe("malformed", status, "-", 0.0)
+        server.metrics.observe(route, status, "-", 0.0)
         if server.access_log.enabled:
             method = self.parser.get_method().decode("ascii", "replace") if self.url else "-"
             path = self.url.partition(b"?")[0][:200].decode("latin-1")

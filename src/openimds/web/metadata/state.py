@@ -6,7 +6,8 @@ the access log, the Date value (docs/performance.md).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,22 @@ NOTED_HEADERS = frozenset(
     )
 )
 IDLE_TIMEOUT = 60.0  # seconds a connection may go without completing a request
+HEAD_TIMEOUT = 10.0  # seconds from the first byte of a request to the end of its head
+MAX_CONNECTIONS = 16384  # open connections per listener
+MAX_PER_SOURCE = 4096  # open connections per source address; 0: no such cap
 CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
+TICK_SLICE = 256  # connections checked per step of a tick (about 0.1 ms)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """How long a connection may wait and how many may be open (docs/http.md, limits)."""
+
+    idle_timeout: float = IDLE_TIMEOUT
+    head_timeout: float = HEAD_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
+    max_per_source: int = MAX_PER_SOURCE
+
 
 EffectsSink = Callable[[VmSnapshot, tuple[object, ...]], None]
 
@@ -63,7 +79,7 @@ class MetadataServer:
         access_log: AccessLog,
         metrics: RequestMetrics,
         effects: EffectsSink | None = None,
-        idle_timeout: float = IDLE_TIMEOUT,
+        limits: ConnectionLimits = ConnectionLimits(),
         hooks: Sequence[RequestHook] = (),
         byte_cache: bool = True,
         proxy: SignedCallers | None = None,
@@ -96,7 +112,11 @@ class MetadataServer:
         self.journal = journal
         # The `now` handed to the core (the runtime's clock: a test may advance it).
         self.clock = clock
-        self.idle_ticks = max(1, round(idle_timeout))
+        self.idle_ticks = max(1, round(limits.idle_timeout))
+        self.head_ticks = max(1, round(limits.head_timeout))
+        self.max_connections = limits.max_connections
+        self.max_per_source = limits.max_per_source or limits.max_connections
+        self.per_source: dict[str, int] = {}
         self.server_token = b"Server: " + server_header.encode("latin-1") + b"\r\n"
         self.date = b""
         self.connections: set[MetadataProtocol] = set()
@@ -114,12 +134,36 @@ class MetadataServer:
 
     def tick(self) -> None:
         """Once a second: refresh the Date value, write the access log, drop idle peers."""
+        for _ in self.tick_in_slices():
+            pass
+
+    def tick_in_slices(self) -> Iterator[None]:
+        """`tick`, pausing after every TICK_SLICE connections: the event loop serves
+        requests between slices, so ten thousand held connections never stall an answer
+        for the milliseconds one pass over all of them takes."""
         now = time.time()
         self.date = formatdate(now, usegmt=True).encode()
         self.access_log.stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         self.access_log.flush()
-        for conn in list(self.connections):
-            conn.idle_tick()
+        connections = list(self.connections)
+        for start in range(0, len(connections), TICK_SLICE):
+            for conn in connections[start : start + TICK_SLICE]:
+                conn.idle_tick()
+            yield
+
+    def admit(self, peer: str) -> bool:
+        """Count a new connection from `peer` in, or say it is one too many."""
+        held = self.per_source.get(peer, 0)
+        if held >= self.max_per_source or len(self.connections) >= self.max_connections:
+            self.metrics.refused_connections += 1
+            return False
+        self.per_source[peer] = held + 1
+        return True
+
+    def release(self, peer: str) -> None:
+        held = self.per_source.pop(peer, 1) - 1
+        if held > 0:
+            self.per_source[peer] = held
 
     def cache_for(self, vm: VmSnapshot) -> VmCache:
         cache = self._caches.get(vm.id)

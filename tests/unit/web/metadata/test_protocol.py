@@ -1,5 +1,6 @@
 """MetadataProtocol details that are easiest to see without a socket: throttle shapes,
-what gets counted, idle connections closed by ticks rather than by the wall clock."""
+what gets counted, idle connections and slow request heads closed by ticks rather than by
+the wall clock, the connection caps."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from openimds.core.http import Request, Response
 from openimds.core.inventory import VmSnapshot
 from openimds.core.throttle import RateLimiter
 from openimds.web.access_log import AccessLog
-from openimds.web.metadata.protocol import MetadataServer
+from openimds.web.metadata.protocol import ConnectionLimits, MetadataServer
 from tests.support.listener import connect, metadata_server, send
 
 
@@ -167,3 +168,66 @@ def test_half_a_request_is_not_activity() -> None:
     server.tick()  # the third tick since the last complete request
     assert transport.closed
     assert transport.written.count(b"HTTP/1.1 ") == 1  # the unfinished request is not answered
+
+
+# -- request-head timeout: counted in ticks from the head's first byte -----------------------
+def test_a_head_that_does_not_arrive_in_time_gets_408_and_is_closed() -> None:
+    server = metadata_server(limits=ConnectionLimits(head_timeout=3, idle_timeout=60))
+    proto, transport = connect(server)
+    proto.data_received(LEAF)
+    for line in (b"Metadata: true\r\n", b"X-A: 1\r\n", b"X-B: 2\r\n"):
+        server.tick()  # one header line a second: steady, but never finished
+        proto.data_received(line)
+        assert not transport.finished
+    server.tick()
+    assert transport.written.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"did not arrive in time" in transport.written
+    assert transport.finished
+    assert server.metrics.head_timeouts == 1
+    assert server.metrics.requests[("timeout", 408, "-")] == 1
+
+
+def test_the_head_clock_starts_with_each_request_not_the_connection() -> None:
+    server = metadata_server(limits=ConnectionLimits(head_timeout=2, idle_timeout=60))
+    proto, transport = connect(server)
+    for _ in range(5):  # sitting idle between requests is the idle timeout's business
+        server.tick()
+    proto.data_received(ASK)
+    server.tick()
+    proto.data_received(LEAF)
+    server.tick()
+    server.tick()
+    assert not transport.finished  # two whole ticks: still in time
+    proto.data_received(b"Metadata: true\r\n\r\n")
+    assert transport.written.count(b"HTTP/1.1 200 OK\r\n") == 2
+    for _ in range(5):
+        server.tick()
+    assert not transport.finished
+
+
+# -- connection caps: over them a connection is reset unread; the others go on -------------
+def test_connections_over_the_cap_are_reset_and_the_open_ones_served() -> None:
+    server = metadata_server(limits=ConnectionLimits(max_connections=3, max_per_source=0))
+    held = [connect(server, peer=f"10.0.0.{n}") for n in range(3)]
+    proto, refused = connect(server, peer="10.0.0.9")
+    assert refused.closed and not refused.written
+    proto.data_received(ASK)  # bytes that raced the reset are ignored
+    assert not refused.written
+    proto.connection_lost(None)
+    assert server.metrics.refused_connections == 1
+    for first, transport in held:
+        first.data_received(ASK)
+        assert transport.written.startswith(b"HTTP/1.1 200 OK\r\n")
+    held[0][0].connection_lost(None)  # one goes: room for one more
+    _, admitted = connect(server, peer="10.0.0.9")
+    assert not admitted.closed
+
+
+def test_the_per_source_cap_leaves_room_for_other_sources() -> None:
+    server = metadata_server(limits=ConnectionLimits(max_connections=100, max_per_source=2))
+    first = [connect(server, peer="10.0.0.1") for _ in range(2)]
+    assert connect(server, peer="10.0.0.1")[1].closed
+    assert not connect(server, peer="10.0.0.2")[1].closed
+    first[0][0].connection_lost(None)
+    assert not connect(server, peer="10.0.0.1")[1].closed
+    assert server.per_source == {"10.0.0.1": 2, "10.0.0.2": 1}
