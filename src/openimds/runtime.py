@@ -247,6 +247,9 @@ def build_runtime(
         runtime.check_effects(runtime.service())
         for listener in runtime.listeners:
             runtime.check_effects(listener.service)
+        # The fleet holds the VMs now (in the store and as snapshots); the validated models
+        # of a large VM file would otherwise stay in memory for the server's lifetime.
+        runtime.config = config.model_copy(update={"vms": []})
     except BaseException:
         # Features installed before the failure may have workers using the store: their
         # closers run before the store closes.

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
+import gc
 import logging
 import os
 import signal
@@ -360,8 +362,18 @@ def _hostport(sockname: object) -> str:
     return str(sockname)
 
 
+def release_start_memory() -> None:
+    """Hand the memory the start used and freed (a large VM file's validated models) back
+    to the system: glibc keeps freed blocks for reuse, so without this the server's
+    resident size would stay at its start-up peak."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def run(runtime: Runtime) -> None:
     """Run until SIGINT/SIGTERM, on uvloop where it is installed."""
+    release_start_memory()
     try:
         import uvloop
 

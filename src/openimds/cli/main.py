@@ -88,6 +88,8 @@ def serve(
     except (StoreError, ConfigError) as exc:
         click.echo(f"openimds: {exc}", err=True)
         sys.exit(2)
+    # The runtime keeps what it needs; a large VM file's validated models can go now.
+    del config
     server.run(runtime)
 
 

@@ -13,6 +13,7 @@ validated model: a model is several times the size of both, and few requests nee
 from __future__ import annotations
 
 import itertools
+import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -31,34 +32,25 @@ class InventoryError(ValueError):
 
 
 class Interner:
-    """Shares equal parts of VMs' documents. Most of a VM's instance document is what
-    every VM of a fleet has (empty profiles, the same image, location, size), so one
-    copy of each distinct part serves them all: memory per VM follows what is unique to
-    it. Snapshots are never changed in place, which is what makes sharing safe. One
-    interner per batch of VMs read (the whole fleet at start): its pool goes with it."""
+    """Shares equal parts of VMs' documents. Much of a VM's instance document is what
+    every VM of a fleet has (empty profiles, the same image, plan, security profile), so
+    one copy of each distinct part serves them all. The parts are the containers one
+    level below `compute` and `network`, recognised by their JSON text: a C-speed
+    comparison, where walking every node in Python would cost more than it saves.
+    Snapshots are never changed in place, which is what makes sharing safe. One interner
+    per batch of VMs read (the whole fleet at start): its pool goes with it."""
 
     def __init__(self) -> None:
-        self._pool: dict[object, Any] = {}
+        self._pool: dict[str, Any] = {}
 
-    def share(self, node: Any) -> Any:
-        if isinstance(node, dict):
-            items = tuple((key, self.share(value)) for key, value in node.items())
-            key: object = ("d", tuple((k, _identity(v)) for k, v in items))
-            return self._pool.setdefault(key, dict(items))
-        if isinstance(node, list):
-            shared = [self.share(item) for item in node]
-            return self._pool.setdefault(("l", tuple(_identity(v) for v in shared)), shared)
-        if isinstance(node, str):
-            return self._pool.setdefault(node, node)
-        return node
-
-    def clear(self) -> None:
-        self._pool.clear()
-
-
-def _identity(value: Any) -> object:
-    # Shared containers are canonical: their identity stands for their contents.
-    return id(value) if isinstance(value, dict | list) else value
+    def share(self, instance: dict[str, Any]) -> dict[str, Any]:
+        for section in instance.values():
+            if isinstance(section, dict):
+                for key, value in section.items():
+                    if isinstance(value, dict | list) and value:
+                        text = json.dumps(value, separators=(",", ":"))
+                        section[key] = self._pool.setdefault(text, value)
+        return instance
 
 
 def snapshot_of(
