@@ -62,7 +62,7 @@ def test_crawl_returns_the_vm(demo: ClientRun) -> None:
     assert compute["osProfile"] == DEMO["compute"]["osProfile"]
     assert compute["publicKeys"] == DEMO["compute"]["publicKeys"]
     assert imds["network"] == DEMO["network"]
-    # 2021-08-01 predates these; the server gates them out (3.3).
+    # 2021-08-01 predates these; the server gates them out.
     assert "physicalZone" not in compute
     assert "securityType" not in compute["securityProfile"]
 
@@ -151,7 +151,7 @@ MULTI_NIC_VM = {
                                 ],
                                 "subnet": [{"address": "10.1.0.0", "prefix": "22"}],
                             },
-                            # Azure's ipv6 object has no `subnet` (3.5); cloud-init 22.x
+                            # Azure's ipv6 object has no `subnet`; cloud-init 22.x
                             # reads one for a second IPv6 address, so keep to one.
                             "ipv6": {"ipAddress": [{"privateIpAddress": "fd00::4"}]},
                         },

@@ -1,6 +1,6 @@
 """Attested documents checked by independent clients: the openssl command line (as in
 Microsoft's Linux sample) and a Python validation written the way Microsoft documents it
-(section 6, "How clients validate"), both against a document fetched over real HTTP.
+(Azure's "How clients validate" steps), both against a document fetched over real HTTP.
 
 OpenSSL 3.0's `cms` has no `-untrusted`; `-CAfile` takes the root and the intermediate
 fetched from the AIA URL, and the chain check of the sample (`openssl verify -CAfile

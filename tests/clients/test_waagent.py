@@ -72,7 +72,7 @@ def test_get_compute(demo: ClientRun) -> None:
 
 def test_compute_at_2018_02_01_has_only_that_versions_fields(demo: ClientRun) -> None:
     # The agent asks with api-version=2018-02-01: newer fields (plan, publicKeys,
-    # storageProfile, ...) must not appear (3.3).
+    # storageProfile, ...) must not appear.
     assert demo.report["compute_keys"] == [
         "location",
         "name",

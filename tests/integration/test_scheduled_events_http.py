@@ -1,5 +1,5 @@
 """Scheduled events end to end: the real server, the real CLI, clients over loopback HTTP,
-SIGKILL and restart, the example drain agent (imds-reference.md 8)."""
+SIGKILL and restart, the example drain agent."""
 
 from __future__ import annotations
 

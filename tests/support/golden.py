@@ -4,7 +4,7 @@ Layout: tests/golden/<api-version>/<slug>.<json|txt> for answers to versioned re
 tests/golden/unversioned/ for /metadata/versions, and tests/golden/errors/<slug>.<status>.json
 for error bodies. The slug is the path below /metadata with `/` turned into `-`.
 `scripts/golden` rewrites every file from the core; tests/unit/core/test_golden.py
-compares. Review a regenerated file against imds-reference.md before committing it.
+compares. Review a regenerated file against Azure's documentation before committing it.
 """
 
 from __future__ import annotations

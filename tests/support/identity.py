@@ -1,5 +1,5 @@
 """The demo VM's managed identities and the identity endpoint's error bodies, verbatim
-(imds-reference.md section 7)."""
+(docs/identity.md)."""
 
 from __future__ import annotations
 

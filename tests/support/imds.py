@@ -19,13 +19,13 @@ from openimds.fleet.inventory import spec_snapshot
 
 METADATA = (("metadata", "true"),)
 
-# Azure's api-version error, verbatim from imds-reference.md 2.5 (CD-IMDS, PR289 live).
+# Azure's api-version error, verbatim from its documentation and a live answer.
 INVALID_VERSION_BODY = (
     b'{"error":"Bad request. api-version is invalid or was not specified in the request. '
     b'For more information refer to aka.ms/azureimds",'
     b'"newest-versions":["2025-04-07","2024-07-17","2024-03-15"]}'
 )
-# The live body for a missing Metadata header (imds-reference.md 5, I-91624).
+# The live body for a missing Metadata header (quoted in a public Azure issue).
 MISSING_HEADER_BODY = b'{"error":"Bad request: . Required metadata header not specified"}'
 NOT_FOUND_BODY = b'{"error":"Not found"}'
 LEAF_BODY = (

@@ -1,4 +1,4 @@
-"""The managed-identity endpoints, pure (section 7): selection rules, bodies, errors, cache."""
+"""The managed-identity endpoints, pure: selection rules, bodies, errors, cache."""
 
 from __future__ import annotations
 
@@ -184,7 +184,7 @@ def test_every_general_version_from_2018_02_01(version: str) -> None:
         ("client_id", USER2.client_id.upper(), USER2),
         ("object_id", USER2.object_id, USER2),
         ("msi_res_id", USER1.resource_id, USER1),
-        ("mi_res_id", USER2.resource_id.lower(), USER2),  # the older name (MI-17)
+        ("mi_res_id", USER2.resource_id.lower(), USER2),  # the older name
         ("client_id", SYSTEM.client_id, SYSTEM),
         ("msi_res_id", SYSTEM.resource_id, SYSTEM),
     ],
@@ -319,7 +319,7 @@ def test_throttled_answer_in_identity_shape() -> None:
     )
 )
 def test_bad_input_is_never_retried_status(params: dict[str, str]) -> None:
-    """Clients retry 404/410/429/5xx and would hang (13): anything else is 200 or 400."""
+    """Clients retry 404/410/429/5xx and would hang: anything else is 200 or 400."""
     r = World(full()).get(params)
     assert r.status in (200, 400)
 
@@ -438,5 +438,5 @@ def test_shared_rule_errors_come_in_the_identity_shape(path: str) -> None:
         world.vm,
         NOW,
     )
-    assert proxied.status == 400  # never a status the SDKs retry (13)
+    assert proxied.status == 400  # never a status the SDKs retry
     assert body(proxied) == MALFORMED

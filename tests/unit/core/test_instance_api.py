@@ -198,7 +198,7 @@ def test_user_data_is_served_base64_as_given() -> None:
         "compute/vmId/0",  # below a leaf
         "compute/vmId/x",
         "compute/tagsList/2/name",
-        "compute/licenseType",  # omitted when empty (3.3)
+        "compute/licenseType",  # omitted when empty
     ],
 )
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -216,7 +216,7 @@ def test_trailing_slash_is_the_same_resource() -> None:
 
 
 def test_extended_and_unknown_parameters_are_ignored() -> None:
-    # cloud-init sends extended=true (13).
+    # cloud-init sends extended=true.
     plain = call("/metadata/instance?api-version=2021-08-01")
     assert call("/metadata/instance?api-version=2021-08-01&extended=true") == plain
     assert call("/metadata/instance?extended=true&api-version=2021-08-01&x=y").body == plain.body

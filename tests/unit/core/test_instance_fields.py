@@ -1,6 +1,6 @@
 """The field-introduction table, checked against the reference and the VM-file model.
 
-REFERENCE below is transcribed by hand from imds-reference.md 3.3 (compute), 3.4
+REFERENCE below is transcribed by hand from Azure's IMDS documentation: compute, storage,
 (storageProfile) and 3.5 (network): every leaf the instance API serves, with the
 api-version that introduced it. It is kept apart from core/instance_fields.py on purpose:
 the core's table lists only the rows it needs (children inherit their parent's version),

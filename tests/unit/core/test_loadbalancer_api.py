@@ -1,4 +1,4 @@
-"""GET /metadata/loadbalancer (9): integers stay integers, LB-TS's messages verbatim."""
+"""GET /metadata/loadbalancer: integers stay integers, Azure's documented messages verbatim."""
 
 from __future__ import annotations
 

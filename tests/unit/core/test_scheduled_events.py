@@ -1,5 +1,5 @@
 """Scheduled events in the pure core: the transition table, approvals, incarnations, what
-is due next (imds-reference.md 8). Virtual clock."""
+is due next. Virtual clock."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """GET and POST /metadata/scheduledevents in the pure core: the document per api-version and
-the POST rules (imds-reference.md 8, 2.2). Virtual clock."""
+the POST rules. Virtual clock."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def events_of(doc: dict[str, object]) -> list[dict[str, object]]:
         ("2019-04-01", ["Description"]),
         ("2019-08-01", ["Description", "EventSource"]),
         ("2020-07-01", ["Description", "EventSource", "DurationInSeconds"]),
-        # General versions: the nearest SE version at or below (2.2 INFERRED).
+        # General versions: the nearest SE version at or below (Azure does not say; inferred).
         ("2019-06-01", ["Description"]),
         ("2019-08-15", ["Description", "EventSource"]),
         ("2025-04-07", ["Description", "EventSource", "DurationInSeconds"]),

@@ -146,7 +146,7 @@ def test_405_on_a_route_filter_names_the_full_path() -> None:
 # -- unknown paths --------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/metadata", "/metadata/", "/", "/latest/meta-data", "/x/y"])
 def test_unknown_path_without_version_is_the_version_error(path: str) -> None:
-    # PR289 (live): GET /metadata with no api-version answers with the api-version error.
+    # Live Azure: GET /metadata with no api-version answers with the api-version error.
     response = call(path)
     assert (response.status, response.body) == (400, INVALID_VERSION_BODY)
 

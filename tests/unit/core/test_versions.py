@@ -12,7 +12,7 @@ from openimds.core.errors import InvalidApiVersion
 from openimds.core.http import JSON
 from tests.support.imds import INVALID_VERSION_BODY, call, request
 
-# imds-reference.md 2.1, transcribed newest first as the reference lists them.
+# Azure's list of api-versions, transcribed newest first as its documentation lists them.
 REFERENCE_GENERAL = [
     "2025-04-07",
     "2024-07-17",
@@ -90,7 +90,7 @@ def test_general_list_matches_the_reference() -> None:
 
 
 def test_newest_three_newest_first() -> None:
-    # PR289 (live, July 2025) and 2.5: exactly three, newest first.
+    # Live Azure (July 2025): exactly three, newest first.
     assert versions.NEWEST_VERSIONS == ("2025-04-07", "2024-07-17", "2024-03-15")
 
 
@@ -147,7 +147,7 @@ def test_version_error_body_shape() -> None:
 
 
 def test_percent_encoded_version_is_decoded() -> None:
-    # Query strings arrive urlencoded (13); %2D is "-".
+    # Query strings arrive urlencoded; %2D is "-".
     assert call("/metadata/instance?api-version=2021%2D02%2D01").status == 200
 
 
