@@ -1,7 +1,8 @@
 """The core's answers for the reference VM equal tests/golden/, byte for byte.
 
 A difference means the contract changed: if the change is intended, run `scripts/golden`,
-read the diff against Azure's documentation and docs/compatibility.md, and commit the new files with the change.
+read the diff against Azure's documentation and docs/compatibility.md, and commit the new
+files with the change.
 """
 
 from __future__ import annotations
