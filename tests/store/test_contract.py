@@ -255,3 +255,31 @@ def test_a_conditional_batch_applies_only_when_its_conditions_hold(store: Store)
     assert store.get_record("book", "version") == "2"
     with pytest.raises(Conflict):
         store.write_batch([], expect=[Expect("book", "version", "1")])
+
+
+def test_sqlite_migrates_on_start_and_refuses_a_newer_schema(tmp_path: Path) -> None:
+    import sqlite3
+
+    from openimds.store.sqlite import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(path)  # a store from before versioning: tables, version 0
+    old.executescript(
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+        " PRIMARY KEY (kind, key));"
+        "INSERT INTO settings VALUES ('admin_token', 'kept');"
+    )
+    old.commit()
+    old.close()
+    os.chmod(path, 0o600)
+    store = SqliteStore(str(path))
+    assert store.get_setting("admin_token") == "kept"
+    store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    check.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    check.commit()
+    check.close()
+    with pytest.raises(StoreError, match="newer than this openimds knows"):
+        SqliteStore(str(path))

@@ -34,18 +34,23 @@ from openimds.store.base import (
     check_text,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS settings (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS records (
-    kind  TEXT NOT NULL,
-    key   TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-"""
+# Applied in order, each once, on start; `PRAGMA user_version` says how many a database
+# has. (Stores made before versioning hold version 0 and these very tables: the first
+# step is written so it is a no-op for them.)
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS records (
+        kind  TEXT NOT NULL,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    """,
+)
 
 _Row = tuple[object, ...]
 
@@ -67,7 +72,10 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+            _migrate(self._db, path)
+        except StoreError:
+            self._release()
+            raise
         except (OSError, sqlite3.Error) as exc:
             self._release()
             raise StoreError(f"cannot open state database {path}: {exc}") from exc
@@ -247,6 +255,30 @@ def check_location(path: str) -> None:
         raise StoreError(f"cannot create state database {path}: {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise StoreError(f"cannot create state database {path}: {ancestor} is not writable")
+
+
+def _migrate(db: sqlite3.Connection, path: str) -> None:
+    """Bring the database to the schema this openimds knows, in one transaction."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"state database {path}: schema version {version} is newer than this openimds "
+            f"knows ({len(MIGRATIONS)}); upgrade openimds"
+        )
+    if version == len(MIGRATIONS):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for step in MIGRATIONS[version:]:
+            for statement in step.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _prepare_private_file(path: Path) -> None:
