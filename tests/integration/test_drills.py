@@ -15,7 +15,7 @@ from tests.support.server import start_server
 EVENTS = "/metadata/scheduledevents?api-version=2020-07-01"
 
 
-@pytest.mark.parametrize("name", sorted(DRILLS))
+@pytest.mark.parametrize("name", sorted(n for n, d in DRILLS.items() if d.cancel_after is None))
 def test_each_drill_with_real_timings_on_the_virtual_clock(name: str) -> None:
     drill = DRILLS[name]
     with openimds.testing.serve() as imds:
@@ -33,6 +33,21 @@ def test_each_drill_with_real_timings_on_the_virtual_clock(name: str) -> None:
         assert imds.events()[0]["state"] == "Scheduled"
         imds.advance(1)
         assert imds.events()[0]["state"] == "Started"
+
+
+def test_canceled_maintenance_is_withdrawn_before_not_before() -> None:
+    drill = DRILLS["canceled-maintenance"]
+    assert drill.cancel_after is not None
+    with openimds.testing.serve() as imds:
+        imds.drill(drill.name, dev=False)
+        (live,) = imds.events()
+        assert live["state"] == "Scheduled" and live["cancelAt"]
+        imds.advance(drill.cancel_after - 1)
+        assert [e["state"] for e in imds.events()] == ["Scheduled"]
+        imds.advance(1)
+        assert imds.events() == []
+        doc = httpx.get(imds.url + EVENTS, headers={"Metadata": "true"}).json()
+        assert doc == {"DocumentIncarnation": 2, "Events": []}
 
 
 def test_dev_timings_are_seconds() -> None:

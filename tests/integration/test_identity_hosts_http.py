@@ -385,6 +385,8 @@ def test_env_prints_each_shell(server: RunningServer, hosts: dict[str, dict[str,
     assert f"$env:IDENTITY_SERVER_THUMBPRINT = '{thumbprint}'" in pwsh
     vm = server.cli("env").stdout
     assert vm.startswith(f"export AZURE_POD_IDENTITY_AUTHORITY_HOST='{hosts['vm']['url']}'")
+    token_url = f"{hosts['vm']['url']}/metadata/identity/oauth2/token"
+    assert f"export MSAL_MANAGED_IDENTITY_ENDPOINT='{token_url}'\n" in vm
     assert DEMO["tenantId"] not in vm
 
 

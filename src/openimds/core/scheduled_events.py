@@ -14,7 +14,9 @@ Rules
 5. A VM's DocumentIncarnation goes up by one whenever a change leaves its document showing
    something else than before (an event appeared, started or disappeared); approvals
    change nothing it shows. Incarnations never go down.
-6. Time-driven steps take effect at the moment they were due (a deadline start happens at
+6. An event may carry a `cancel_at` before its NotBefore: the platform withdraws it then
+   (a cancel at that moment, as by an operator), unless it started earlier.
+7. Time-driven steps take effect at the moment they were due (a deadline start happens at
    NotBefore, not at the tick that noticed it), so the state does not depend on how often
    it is advanced.
 """
@@ -98,6 +100,7 @@ class Event:
     state: State = "Pending"
     started_at: float | None = None
     approvals: tuple[Approval, ...] = ()
+    cancel_at: float | None = None  # rule 6
 
     @property
     def removal_at(self) -> float | None:
@@ -172,9 +175,12 @@ def transition(event: Event, trigger: Trigger, at: float) -> Event | None:
 
 
 def _due(event: Event, now: float) -> tuple[Trigger, float] | None:
-    """The time-driven step an event is due for at `now`, and when it fell due (rule 6)."""
+    """The time-driven step an event is due for at `now`, and when it fell due (rule 7)."""
     if event.state == "Pending" and event.posted_at <= now:
         return "post", event.posted_at
+    cancel = event.cancel_at
+    if event.state == "Scheduled" and cancel is not None and cancel <= min(now, event.not_before):
+        return "cancel", cancel
     if event.state == "Scheduled" and event.not_before <= now:
         return "deadline", event.not_before
     removal = event.removal_at

@@ -65,6 +65,7 @@ def view(event: Event) -> dict[str, Any]:
         "approval": event.policy,
         "approvals": [{"vm": a.vm, "at": iso(a.at)} for a in event.approvals],
         "awaiting": [vm for vm in event.vms if vm not in approved],
+        "cancelAt": iso(event.cancel_at),
     }
 
 
@@ -218,6 +219,8 @@ class EventsAdmin:
                             "devNotice": d.dev_notice,
                             "durationInSeconds": d.duration,
                             "summary": d.summary,
+                            "cancelAfter": d.cancel_after,
+                            "devCancelAfter": d.dev_cancel_after,
                         }
                         for d in DRILLS.values()
                     ]

@@ -156,7 +156,7 @@ def drill(name: str | None, dev: bool, vm: str | None, admin: AdminTarget, as_js
     if name is None:
         for d in admin_call(admin, "GET", "/events/drills")["drills"]:
             notice = f"{d['notice']:g}s notice ({d['devNotice']:g}s with --dev)"
-            click.echo(f"{d['name']:<18} {d['type']:<9} {notice:<28} {d['summary']}")
+            click.echo(f"{d['name']:<20} {d['type']:<9} {notice:<28} {d['summary']}")
         return
     body = {"drill": name, "dev": dev, **({"vm": vm} if vm else {})}
     answer = admin_call(admin, "POST", "/events/drill", body)

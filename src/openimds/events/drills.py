@@ -28,6 +28,8 @@ class Drill:
     dev_notice: float
     duration: int  # DurationInSeconds: -1 unknown
     summary: str
+    cancel_after: float | None = None  # seconds from posting to the platform's cancel
+    dev_cancel_after: float | None = None
 
 
 DRILLS: dict[str, Drill] = {
@@ -53,6 +55,18 @@ DRILLS: dict[str, Drill] = {
             dev_notice=10,
             duration=9,
             summary="host update in place: the VM is paused, not rebooted",
+        ),
+        Drill(
+            "canceled-maintenance",
+            "Freeze",
+            "Platform",
+            "Host server is undergoing maintenance.",
+            notice=900,
+            dev_notice=10,
+            duration=9,
+            summary="host maintenance announced, then withdrawn 5 min later, before NotBefore",
+            cancel_after=300,
+            dev_cancel_after=5,
         ),
         Drill(
             "user-reboot",
@@ -126,6 +140,9 @@ def drill_request(name: str, vm: str | None, dev: bool) -> dict[str, object]:
         "description": drill.description,
         "eventSource": drill.source,
     }
+    cancel = drill.dev_cancel_after if dev else drill.cancel_after
+    if cancel is not None:
+        request["cancelAt"] = f"+{int(cancel)}s"
     if dev:
         request["completeAfter"] = 5  # listed 5 s after its duration instead of the default
     if vm is not None:

@@ -50,6 +50,7 @@ def encode(event: Event) -> str:
             "state": event.state,
             "started_at": event.started_at,
             "approvals": [[a.vm, a.at] for a in event.approvals],
+            "cancel_at": event.cancel_at,
         },
         separators=(",", ":"),
     )
@@ -77,6 +78,8 @@ def decode(text: str) -> Event:
         state=data["state"],
         started_at=None if data["started_at"] is None else float(data["started_at"]),
         approvals=tuple(Approval(str(vm), float(at)) for vm, at in data["approvals"]),
+        # Absent from records written before planned cancels existed.
+        cancel_at=None if data.get("cancel_at") is None else float(data["cancel_at"]),
     )
 
 

@@ -162,6 +162,7 @@ class ScheduleRequest(BaseModel):
     complete_after: float | None = Field(None, ge=0)
     approval: Policy | None = None
     event_id: str | None = Field(None, min_length=1, max_length=64)
+    cancel_at: TimeValue | None = None  # the platform withdraws the event then
 
     @field_validator("event_id")
     @classmethod
@@ -210,7 +211,21 @@ def build_event(
         source=request.event_source or SOURCES[request.type],
         hold=hold,
         policy=request.approval or settings.approval,
+        cancel_at=_cancel_at(request, posted, not_before),
     )
+
+
+def _cancel_at(request: ScheduleRequest, posted: float, not_before: float) -> float | None:
+    """When the event is withdrawn: a relative time counts from its posting, as notBefore's
+    does; it must fall between posting and NotBefore, the only time a cancel can happen."""
+    if request.cancel_at is None:
+        return None
+    cancel = parse_time(request.cancel_at, posted)
+    if not posted < cancel < not_before:
+        raise ScheduleError(
+            "cancelAt: must fall after the event is posted (at) and before its notBefore"
+        )
+    return cancel
 
 
 # Times an event may reach (1970 to the start of 9999): every later rendering (RFC 1123

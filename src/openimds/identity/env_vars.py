@@ -40,6 +40,7 @@ STEERING = (
     "MSI_SECRET",
     "AZUREPS_HOST_ENVIRONMENT",
     "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    "MSAL_MANAGED_IDENTITY_ENDPOINT",
 )
 # Which listener serves each choice: App Service's legacy protocol is its own endpoint.
 SERVED_BY: dict[Choice, str] = {c: str(c) for c in CHOICES}
@@ -60,9 +61,13 @@ def variables(choice: Choice, hosts: Sequence[Mapping[str, Any]]) -> dict[str, s
     token_url = base + str(host["tokenPath"])
     secret = str(host.get("secret", ""))
     if choice == "vm":
-        # Both SDKs replace http://169.254.169.254 with this (azure-identity imds.py,
-        # msal _obtain_token_on_azure_vm).
-        return {"AZURE_POD_IDENTITY_AUTHORITY_HOST": base}
+        # Both SDKs replace http://169.254.169.254 with the first (azure-identity imds.py,
+        # msal _obtain_token_on_azure_vm); the second, the token URL, is read by some msal
+        # versions and ignored by the pinned ones, so setting it cannot change their choice.
+        return {
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST": base,
+            "MSAL_MANAGED_IDENTITY_ENDPOINT": token_url,
+        }
     if choice == "arc":
         return {"IDENTITY_ENDPOINT": token_url, "IMDS_ENDPOINT": base}
     if choice == "appservice":

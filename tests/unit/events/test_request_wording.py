@@ -28,7 +28,7 @@ def message_of(data: Any) -> str:
         (
             {"type": "Reboot", "notbefore": "+5m"},
             "event: notbefore: unknown field 'notbefore' (did you mean 'notBefore'?); allowed: "
-            "approval, at, completeAfter, description, durationInSeconds, eventId, "
+            "approval, at, cancelAt, completeAfter, description, durationInSeconds, eventId, "
             "eventSource, notBefore, target, type",
         ),
         ([1], "event: (top level): expected a mapping of fields, got a list"),

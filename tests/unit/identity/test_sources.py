@@ -145,7 +145,9 @@ HOSTS = [
 @pytest.mark.parametrize(
     ("choice", "expected"),
     [
-        ("vm", {"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:8080"}),
+        ("vm", {"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:8080",
+                "MSAL_MANAGED_IDENTITY_ENDPOINT":
+                "http://127.0.0.1:8080/metadata/identity/oauth2/token"}),
         ("arc", {"IDENTITY_ENDPOINT": "http://127.0.0.1:40342/metadata/identity/oauth2/token",
                  "IMDS_ENDPOINT": "http://127.0.0.1:40342"}),
         ("appservice", {"IDENTITY_ENDPOINT": "http://127.0.0.1:9001/msi/token",
