@@ -363,12 +363,16 @@ def _hostport(sockname: object) -> str:
 
 
 def release_start_memory() -> None:
-    """Hand the memory the start used and freed (a large VM file's validated models) back
-    to the system: glibc keeps freed blocks for reuse, so without this the server's
-    resident size would stay at its start-up peak."""
+    """After the start: collect once, hand the memory the start used and freed (a large VM
+    file's validated models) back to the system (glibc keeps freed blocks for reuse, so
+    the resident size would stay at its start-up peak), and freeze what remains: the
+    fleet's snapshots live as long as the server, and later collections need not scan
+    them. The collector is on again afterwards, whoever turned it off."""
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+    gc.freeze()
+    gc.enable()
 
 
 def run(runtime: Runtime) -> None:
