@@ -13,10 +13,11 @@ validated model: a model is several times the size of both, and few requests nee
 from __future__ import annotations
 
 import itertools
-import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+import orjson
 
 from openimds.config.identity_model import Identities
 from openimds.config.vm_model import VmSpec
@@ -41,14 +42,14 @@ class Interner:
     per batch of VMs read (the whole fleet at start): its pool goes with it."""
 
     def __init__(self) -> None:
-        self._pool: dict[str, Any] = {}
+        self._pool: dict[bytes, Any] = {}
 
     def share(self, instance: dict[str, Any]) -> dict[str, Any]:
         for section in instance.values():
             if isinstance(section, dict):
                 for key, value in section.items():
                     if isinstance(value, dict | list) and value:
-                        text = json.dumps(value, separators=(",", ":"))
+                        text = orjson.dumps(value)
                         section[key] = self._pool.setdefault(text, value)
         return instance
 

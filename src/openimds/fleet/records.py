@@ -2,16 +2,16 @@
 
 The text holds what the VM file gave (unset fields left out) plus the full `instance`
 and `loadbalancer` documents as served, so a snapshot is built from it with one
-`json.loads` and no validation: a fleet of thousands of VMs starts, and follows other
+`orjson.loads` and no validation: a fleet of thousands of VMs starts, and follows other
 nodes' changes, without re-validating every VM. Only text this module wrote (from a
 validated VmSpec) is ever stored.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from openimds.config.identity_model import Identities
@@ -35,7 +35,8 @@ def encode(spec: VmSpec) -> str:
 def raw(name: str, text: str) -> dict[str, Any]:
     """The record as plain data (what snapshots and admin views are built from)."""
     with decoding(KIND, name):
-        data = json.loads(text)
+        # orjson: a large fleet's records are read at every start (several times faster).
+        data = orjson.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("instance"), dict):
             raise ValueError("not a VM record (no instance document)")
     return data
