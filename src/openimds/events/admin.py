@@ -13,7 +13,6 @@ GET  /events/drills             the drills and their timings
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from openimds.core.scheduled_events import (
 from openimds.events.drills import DRILLS, UnknownDrill, drill_request
 from openimds.events.schedule import ScheduleError, validate_request
 from openimds.events.service import EventsService
+from openimds.web.admin_app import json_body
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -67,15 +67,6 @@ def view(event: Event) -> dict[str, Any]:
         "awaiting": [vm for vm in event.vms if vm not in approved],
         "cancelAt": iso(event.cancel_at),
     }
-
-
-async def _json_body(request: Request) -> Any:
-    try:
-        return json.loads(await request.body())
-    except ValueError as exc:
-        raise ScheduleError(f"the body is not JSON: {exc}") from None
-    except RecursionError:
-        raise ScheduleError("the body is nested too deeply") from None
 
 
 @dataclass
@@ -149,7 +140,7 @@ class EventsAdmin:
               409:
                 description: An event with this eventId exists already.
             """
-            scheduled = service.schedule([validate_request(await _json_body(request))])
+            scheduled = service.schedule([validate_request(await json_body(request))])
             return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
         async def scenario(request: Request) -> Response:
@@ -178,7 +169,7 @@ class EventsAdmin:
               409:
                 description: An event with this eventId exists already.
             """
-            scheduled = service.load_scenario(await _json_body(request))
+            scheduled = service.load_scenario(await json_body(request))
             return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
         async def drill(request: Request) -> Response:
@@ -191,7 +182,7 @@ class EventsAdmin:
               404:
                 description: No drill has this name.
             """
-            body = await _json_body(request)
+            body = await json_body(request)
             if not isinstance(body, dict) or not isinstance(body.get("drill"), str):
                 raise ScheduleError('expected {"drill": NAME, "dev": true|false, "vm": NAME}')
             vm = body.get("vm")

@@ -13,7 +13,6 @@ and what is allowed). A change is served at once and drops only that VM's cached
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from openimds.config.report import Sources, format_errors
 from openimds.config.vm_model import VmSpec
 from openimds.fleet.inventory import InventoryError
 from openimds.fleet.service import Inventory
+from openimds.web.admin_app import json_body
 
 VM_KEYS = frozenset(VmSpec.model_fields)
 
@@ -74,15 +74,6 @@ def parse_vms(data: Any, origin: str = "request body") -> list[VmSpec]:
 def view(inventory: Inventory, name: str) -> dict[str, Any]:
     fleet = inventory.fleet
     return {"name": name, "revision": fleet.vms[name].revision, **fleet.view(name)}
-
-
-async def _json(request: Request) -> Any:
-    try:
-        return json.loads(await request.body())
-    except ValueError as exc:
-        raise VmInputError(f"request body: not JSON: {exc}") from None
-    except RecursionError:
-        raise VmInputError("request body: nested too deeply") from None
 
 
 @dataclass
@@ -143,7 +134,7 @@ class FleetAdmin:
           409:
             description: The VMs would share an address, or lack the addresses a fleet needs.
         """
-        specs = parse_vms(await _json(request))
+        specs = parse_vms(await json_body(request))
         changed = self.inventory.upsert(specs)
         unchanged = sorted({s.display_name for s in specs} - set(changed))
         return JSONResponse({"changed": sorted(changed), "unchanged": unchanged})
@@ -188,7 +179,7 @@ class FleetAdmin:
             description: If-None-Match or If-Match did not hold.
         """
         name = request.path_params["name"]
-        data = await _json(request)
+        data = await json_body(request)
         if isinstance(data, dict) and "vms" not in data and data.get("name", "") == "":
             data = {**data, "name": name}
         specs = parse_vms(data)

@@ -8,6 +8,7 @@ without one (listed in `public_paths`).
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import re
 import time
@@ -48,6 +49,20 @@ class AdminRoutes(Protocol):
     def public_paths(self) -> list[str]: ...
 
     def errors(self) -> Mapping[type[Exception], int]: ...
+
+
+class BadBody(ValueError):
+    """A request body that is not JSON: a 400 on every admin route."""
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON body, or BadBody saying why not (one wording for every route)."""
+    try:
+        return json.loads(await request.body())
+    except ValueError as exc:
+        raise BadBody(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadBody("the body is nested too deeply") from None
 
 
 class TokenAuth(BaseHTTPMiddleware):
@@ -129,7 +144,7 @@ def error_handlers(
 ) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
     """The one exception map of the admin app: each feature's errors, and on every route
     a store failure as 503 (the write did not happen; the caller may retry)."""
-    statuses: dict[type[Exception], int] = {StoreError: 503}
+    statuses: dict[type[Exception], int] = {StoreError: 503, BadBody: 400}
     for feature in features:
         statuses.update(feature.errors())
 
