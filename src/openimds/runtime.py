@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from openimds.clock import Clock
 from openimds.config import Config, ConfigError
 from openimds.config.admin_token import server_token
 from openimds.config.listen import ListenAddress
@@ -47,6 +46,30 @@ log = logging.getLogger("openimds")
 
 EffectHandler = Callable[[VmSnapshot, Any], None]
 Job = Callable[[], None]
+
+
+class Clock:
+    """The server's clock: wall time plus an offset that `openimds.testing` can advance.
+
+    The runtime owns one; what reads it is what a virtual clock drives: scheduled events
+    (posting, NotBefore, starting, completion), fault rules' windows, and the `now` the
+    metadata listener hands the core (so a token's expires_on and the listener's cache of
+    time-bound answers follow it). The Date header, access-log stamps, rate limits and idle
+    timeouts stay on real time: they are about the wire, not the emulated machine.
+    """
+
+    __slots__ = ("offset",)
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("the clock does not go back")
+        self.offset += seconds
 
 
 class UnhandledEffect(Exception):
@@ -95,7 +118,7 @@ class Runtime:
     admin_token: str
     # The signed edge proxy's contract (the `proxy` section), None when off.
     proxy: ProxyTrust | None = None
-    # The server's time (openimds.testing advances it); see clock.py for what it drives.
+    # The server's time (openimds.testing advances it); see Clock for what it drives.
     clock: Clock = field(default_factory=Clock)
     # The metadata listener's request journal (None: journal.size is 0).
     journal: Journal | None = None

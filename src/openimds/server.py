@@ -22,7 +22,6 @@ from starlette.applications import Starlette
 
 from openimds.config import ListenAddress
 from openimds.config.listen import WILDCARDS
-from openimds.fdlimit import connection_budget
 from openimds.fleet.proxy import ProxyCallers
 from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Listener, Runtime
@@ -30,6 +29,7 @@ from openimds.store import StoreError
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
 from openimds.web.login_guard import LoginGuard
+from openimds.web.metadata.fdlimit import connection_budget
 from openimds.web.metadata.protocol import MetadataProtocol
 from openimds.web.metadata.state import ConnectionLimits, MetadataServer
 

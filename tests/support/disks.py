@@ -1,4 +1,8 @@
-"""A real disk that fills up: a small tmpfs mounted for one test (needs root)."""
+"""Real disks that fail: a small tmpfs that fills up, an ext4 image that turns read-only.
+
+They need root (the test command runs as root: it installs Debian packages) and loop
+devices. Where either is missing the test fails with what is missing: a skip would pass a
+suite that never tested the failing-disk behaviour."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import pytest
 
 @contextlib.contextmanager
 def tiny_tmpfs(mount: Path, size: str = "2m") -> Iterator[Path]:
-    """Mount a tmpfs of `size` on `mount` (skips the test where that is not allowed)."""
+    """Mount a tmpfs of `size` on `mount`."""
     mount.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount)],
@@ -22,7 +26,7 @@ def tiny_tmpfs(mount: Path, size: str = "2m") -> Iterator[Path]:
         check=False,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
+        pytest.fail(f"cannot mount a tmpfs (needs root): {done.stderr.decode().strip()}")
     try:
         yield mount
     finally:
@@ -44,14 +48,14 @@ def fill(disk: Path) -> Path:
 @contextlib.contextmanager
 def ext4_disk(image: Path, mount: Path, size: str = "32M") -> Iterator[Path]:
     """A small ext4 filesystem on a loop device, mounted with errors=remount-ro as root
-    filesystems usually are (skips the test where loop devices cannot be used)."""
+    filesystems usually are."""
     mount.mkdir(parents=True, exist_ok=True)
     subprocess.run(["truncate", "-s", size, str(image)], check=True)
     made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, check=False)
     if made.returncode != 0:
-        pytest.skip(f"cannot make an ext4 image: {made.stderr.decode().strip()}")
+        pytest.fail(f"cannot make an ext4 image (e2fsprogs): {made.stderr.decode().strip()}")
     if not _mount_ext4(image, mount):
-        pytest.skip("cannot mount an ext4 image on a loop device")
+        pytest.fail("cannot mount an ext4 image on a loop device (needs root and loop devices)")
     os.chmod(mount, 0o700)
     try:
         yield mount
@@ -95,7 +99,7 @@ def fail_into_read_only(mount: Path) -> None:
     ).stdout.strip()
     trigger = Path(f"/sys/fs/ext4/{Path(source).name}/trigger_fs_error")
     if not trigger.exists():
-        pytest.skip(f"this kernel has no {trigger}")
+        pytest.fail(f"this kernel has no {trigger}: the read-only case cannot be made")
     trigger.write_text("openimds test\n")
     with pytest.raises(OSError, match="Read-only file system"):
         (mount / "probe").touch()

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from openimds.config import Config
 from openimds.config.model import AdminTlsFiles
-from openimds.store import StoreError, is_memory, open_store
+from openimds.store import StoreError, read_from
 from openimds.web.admin_tls import stored_certificate
 
 
@@ -68,18 +68,10 @@ def _stored_pem(config: Config) -> str:
         "pass --admin-fingerprint (the server prints it at start) or --admin-ca, or "
         "--state to the server's state store"
     )
-    if is_memory(config.state.path):
-        raise UntrustedAdmin(f"cannot verify the admin certificate: the state is memory: ({hint})")
     try:
-        store = open_store(config.state.path, readonly=True)
+        cert = read_from(config.state.path, stored_certificate)
     except StoreError as exc:
         raise UntrustedAdmin(f"cannot verify the admin certificate: {exc} ({hint})") from None
-    try:
-        cert = stored_certificate(store)
-    except StoreError as exc:
-        raise UntrustedAdmin(f"cannot verify the admin certificate: {exc} ({hint})") from None
-    finally:
-        store.close()
     if cert is None:
         raise UntrustedAdmin(f"no admin certificate in {config.state.path} ({hint})")
     return cert.public_bytes(serialization.Encoding.PEM).decode()

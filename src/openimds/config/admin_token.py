@@ -8,7 +8,7 @@ import secrets
 import sys
 
 from openimds.config.model import Config
-from openimds.store import Store, StoreError, is_memory, open_store
+from openimds.store import Store, StoreError, read_from
 
 SETTING = "admin_token"
 
@@ -42,18 +42,10 @@ def client_token(config: Config) -> str:
         "set OPENIMDS_ADMIN_TOKEN (or --token), or point --state at the server's state "
         "store; a server that generated its token keeps it there"
     )
-    if is_memory(config.state.path):
-        raise NoAdminToken(f"no admin token: the state store is memory: ({hint})")
     try:
-        store = open_store(config.state.path, readonly=True)
+        token = read_from(config.state.path, lambda store: store.get_setting(SETTING))
     except StoreError as exc:
         raise NoAdminToken(f"no admin token: {exc} ({hint})") from None
-    try:
-        token = store.get_setting(SETTING)
-    except StoreError as exc:
-        raise NoAdminToken(f"no admin token: {exc} ({hint})") from None
-    finally:
-        store.close()
     if token is None:
         raise NoAdminToken(f"no admin token in {config.state.path} ({hint})")
     return token

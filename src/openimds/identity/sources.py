@@ -145,30 +145,24 @@ def _arc(
     return _Built(MetadataService(routes), info)
 
 
-def _appservice(
-    runtime: Runtime,
-    settings: SourceSettings,
-    info: SourceInfo,
-    directory: IdentityDirectory,
-    issuer: Issuer,
-    sources: Sources,
-) -> _Built:
-    secret = _secret(runtime.store, info.name, settings)
-    endpoint = AppServiceTokenEndpoint(directory, issuer, secret)
-    return _Built(_token_service(info, endpoint), _with_secret(info, secret))
+def _by_secret_header(
+    endpoint: Callable[[IdentityDirectory, Issuer, str], Endpoint],
+) -> _Builder:
+    """App Service and Azure ML: one secret, kept in the store, checked in a header."""
 
+    def build(
+        runtime: Runtime,
+        settings: SourceSettings,
+        info: SourceInfo,
+        directory: IdentityDirectory,
+        issuer: Issuer,
+        sources: Sources,
+    ) -> _Built:
+        secret = _secret(runtime.store, info.name, settings)
+        service = _token_service(info, endpoint(directory, issuer, secret))
+        return _Built(service, _with_secret(info, secret))
 
-def _azureml(
-    runtime: Runtime,
-    settings: SourceSettings,
-    info: SourceInfo,
-    directory: IdentityDirectory,
-    issuer: Issuer,
-    sources: Sources,
-) -> _Built:
-    secret = _secret(runtime.store, info.name, settings)
-    endpoint = AzureMlTokenEndpoint(directory, issuer, secret)
-    return _Built(_token_service(info, endpoint), _with_secret(info, secret))
+    return build
 
 
 def _cloudshell(
@@ -203,8 +197,8 @@ def _servicefabric(
 
 _BUILDERS: dict[SourceName, _Builder] = {
     "arc": _arc,
-    "appservice": _appservice,
-    "azureml": _azureml,
+    "appservice": _by_secret_header(AppServiceTokenEndpoint),
+    "azureml": _by_secret_header(AzureMlTokenEndpoint),
     "cloudshell": _cloudshell,
     "servicefabric": _servicefabric,
 }

@@ -8,7 +8,8 @@ at once. A new backend is one module and one entry in `BACKENDS`.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from openimds.store.base import (
     Conflict,
@@ -36,7 +37,11 @@ __all__ = [
     "check_url",
     "decoding",
     "open_store",
+    "read_from",
 ]
+
+
+T = TypeVar("T")
 
 
 class Opener(Protocol):
@@ -104,6 +109,19 @@ def check_url(url: str) -> None:
         from openimds.store.sqlite import check_location
 
         check_location(location)
+
+
+def read_from(url: str, read: Callable[[Store], T]) -> T:
+    """What `read` takes from the store a state URL names, opened read-only and closed
+    again: how commands read what a running server keeps (its generated admin token, its
+    admin certificate) without ever creating a store. StoreError says why not."""
+    if is_memory(url):
+        raise StoreError("the state store is memory: (a running server's is not readable)")
+    store = open_store(url, readonly=True)
+    try:
+        return read(store)
+    finally:
+        store.close()
 
 
 def is_shared(url: str) -> bool:

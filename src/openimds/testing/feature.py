@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from openimds.clock import Clock
-from openimds.runtime import Plug, Runtime
+from openimds.runtime import Clock, Plug, Runtime
 
 
 class ClockError(ValueError):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from openimds.fdlimit import RESERVE, connection_budget
+from openimds.web.metadata.fdlimit import RESERVE, connection_budget
 
 
 @pytest.fixture
