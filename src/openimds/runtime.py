@@ -195,6 +195,10 @@ class Runtime:
         def deliver(handler: Callable[[str], None], key: str) -> None:
             try:
                 handler(key)
+            except StoreError as exc:
+                # The store went away between the notice and the read (its outage is
+                # logged once by the store); the resync after it brings this change too.
+                log.warning("a change from the state store could not be read yet: %s", exc)
             except Exception:
                 log.exception("applying a change from the state store failed")
 
