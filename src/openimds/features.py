@@ -58,6 +58,7 @@ ALL: tuple[Feature, ...] = (
     Feature("faults", "openimds.faults", commands=("faults",)),
     Feature("journal", "openimds.journal", commands=("requests",)),
     Feature("testing", "openimds.testing"),
+    Feature("console", "openimds.console"),
 )
 
 

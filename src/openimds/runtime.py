@@ -104,6 +104,9 @@ class Plug:
     hooks: Sequence[RequestHook] = ()  # run on the metadata listener before its byte cache
     collectors: Sequence[Collector] = ()  # Prometheus collectors for the admin /metrics
     closers: Sequence[Job] = ()  # run at shutdown, in reverse order
+    # Run when a shutdown begins, before the listeners close: open streams end here, so a
+    # browser tab cannot hold a stop up.
+    stopping: Sequence[Job] = ()
     # Record kind -> handler(key): changes other nodes commit to a shared store, delivered
     # on the event loop; key "*" after a gap in the feed (reload everything of the kind).
     follows: Mapping[str, Callable[[str], None]] = field(default_factory=dict)
@@ -131,6 +134,7 @@ class Runtime:
     hooks: list[RequestHook] = field(default_factory=list)
     collectors: list[Collector] = field(default_factory=list)
     closers: list[Job] = field(default_factory=list)
+    stopping: list[Job] = field(default_factory=list)
     follows: dict[str, Callable[[str], None]] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
     # Listener name ("metadata", "admin", each extra listener's) -> the base URL it was
@@ -157,6 +161,7 @@ class Runtime:
         self.hooks.extend(plug.hooks)
         self.collectors.extend(plug.collectors)
         self.closers.extend(plug.closers)
+        self.stopping.extend(plug.stopping)
         for record_kind, follower in plug.follows.items():
             if record_kind in self.follows:
                 raise RuntimeError(f"feature {feature}: record kind {record_kind} followed twice")

@@ -198,6 +198,8 @@ async def serve(
         await stop.wait()
     finally:
         ticker.cancel()
+        for begin_stop in runtime.stopping:
+            begin_stop()
         for bound in listeners:
             bound.close()
         for each in servers:

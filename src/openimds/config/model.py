@@ -99,6 +99,9 @@ class AdminSettings(_Section):
     login_failures: int = Field(
         10, ge=0, description="refused tokens per source address per minute, then 429; 0: off"
     )
+    console: bool = Field(
+        True, description="serve the operator console at /console/ (behind the admin token)"
+    )
 
     @field_validator("token")
     @classmethod

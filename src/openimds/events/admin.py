@@ -6,6 +6,7 @@ GET  /events/{id}               one event
 POST /events/{id}/start         start now
 POST /events/{id}/complete      remove a Started event now
 POST /events/{id}/cancel        remove a Pending or Scheduled event
+POST /events/{id}/approve       approve on a VM's behalf: {"vm": NAME}
 POST /events/scenario           load a scenario (its relative times count from now)
 POST /events/drill              a built-in drill: {"drill": NAME, "dev": bool, "vm": NAME}
 GET  /events/drills             the drills and their timings
@@ -251,6 +252,35 @@ class EventsAdmin:
 
             return handler
 
+        async def approve(request: Request) -> Response:
+            """
+            requestBody:
+              required: true
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [vm]
+                    properties:
+                      vm: {type: string, description: the VM whose approval this is}
+            responses:
+              200:
+                description: The event after the approval (Started once its policy is met).
+              400:
+                description: The body does not name a VM.
+              404:
+                description: The VM has no live event with this id.
+            """
+            body = await json_body(request)
+            vm = body.get("vm") if isinstance(body, dict) else None
+            if not isinstance(vm, str) or not vm:
+                raise ScheduleError('expected {"vm": NAME}: the VM whose approval this is')
+            event_id = request.path_params["event_id"]
+            after = service.approve_for(vm, event_id)
+            return JSONResponse(
+                {"eventId": event_id, "event": None if after is None else view(after)}
+            )
+
         def _live(event: Event) -> Event:
             # The stored version (it may already have been posted or started).
             return service.book.events.get(event.id, event)
@@ -265,4 +295,5 @@ class EventsAdmin:
             Route("/events/{event_id}/start", act("start"), methods=["POST"]),
             Route("/events/{event_id}/complete", act("complete"), methods=["POST"]),
             Route("/events/{event_id}/cancel", act("cancel"), methods=["POST"]),
+            Route("/events/{event_id}/approve", approve, methods=["POST"]),
         ]

@@ -109,6 +109,13 @@ class EventsService:
         except UnknownEvent as exc:
             raise UnknownEventId(exc.event_id) from None
 
+    def approve_for(self, vm: str, event_id: str) -> Event | None:
+        """An operator's approval on `vm`'s behalf: counted exactly as the VM's own POST
+        of a StartRequest would be (UnknownEvent if the VM does not see this event)."""
+        now = self.clock()
+        self._update(lambda book: approve(book, vm, [event_id], now))
+        return self.book.events.get(event_id)
+
     def follow(self, key: str) -> None:
         """The store's change feed says the book changed (on another node)."""
         self.reload()

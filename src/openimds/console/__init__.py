@@ -1,0 +1,1 @@
+"""The operator console: the fleet in a browser, on the admin listener."""

@@ -1,0 +1,31 @@
+"""The operator console, plugged into a server (features.ALL): its pages on the admin
+listener (docs/console.md). It holds no state of its own but the login sessions."""
+
+from __future__ import annotations
+
+from openimds.console.admin import ConsoleAdmin
+from openimds.console.auth import Door
+from openimds.console.pages import ConsolePages
+from openimds.console.render import Pages
+from openimds.console.streams import Streams
+from openimds.runtime import Plug, Runtime
+from openimds.web.login_guard import LoginGuard
+
+
+def install(runtime: Runtime) -> Plug:
+    if not runtime.config.admin.console:
+        return Plug()
+    rendered = Pages()
+    door = Door(
+        runtime.admin_token,
+        rendered,
+        LoginGuard(runtime.config.admin.login_failures),
+        secure=runtime.admin_tls is not None,
+    )
+    pages = ConsolePages(rendered)
+    streams = Streams(rendered, pages)
+
+    def stop_streams() -> None:
+        streams.stopping.set()
+
+    return Plug(admin=[ConsoleAdmin(door, pages, streams)], stopping=[stop_streams])

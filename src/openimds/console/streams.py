@@ -1,0 +1,143 @@
+"""What the console pushes to an open page with Server-Sent Events: requests as they arrive,
+chart points once a second, the events timeline when it changes. One stream per open
+page, driven by the server; the browser never polls.
+
+Each stream reads the documented admin API in-process: `/requests/stream` is passed on
+row by row (rendered as HTML), `/metrics/series` and `/events` are read once a second and
+sent only when something changed. A stream ends when the page goes away (Starlette
+cancels it on disconnect) or the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Final
+
+from starlette.responses import Response, StreamingResponse
+
+from openimds.console.api import ApiError
+from openimds.console.auth import Visit
+from openimds.console.pages import ConsolePages
+from openimds.console.render import Pages
+
+SSE_HEADERS: Final[dict[str, str]] = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+TICK: Final[float] = 1.0
+
+
+def event(name: str, data: str) -> bytes:
+    """One SSE event; `data` may hold newlines (each line gets its own `data:` field)."""
+    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"event: {name}\n{lines}\n".encode()
+
+
+def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str]]:
+    """(event name, data) of a Server-Sent Events body, however its chunks are split."""
+
+    async def parse() -> AsyncIterator[tuple[str, str]]:
+        buffer = b""
+        async for chunk in chunks:
+            buffer += chunk
+            while b"\n\n" in buffer:
+                block, buffer = buffer.split(b"\n\n", 1)
+                name, data = "message", []
+                for line in block.decode().split("\n"):
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        name = value
+                    elif field == "data":
+                        data.append(value)
+                if data:
+                    yield name, "\n".join(data)
+
+    return parse()
+
+
+class Streams:
+    def __init__(self, pages: Pages, console: ConsolePages) -> None:
+        self.pages = pages
+        self.console = console
+        self.stopping = asyncio.Event()
+
+    def _respond(self, body: AsyncIterator[bytes]) -> Response:
+        return StreamingResponse(
+            self._until_stop(body), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+
+    async def _until_stop(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The stream, ended when the server begins to stop (an open page must not hold
+        a shutdown up)."""
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(body))
+                done, _ = await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if step not in done:
+                    step.cancel()
+                    return
+                try:
+                    yield step.result()
+                except StopAsyncIteration:
+                    return
+        finally:
+            stop.cancel()
+            await body.aclose()  # type: ignore[attr-defined]
+
+    async def requests(self, visit: Visit) -> Response:
+        query = visit.request.query_params
+        params = {k: query.get(k) or None for k in ("vm", "path", "status")}
+        params["after"] = query.get("after") or None
+        try:
+            upstream = visit.api.stream("/requests/stream", params)
+            first = await anext(upstream)
+        except ApiError as exc:
+            return Response(json.dumps({"error": str(exc)}), exc.answer.status)
+
+        async def rows() -> AsyncIterator[bytes]:
+            yield b": connected\n\n"
+
+            async def chunks() -> AsyncIterator[bytes]:
+                yield first
+                async for chunk in upstream:
+                    yield chunk
+
+            async for name, data in sse_events(chunks()):
+                if name == "request":
+                    entry = json.loads(data)
+                    row = self.pages.render("_live_row.html", entry=entry)
+                    yield event("request", row)
+
+        return self._respond(rows())
+
+    async def series(self, visit: Visit) -> Response:
+        async def points() -> AsyncIterator[bytes]:
+            last_end = None
+            while True:
+                series = await visit.api.get("/metrics/series", {"seconds": 5})
+                if series["end"] != last_end:
+                    last_end = series["end"]
+                    yield event("series", json.dumps(series))
+                await asyncio.sleep(TICK)
+
+        return self._respond(points())
+
+    async def timeline(self, visit: Visit) -> Response:
+        vm = visit.request.query_params.get("vm") or None
+        csrf = visit.session.csrf
+        back = visit.request.query_params.get("back") or "/console/events"
+
+        async def frames() -> AsyncIterator[bytes]:
+            shown = None
+            while True:
+                context = await self.console.timeline(visit, vm)
+                html = self.pages.render("_timeline.html", csrf=csrf, back=back, **context)
+                if html != shown:
+                    shown = html
+                    yield event("timeline", html)
+                else:
+                    yield b": tick\n\n"  # also how a closed page is noticed
+                await asyncio.sleep(TICK)
+
+        return self._respond(frames())

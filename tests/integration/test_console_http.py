@@ -1,0 +1,169 @@
+"""The console over real sockets, without a browser: the login exchange, the cookie's
+flags, CSRF and cross-site refusals, the security headers, and that a form really changes
+the fleet through the admin API. (tests/clients/console drives it with Chromium.)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import RunningServer, start_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("console"))
+    yield running
+    running.stop()
+
+
+_clients: list[httpx.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
+def signed_in(server: RunningServer) -> tuple[httpx.Client, str]:
+    """A client with a console session, and the session's CSRF token."""
+    client = httpx.Client(base_url=server.admin_url)
+    _clients.append(client)
+    answer = client.post("/console/login", data={"token": server.admin_token})
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/"
+    page = client.get("/console/keys")
+    assert page.status_code == 200
+    found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert found
+    return client, found.group(1)
+
+
+def test_pages_need_a_session_and_send_to_the_login_form(server: RunningServer) -> None:
+    answer = httpx.get(server.admin_url + "/console/events")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/login?next=/console/events"
+    login = httpx.get(server.admin_url + "/console/login")
+    assert login.status_code == 200 and 'type="password"' in login.text
+    # The bearer token alone does not open the console: it is for scripts.
+    scripted = server.admin("GET", "/console/events")
+    assert scripted.status_code == 303
+
+
+def test_the_session_cookie_is_httponly_samesite_strict_and_scoped(server: RunningServer) -> None:
+    answer = httpx.post(server.admin_url + "/console/login", data={"token": server.admin_token})
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith("openimds_console=")
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/console"} <= flags
+    assert "secure" not in flags  # plain HTTP on loopback; set under admin TLS
+    assert server.admin_token not in cookie
+
+
+def test_a_wrong_token_is_refused_and_counted(server: RunningServer) -> None:
+    answer = httpx.post(server.admin_url + "/console/login", data={"token": "wrong" * 5})
+    assert answer.status_code == 401
+    assert "set-cookie" not in answer.headers
+    assert "That is not the admin token." in answer.text
+
+
+def test_a_login_posted_from_another_site_is_refused(server: RunningServer) -> None:
+    answer = httpx.post(
+        server.admin_url + "/console/login",
+        data={"token": server.admin_token},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert answer.status_code == 403 and "set-cookie" not in answer.headers
+
+
+def test_changes_without_or_with_a_forged_csrf_token_change_nothing(server: RunningServer) -> None:
+    client, csrf = signed_in(server)
+    before = server.admin("GET", "/faults").json()["rules"]
+    for headers, data in (
+        ({}, {"path": "/metadata/*", "status": "500"}),
+        ({"X-CSRF-Token": "forged"}, {"path": "/metadata/*", "status": "500"}),
+        ({}, {"path": "/metadata/*", "status": "500", "csrf": csrf[:-2] + "xx"}),
+    ):
+        answer = client.post("/console/faults", data=data, headers=headers)
+        assert answer.status_code == 403
+        assert "CSRF" in answer.text
+    assert server.admin("GET", "/faults").json()["rules"] == before
+    # Another session's token does not fit either.
+    _, other = signed_in(server)
+    assert client.post("/console/faults/clear", data={"csrf": other}).status_code == 403
+
+
+def test_a_form_changes_the_fleet_through_the_admin_api(server: RunningServer) -> None:
+    client, csrf = signed_in(server)
+    answer = client.post(
+        "/console/faults",
+        data={"csrf": csrf, "path": "/metadata/versions", "kind": "status", "status": "503"},
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/faults"
+    rules = server.admin("GET", "/faults").json()["rules"]
+    assert [(r["path"], r["status"]) for r in rules] == [("/metadata/versions", 503)]
+    assert server.get("/metadata/versions").status_code == 503
+    page = client.get("/console/faults")
+    assert "Fault rule added." in page.text and "/metadata/versions" in page.text
+    client.post("/console/faults/clear", data={"csrf": csrf})
+    assert server.admin("GET", "/faults").json()["rules"] == []
+
+
+def test_an_api_refusal_is_shown_in_the_apis_words(server: RunningServer) -> None:
+    client, csrf = signed_in(server)
+    client.post(
+        "/console/events", data={"csrf": csrf, "type": "Reboot", "target": "vm:nobody"}
+    )
+    page = client.get("/console/events")
+    expected = server.admin("POST", "/events", json={"type": "Reboot", "target": "vm:nobody"})
+    assert expected.status_code == 400
+    assert expected.json()["error"].replace("'", "&#39;") in page.text
+
+
+def test_every_console_answer_carries_a_strict_policy(server: RunningServer) -> None:
+    client, _ = signed_in(server)
+    for path in ("/console/keys", "/console/faults", "/console/events", "/console/login"):
+        headers = client.get(path).headers
+        policy = headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cache-control"] == "no-store"
+
+
+def test_assets_are_served_from_the_package(server: RunningServer) -> None:
+    for asset in ("console.js", "console.css", "vendor/htmx-2.0.11.min.js"):
+        answer = httpx.get(f"{server.admin_url}/console/static/{asset}")
+        assert answer.status_code == 200 and len(answer.content) > 1000
+    page = httpx.get(server.admin_url + "/console/login").text
+    assert "http://" not in page.replace(server.admin_url, "") or "https://" not in page
+
+
+def test_logging_out_ends_the_session(server: RunningServer) -> None:
+    client, csrf = signed_in(server)
+    answer = client.post("/console/logout", data={"csrf": csrf})
+    assert answer.status_code == 303
+    assert client.get("/console/keys").status_code == 303
+
+
+def test_the_console_is_not_on_the_metadata_listener(server: RunningServer) -> None:
+    for path in ("/console/", "/console/login", "/console/static/console.js"):
+        answer = server.get(path)
+        assert answer.status_code in (400, 404)
+        assert "openimds console" not in answer.text
+
+
+def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
+    config = tmp_path / "off.yaml"
+    config.write_text("admin:\n  console: false\n")
+    off = start_server(tmp_path, config=str(config))
+    try:
+        assert off.admin("GET", "/console/login").status_code == 404
+        assert httpx.get(off.admin_url + "/console/login").status_code == 401
+    finally:
+        off.stop()
