@@ -151,7 +151,8 @@ class ConsolePages:
     async def live(self, visit: Visit) -> Response:
         query = visit.request.query_params
         filters = {k: query.get(k, "").strip() for k in ("vm", "path", "status")}
-        recent = await _or_error(visit.api.get("/requests", {"limit": 100}))
+        params = {k: v or None for k, v in filters.items()}
+        recent = await _or_error(visit.api.get("/requests", {**params, "limit": 100}))
         return self.page(visit, "live.html", filters=filters, recent=recent)
 
     # Scheduled events ------------------------------------------------------------------
