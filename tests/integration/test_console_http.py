@@ -5,6 +5,8 @@ the fleet through the admin API. (tests/clients/console drives it with Chromium.
 from __future__ import annotations
 
 import re
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +169,45 @@ def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
         assert httpx.get(off.admin_url + "/console/login").status_code == 401
     finally:
         off.stop()
+
+
+def _next_event(lines: Iterator[str], name: str, timeout: float) -> str:
+    """The data of the next SSE event called `name` (lines of one event joined)."""
+    deadline = time.monotonic() + timeout
+    current, data = None, []
+    for line in lines:
+        if line.startswith("event: "):
+            current, data = line[7:], []
+        elif line.startswith("data: "):
+            data.append(line[6:])
+        elif line == "" and current == name:
+            return "\n".join(data)
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no {name} event within {timeout} s")
+
+
+def test_the_timeline_is_pushed_when_an_event_changes(server: RunningServer) -> None:
+    client, _ = signed_in(server)
+    with client.stream("GET", "/console/events/stream", timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        first = _next_event(lines, "timeline", 5)
+        assert "Freeze" not in first
+        server.admin("POST", "/events", json={"type": "Freeze", "notBefore": "+1h"})
+        pushed = _next_event(lines, "timeline", 5)
+        assert "Freeze" in pushed and 'data-state="Scheduled"' in pushed
+    for event in server.admin("GET", "/events").json()["events"]:
+        server.admin("POST", f"/events/{event['eventId']}/cancel")
+
+
+def test_an_open_stream_does_not_hold_a_stop_up(tmp_path: Path) -> None:
+    own = start_server(tmp_path)
+    client, _ = signed_in(own)
+    with client.stream("GET", "/console/events/stream", timeout=10) as stream:
+        _next_event(stream.iter_lines(), "timeline", 5)
+        started = time.monotonic()
+        own.process.send_signal(signal.SIGTERM)
+        own.process.wait(timeout=10)
+        assert time.monotonic() - started < 3
+    assert own.process.returncode == 0
