@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 
-from openimds.attested.admin import INTERMEDIATE_PATH, AttestedAdmin
+from openimds.attested.admin import DOCUMENT_PATH, INTERMEDIATE_PATH, AttestedAdmin
 from openimds.config import Config, ConfigError
 from openimds.core.attested_api import AttestedEndpoint, SignedDocumentCache
 from openimds.crypto.ca import CaError, CertificateAuthority, Cloud, cloud_of
 from openimds.crypto.pkcs7 import Pkcs7Signer
+from openimds.fleet.preview import MetadataPreview
 from openimds.runtime import Plug, Runtime
 from openimds.store import Store, StoreError
 from openimds.store.memory import MemoryStore
 
 log = logging.getLogger("openimds.attested")
-
-PATH = "/metadata/attested/document"
 
 
 def issuer_url(config: Config) -> str | None:
@@ -84,7 +83,7 @@ def install(runtime: Runtime) -> Plug:
         Pkcs7Signer(ca, settings.cloud), validity=settings.validity_seconds, cache=cache
     )
     return Plug(
-        endpoints=[(PATH, endpoint)],
-        admin=[AttestedAdmin(ca)],
+        endpoints=[(DOCUMENT_PATH, endpoint)],
+        admin=[AttestedAdmin(ca, MetadataPreview.of(runtime))],
         closers=[lambda: worker.join(timeout=30)],
     )

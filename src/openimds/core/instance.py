@@ -51,6 +51,24 @@ def _gate_node(node: Node, path: str, inherited: str, version: str) -> Node:
     return [_gate_node(item, f"{path}[]", inherited, version) for item in node]
 
 
+def absent(newest: Node, served: Node, prefix: str = "") -> list[str]:
+    """The fields `newest` has and `served` leaves out, as dotted paths (array items as
+    `[]`, as in instance_fields), outermost only: a section an older api-version does not
+    know is one path, not one per field inside it. Each path once, in document order."""
+    found: list[str] = []
+    if isinstance(newest, Mapping) and isinstance(served, Mapping):
+        for key, value in newest.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if key not in served:
+                found.append(path)
+            else:
+                found.extend(absent(value, served[key], path))
+    elif not isinstance(newest, str | Mapping) and not isinstance(served, str | Mapping):
+        for new_item, old_item in zip(newest, served, strict=False):
+            found.extend(absent(new_item, old_item, f"{prefix}[]"))
+    return list(dict.fromkeys(found))
+
+
 def walk(document: Node, route: Sequence[str]) -> Node:
     """Follow route filters: object keys by name, array items by 0-based index."""
     node = document

@@ -185,6 +185,13 @@ class Issuer:
     policy: TokenPolicy
     new_id: IdSource
 
+    def claims(
+        self, identity: ManagedIdentity, tenant: str, resource: str, now: float
+    ) -> dict[str, object]:
+        """The claims a token minted now would carry, with an id of its own; nothing is
+        signed or cached (the admin API shows claims, never a token)."""
+        return claims(identity, tenant, resource, self.policy, int(now), self.new_id())
+
     def token(
         self,
         key: CacheKey,

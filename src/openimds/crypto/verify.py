@@ -4,6 +4,8 @@ signer through the intermediate (from the AIA "CA Issuers" URL unless given) to 
 trusted root, check the SAN domain, then the nonce and `expiresOn`.
 
 `openimds attested verify` runs this; each failure names the step that failed.
+`examine` runs the same checks for the admin API, which shows a failed check instead of
+stopping at it.
 """
 
 from __future__ import annotations
@@ -220,3 +222,51 @@ def verify_document(
 
 def _no_fetch(url: str) -> bytes:
     raise OSError("fetching is turned off")
+
+
+@dataclass
+class Examined:
+    """What `examine` found: the signed document and the signer when they could be read,
+    the chain when it was built, and the failed step (none: the document is valid)."""
+
+    document: dict[str, object] | None
+    signer: x509.Certificate | None
+    chain: list[x509.Certificate]
+    errors: list[str]
+
+
+def examine(
+    text: str | bytes,
+    roots: Sequence[x509.Certificate],
+    *,
+    nonce: str | None = None,
+    at: datetime | None = None,
+    intermediates: Sequence[x509.Certificate] = (),
+) -> Examined:
+    """`verify_document` (no fetching: the intermediates are given), reporting a failed
+    step instead of raising it, with what could still be read of the document."""
+    try:
+        verified = verify_document(
+            text, roots, nonce=nonce, at=at, intermediates=intermediates, fetch=None
+        )
+    except VerificationError as exc:
+        document, signer = _readable(text)
+        return Examined(document, signer, [], [f"{exc.step}: {exc.message}"])
+    return Examined(verified.document, verified.signer, verified.chain, [])
+
+
+def _readable(text: str | bytes) -> tuple[dict[str, object] | None, x509.Certificate | None]:
+    """The signed JSON and the signer of a document that did not verify, where readable."""
+    try:
+        signed = parse_signed_data(decode(text))
+    except (VerificationError, CmsError):
+        return None, None
+    try:
+        signer: x509.Certificate | None = signed.signer()
+    except CmsError:
+        signer = None
+    try:
+        document = json.loads(signed.content)
+    except ValueError:
+        return None, signer
+    return (document if isinstance(document, dict) else None), signer

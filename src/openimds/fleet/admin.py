@@ -1,11 +1,15 @@
 """Admin routes of the inventory: the VMs this server answers for, changed live.
 
-GET    /vms           every VM (name, revision, and the VM as a VM file holds it)
+GET    /vms           the VMs (name, revision, and the VM as a VM file holds it), or
+                      summary rows; searched, filtered and paged (fleet/catalog.py)
 POST   /vms           import: one VM or {"vms": [...]}, upserted by name, all or none
 GET    /vms/{name}    one VM
 PUT    /vms/{name}    add or replace one VM (If-None-Match: * adds only, If-Match: *
                       replaces only; 412 otherwise)
 DELETE /vms/{name}    remove one VM
+GET    /vms/{name}/metadata    what the VM would get from the metadata listener for a
+                               path (fleet/preview.py), and the fields its version lacks
+GET    /vms/{name}/metadata/versions    the api-versions a preview may ask for
 
 Bodies are validated like the configuration file, with the same messages (field path
 and what is allowed). A change is served at once and drops only that VM's cached answers.
@@ -13,8 +17,9 @@ and what is allowed). A change is served at once and drops only that VM's cached
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -24,9 +29,14 @@ from starlette.routing import BaseRoute, Route
 
 from openimds.config.report import Sources, format_errors
 from openimds.config.vm_model import VmSpec
-from openimds.fleet.inventory import InventoryError
+from openimds.core.app import build_service
+from openimds.core.versions import GENERAL_VERSIONS, LATEST
+from openimds.fleet.catalog import RATE_WINDOW, Card, Catalog, QueryError, parse_query
+from openimds.fleet.inventory import InventoryError, UnknownVm
+from openimds.fleet.preview import MetadataPreview, PreviewRefused, absent_fields
 from openimds.fleet.service import Inventory
 from openimds.web.admin_app import json_body
+from openimds.web.metadata.journal import Journal
 
 VM_KEYS = frozenset(VmSpec.model_fields)
 
@@ -37,15 +47,6 @@ class VmInputError(ValueError):
 
 class PreconditionFailed(ValueError):
     """If-Match / If-None-Match did not hold."""
-
-
-class UnknownVm(LookupError):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-    def __str__(self) -> str:
-        return f"no VM named {self.name}"
 
 
 class VmBatch(BaseModel):
@@ -79,10 +80,22 @@ def view(inventory: Inventory, name: str) -> dict[str, Any]:
 @dataclass
 class FleetAdmin:
     inventory: Inventory
+    journal: Journal | None = None  # the request journal, for summaries' rates
+    # Default: the standard endpoints at wall time (a server passes its own).
+    preview: InitVar[MetadataPreview | None] = None
+    previews: MetadataPreview = field(init=False)
+    catalog: Catalog = field(init=False)
+
+    def __post_init__(self, preview: MetadataPreview | None) -> None:
+        fleet = self.inventory.fleet
+        self.catalog = Catalog(fleet)
+        self.previews = preview or MetadataPreview(fleet, build_service, time.time)
 
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/vms", self.list_vms, methods=["GET"]),
+            Route("/vms/{name}/metadata", self.metadata, methods=["GET"]),
+            Route("/vms/{name}/metadata/versions", self.versions, methods=["GET"]),
             Route("/vms", self.import_vms, methods=["POST"]),
             Route("/vms/{name}", self.one, methods=["GET"]),
             Route("/vms/{name}", self.put, methods=["PUT"]),
@@ -93,16 +106,124 @@ class FleetAdmin:
         return []
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {VmInputError: 400, UnknownVm: 404, InventoryError: 409, PreconditionFailed: 412}
+        return {
+            VmInputError: 400,
+            QueryError: 400,
+            PreviewRefused: 400,
+            UnknownVm: 404,
+            InventoryError: 409,
+            PreconditionFailed: 412,
+        }
 
     async def list_vms(self, request: Request) -> Response:
         """
+        parameters:
+          - {name: q, in: query, schema: {type: string},
+             description: "Case-insensitive substring of name, vmId, computerName,
+               resource group, a tag key or value, an address or the scale set"}
+          - {name: tag, in: query, schema: {type: string},
+             description: "key (any value) or key=value; repeatable, all must match"}
+          - {name: scale_set, in: query, schema: {type: string}}
+          - {name: address, in: query, schema: {type: string}, description: exact}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {name: limit, in: query, schema: {type: integer, minimum: 0},
+             description: "Default: every match"}
+          - {name: view, in: query, schema: {type: string, enum: [full, summary]},
+             description: "full (default): each VM as a VM file holds it; summary: rows"}
         responses:
           200:
-            description: The effective VM inventory, each VM as a VM file holds it.
+            description: The matching VMs sorted by name, one page of them; total counts
+              every match.
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [vms, total, offset, limit]
+                  properties:
+                    vms: {type: array, items: {type: object}}
+                    total: {type: integer}
+                    offset: {type: integer}
+                    limit: {type: integer, nullable: true}
+          400:
+            description: offset or limit is not a whole number, or view is unknown.
         """
-        names = sorted(self.inventory.fleet.texts)
-        return JSONResponse({"vms": [view(self.inventory, n) for n in names]})
+        query = parse_query(request.query_params.multi_items())
+        cards, total = self.catalog.search(query)
+        if query.view == "summary":
+            vms = self._summaries(cards)
+        else:
+            vms = [view(self.inventory, card.name) for card in cards]
+        page = {"total": total, "offset": query.offset, "limit": query.limit}
+        return JSONResponse({"vms": vms, **page})
+
+    def _summaries(self, cards: list[Card]) -> list[dict[str, object]]:
+        journal = self.journal
+        if journal is None:
+            return [card.summary(None) for card in cards]
+        since = time.time() - RATE_WINDOW  # the journal's clock: wall time
+        return [card.summary(journal.recent(card.name, since)) for card in cards]
+
+    async def metadata(self, request: Request) -> Response:
+        """
+        parameters:
+          - {name: path, in: query, schema: {type: string, default: /metadata/instance},
+             description: "A metadata path, e.g. /metadata/instance/compute/vmSize"}
+          - {name: api-version, in: query, schema: {type: string}}
+          - {name: format, in: query, schema: {type: string}, description: json or text}
+        responses:
+          200:
+            description: What the VM gets for GET path?api-version&format with Metadata
+              true (its status and body, errors included), without taking its budget,
+              journaling or fault rules; absent lists the fields of the newest
+              api-version's full instance document that this version leaves out.
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [status, contentType, body, absent]
+                  properties:
+                    status: {type: integer}
+                    contentType: {type: string}
+                    body: {type: string}
+                    absent: {type: array, items: {type: string}}
+          400:
+            description: The path is not a /metadata path, or is the token endpoint.
+          404:
+            description: No VM has this name.
+        """
+        vm = self.inventory.fleet.snapshot(request.path_params["name"])
+        params = request.query_params
+        path = params.get("path", "/metadata/instance")
+        wanted = [(key, params[key]) for key in ("api-version", "format") if key in params]
+        asked = self.previews.request(vm, path, wanted)
+        answer = self.previews.answer(vm, asked)
+        return JSONResponse(
+            {
+                "status": answer.status,
+                "contentType": answer.content_type,
+                "body": answer.body.decode("utf-8", "replace"),
+                "absent": absent_fields(vm, asked, answer),
+            }
+        )
+
+    async def versions(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: The api-versions the metadata listener accepts, newest first.
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [versions, newest]
+                  properties:
+                    versions: {type: array, items: {type: string}}
+                    newest: {type: string}
+          404:
+            description: No VM has this name.
+        """
+        self.inventory.fleet.snapshot(request.path_params["name"])
+        return JSONResponse({"versions": list(reversed(GENERAL_VERSIONS)), "newest": LATEST})
 
     async def import_vms(self, request: Request) -> Response:
         """

@@ -10,6 +10,7 @@ from openimds.config.vm_model import VmSpec
 from openimds.fleet import records
 from openimds.fleet.admin import FleetAdmin
 from openimds.fleet.inventory import InventoryError
+from openimds.fleet.preview import MetadataPreview
 from openimds.fleet.service import Inventory
 from openimds.runtime import Plug, Runtime
 
@@ -23,4 +24,5 @@ def install(runtime: Runtime) -> Plug:
         inventory.start(configured, fallback=[demo])
     except InventoryError as exc:
         raise ConfigError(f"the VMs of the configuration and the state store: {exc}") from None
-    return Plug(admin=[FleetAdmin(inventory)], follows={records.KIND: inventory.follow})
+    admin = FleetAdmin(inventory, runtime.journal, MetadataPreview.of(runtime))
+    return Plug(admin=[admin], follows={records.KIND: inventory.follow})

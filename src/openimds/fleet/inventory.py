@@ -32,6 +32,17 @@ class InventoryError(ValueError):
     """A change that would leave the inventory unservable; the message says why."""
 
 
+class UnknownVm(LookupError):
+    """No VM has this name (a 404 on every admin route that names one)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"no VM named {self.name}"
+
+
 class Interner:
     """Shares equal parts of VMs' documents. Much of a VM's instance document is what
     every VM of a fleet has (empty profiles, the same image, plan, security profile), so
@@ -195,6 +206,13 @@ class Fleet:
         """The VM a signed proxy names, by name or vmId."""
         vm_id = self.resolver.named(key)
         return None if vm_id is None else self.vms.get(vm_id)
+
+    def snapshot(self, name: str) -> VmSnapshot:
+        """The VM of this name, as served; UnknownVm when there is none."""
+        vm = self.vms.get(name)
+        if vm is None:
+            raise UnknownVm(name)
+        return vm
 
     def identities(self, name: str) -> Identities | None:
         """A VM's identities block, without decoding the whole VM."""

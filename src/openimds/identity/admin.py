@@ -4,14 +4,15 @@ Public (a relying party needs no admin token): the OpenID Connect discovery docu
 `/.well-known/openid-configuration` (the default tenant) and
 `/<tenant>/.well-known/openid-configuration` (like login.microsoftonline.com/<tenant>/),
 and the JWKS at `/discovery/keys`. Token-protected: listing and rotating signing keys,
-the identities of each VM with their generated ids, and the token sources
-(`sources_admin.py`: `/identity/hosts`).
+the identities of each VM with their generated ids, the claims a token for each of a
+VM's identities would carry (`/vms/{name}/identities/claims`: claims, never a token),
+and the token sources (`sources_admin.py`: `/identity/hosts`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -20,9 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openimds.core.identity_api import VmIdentities
-from openimds.core.tokens import ManagedIdentity, TokenPolicy
+from openimds.core.tokens import Issuer, ManagedIdentity
 from openimds.crypto.jwt_tokens import discovery_document
 from openimds.crypto.signing_keys import KeyRing, generate
+from openimds.fleet.inventory import UnknownVm
 from openimds.identity.directory import StoreDirectory
 from openimds.identity.sources_admin import SourcesAdmin
 
@@ -30,12 +32,17 @@ DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/discovery/keys"
 
 
+class ClaimsQueryError(ValueError):
+    """A claims request without what it needs; the message names the parameter."""
+
+
 @dataclass
 class IdentityAdmin:
     ring: KeyRing
     directory: StoreDirectory
-    policy: TokenPolicy
+    issuer: Issuer  # the token endpoint's: its policy, and the claims it would mint
     sources: SourcesAdmin | None = None
+    clock: Callable[[], float] = time.time  # the `now` the metadata listener hands the core
 
     def routes(self) -> list[BaseRoute]:
         extra = self.sources.routes() if self.sources is not None else []
@@ -47,6 +54,7 @@ class IdentityAdmin:
             Route("/identity/keys", self.list_keys, methods=["GET"]),
             Route("/identity/keys/rotate", self.rotate, methods=["POST"]),
             Route("/identity/vms", self.vms, methods=["GET"]),
+            Route("/vms/{name}/identities/claims", self.claims, methods=["GET"]),
         ]
 
     def public_paths(self) -> list[str]:
@@ -55,7 +63,7 @@ class IdentityAdmin:
         return [DISCOVERY, "/{tenant}" + DISCOVERY, JWKS]
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {}
+        return {ClaimsQueryError: 400, UnknownVm: 404}
 
     async def discovery(self, request: Request) -> Response:
         """
@@ -70,7 +78,7 @@ class IdentityAdmin:
         if tenant not in self.directory.tenants():
             return JSONResponse({"error": "not_found", "error_description": "unknown tenant"}, 404)
         base = str(request.base_url).rstrip("/")
-        doc = discovery_document(self.policy.issuer_for(tenant), base + JWKS)
+        doc = discovery_document(self.issuer.policy.issuer_for(tenant), base + JWKS)
         return JSONResponse(doc, headers={"Cache-Control": "max-age=300"})
 
     async def jwks(self, request: Request) -> Response:
@@ -120,6 +128,56 @@ class IdentityAdmin:
             description: Each VM's managed identities, generated ids included.
         """
         return JSONResponse({"vms": [_vm_view(n, ids) for n, ids in self.directory.all().items()]})
+
+    async def claims(self, request: Request) -> Response:
+        """
+        parameters:
+          - {name: resource, in: query, required: true, schema: {type: string, minLength: 1},
+             description: "The audience, e.g. https://management.azure.com/"}
+        responses:
+          200:
+            description: Each identity of the VM with the claims (JWT payload) a token
+              for it and the resource would carry now; never a token.
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [tenantId, identities]
+                  properties:
+                    tenantId: {type: string, nullable: true}
+                    identities:
+                      type: array
+                      items:
+                        type: object
+                        required: [kind, clientId, objectId, resourceId, claims]
+                        properties:
+                          kind: {type: string, enum: [system, user]}
+                          clientId: {type: string}
+                          objectId: {type: string}
+                          resourceId: {type: string}
+                          claims: {type: object}
+          400:
+            description: No resource was given.
+          404:
+            description: No VM has this name.
+        """
+        vm = self.directory.fleet.snapshot(request.path_params["name"])
+        resource = request.query_params.get("resource")
+        if not resource:
+            raise ClaimsQueryError("resource: required, e.g. https://management.azure.com/")
+        ids = self.directory.identities(vm)
+        if ids is None or not ids.all:
+            return JSONResponse({"tenantId": None, "identities": []})
+        now = self.clock()
+        shown = [
+            {
+                "kind": "system" if identity.system else "user",
+                **_identity_view(identity),
+                "claims": self.issuer.claims(identity, ids.tenant_id, resource, now),
+            }
+            for identity in ids.all
+        ]
+        return JSONResponse({"tenantId": ids.tenant_id, "identities": shown})
 
 
 def _int_or_none(value: float | None) -> int | None:

@@ -49,7 +49,15 @@ def install(runtime: Runtime) -> Plug:
             (INFO_PATH, IdentityInfoEndpoint(directory)),
             (PLATFORM_PATH, PlatformMetadataEndpoint(directory)),
         ],
-        admin=[IdentityAdmin(ring, directory, policy, SourcesAdmin(sources.infos, runtime.bound))],
+        admin=[
+            IdentityAdmin(
+                ring,
+                directory,
+                token.issuer,
+                SourcesAdmin(sources.infos, runtime.bound),
+                runtime.clock.now,
+            )
+        ],
         budgets={TokenEndpoint.name: RateLimiter(settings.rate_limit)},
         jobs=[lambda: _prune(ring), *sources.jobs],
         closers=sources.closers,

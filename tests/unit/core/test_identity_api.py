@@ -78,6 +78,7 @@ class World:
         self.counter = 0
         policy = TokenPolicy(lifetime, "https://sts.windows.net/{tenant}/")
         token = TokenEndpoint(self.directory, self.signer, self.cache, policy, self._uti)
+        self.issuer = token.issuer
         self.service: MetadataService = build_service(
             [
                 ("/metadata/identity/oauth2/token", token),
@@ -161,6 +162,14 @@ def test_claims_of_a_managed_identity_token() -> None:
         "ver": "1.0",
         "xms_mirid": USER1.resource_id,
     }
+
+
+def test_the_issuers_claims_are_a_minted_tokens_without_signing_or_caching() -> None:
+    world = World(full())
+    shown = world.issuer.claims(USER1, TENANT, RESOURCE, NOW)
+    assert world.signer.signed == [] and len(world.cache) == 0
+    minted = token_claims(world.get({"client_id": USER1.client_id}))
+    assert shown == {**minted, "uti": "uti-1"} and minted["uti"] == "uti-2"  # an id of its own
 
 
 def test_system_assigned_token_names_the_vm() -> None:

@@ -14,7 +14,13 @@ from cryptography.x509.oid import NameOID
 
 from openimds.crypto.ca import CertificateAuthority, issue_root
 from openimds.crypto.pkcs7 import Pkcs7Signer
-from openimds.crypto.verify import VerificationError, check_san, decode, verify_document
+from openimds.crypto.verify import (
+    VerificationError,
+    check_san,
+    decode,
+    examine,
+    verify_document,
+)
 from tests.support.pkcs7 import AIA, AT, answer, roots
 
 
@@ -91,3 +97,19 @@ def test_a_certificate_without_san_is_judged_by_its_cn() -> None:
     assert check_san(cert, ["metadata.azure.com"]) == "testsubdomain.metadata.azure.com"
     with pytest.raises(VerificationError, match="san"):
         check_san(cert, ["metadata.azure.cn"])
+
+
+def test_examine_reports_the_failed_step_with_what_it_could_read(
+    ca: CertificateAuthority, der: bytes
+) -> None:
+    good = examine(answer(der), roots(ca), nonce="abc123", at=AT, intermediates=ca.intermediates)
+    assert good.errors == [] and good.document is not None and good.document["vmId"] == "v"
+    assert good.signer is not None and good.chain[0] == good.signer and len(good.chain) == 3
+    other_root = issue_root(datetime(2018, 1, 1, tzinfo=UTC)).cert
+    stranger = examine(answer(der), [other_root], at=AT, intermediates=ca.intermediates)
+    assert stranger.errors == ["chain: no path from the signer certificate to the root"]
+    assert stranger.document == good.document and stranger.signer == good.signer
+    assert stranger.chain == []
+    nonce = examine(answer(der), roots(ca), nonce="other", at=AT, intermediates=ca.intermediates)
+    assert [e.split(":")[0] for e in nonce.errors] == ["nonce"]
+    assert examine("not base64 !!", roots(ca), at=AT).document is None

@@ -107,6 +107,8 @@ def test_openapi_lists_every_route_and_is_valid() -> None:
         "/metrics",
         "/vms",
         "/vms/{name}",
+        "/vms/{name}/metadata",
+        "/vms/{name}/metadata/versions",
         "/things",
         "/things/{item_id}",
         "/broken",

@@ -55,3 +55,15 @@ def test_secret_query_parameters_are_redacted() -> None:
         "sig": REDACTED,
         "api-version": "1",
     }
+
+
+def test_recent_counts_a_vms_requests_after_a_moment() -> None:
+    journal = Journal(size=10)
+    for _ in range(3):
+        journal.record("a", "GET", b"/p", [], 200, "instance", "10.0.0.4")
+    journal.record("b", "GET", b"/q", [], 200, "instance", "10.0.0.5")
+    stamps = [entry["at"] for entry in journal.entries("a")]
+    assert journal.recent("a", stamps[0] - 1) == 3
+    assert journal.recent("a", stamps[-1]) == 0  # only those after the moment
+    assert journal.recent("b", 0) == 1
+    assert journal.recent("nobody", 0) == 0

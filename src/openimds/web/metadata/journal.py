@@ -51,6 +51,17 @@ class Journal:
         self.seq += 1
         ring.append((self.seq, time.time(), vm, target, headers, status, route, peer, method))
 
+    def recent(self, vm: str, since: float) -> int:
+        """How many of `vm`'s journaled requests came after `since` (epoch seconds).
+        Newest first, stopping at the first older one: the cost is the count, not the
+        ring. A ring holds at most `size`, so a busier VM counts as `size`."""
+        count = 0
+        for entry in reversed(self._rings.get(vm, ())):
+            if entry[1] <= since:
+                break
+            count += 1
+        return count
+
     def clear(self) -> None:
         self._rings.clear()
 

@@ -18,7 +18,6 @@ import logging
 import secrets
 import time
 from typing import cast
-from urllib.parse import parse_qsl
 
 import httptools
 
@@ -42,7 +41,7 @@ from openimds.web.metadata.state import (
     ConnectionLimits,
     MetadataServer,
 )
-from openimds.web.metadata.wire import Cached
+from openimds.web.metadata.wire import Cached, core_request
 
 __all__ = ["IDLE_TIMEOUT", "ConnectionLimits", "MetadataProtocol", "MetadataServer"]
 
@@ -460,21 +459,7 @@ class MetadataProtocol(asyncio.Protocol):
         return server.encode(error_response(server.throttle_errors[route]), route, close=True)
 
     def core_request(self, method: str) -> Request:
-        path, _, query = self.url.decode("latin-1").partition("?")
-        if path.startswith(("http://", "https://")):
-            # RFC 9112 3.2.2: a server must accept the absolute form (what a client that
-            # believes it talks to a proxy sends); only its path counts here.
-            path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
-        return Request(
-            method=method,
-            path=path,
-            query=tuple(parse_qsl(query, keep_blank_values=True)),
-            headers=tuple(
-                (n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in self.headers
-            ),
-            body=bytes(self.body or b""),
-            peer=self.peer,
-        )
+        return core_request(method, self.url, self.headers, bytes(self.body or b""), self.peer)
 
     def _run_core(self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot) -> Response:
         try:

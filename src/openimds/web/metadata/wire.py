@@ -1,12 +1,15 @@
-"""Writing answers on the wire: a core Response as HTTP/1.1 bytes, split around the Date
-value so a cached answer is one join and one write (docs/performance.md)."""
+"""The wire both ways: a request as the core sees it, from the raw target and headers;
+a core Response as HTTP/1.1 bytes, split around the Date value so a cached answer is one
+join and one write (docs/performance.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import parse_qsl
 
-from openimds.core.http import Response
+from openimds.core.http import Request, Response
 
 
 @dataclass(slots=True)
@@ -37,3 +40,24 @@ def encode(response: Response, route: str, close: bool, server_token: bytes) -> 
         )
     )
     return Cached(head, b"\r\n\r\n" + response.body, route, response.status, response.valid_until)
+
+
+def core_request(
+    method: str, target: bytes, headers: Sequence[tuple[bytes, bytes]], body: bytes, peer: str
+) -> Request:
+    """The core's view of a request: the raw target split into path and query, header
+    names lower-cased. The admin API's previews (fleet/preview.py) build theirs here too,
+    so a preview asks the core exactly what the listener would."""
+    path, _, query = target.decode("latin-1").partition("?")
+    if path.startswith(("http://", "https://")):
+        # RFC 9112 3.2.2: a server must accept the absolute form (what a client that
+        # believes it talks to a proxy sends); only its path counts here.
+        path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
+    return Request(
+        method=method,
+        path=path,
+        query=tuple(parse_qsl(query, keep_blank_values=True)),
+        headers=tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in headers),
+        body=body,
+        peer=peer,
+    )
