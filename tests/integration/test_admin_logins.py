@@ -31,3 +31,13 @@ def test_refused_tokens_lock_out_their_source_only(tmp_path: Path) -> None:
         assert server.admin_token not in server.output and wrong not in server.output
     finally:
         server.stop()
+
+
+def test_requests_without_a_token_guess_nothing_and_lock_nobody_out(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    try:
+        for _ in range(15):  # a browser's /favicon.ico, a probe without credentials
+            assert httpx.get(server.admin_url + "/favicon.ico").status_code == 401
+        assert _get(server.admin_url, server.admin_token, "127.0.0.1").status_code == 200
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from openimds.console.api import AdminApi
+from openimds.console.api import AdminApi, ApiError
 from openimds.console.render import Pages, harden
 from openimds.console.sessions import COOKIE, CSRF_HEADER, Session, Sessions, csrf_ok, token_ok
 from openimds.web.login_guard import LoginGuard
@@ -64,7 +64,10 @@ class Door:
                 if not csrf_ok(session, given):
                     return self._refuse(request, 403, "the form's CSRF token is missing or wrong")
             api = AdminApi(request.app, self.token, _peer(request))
-            return harden(await handler(Visit(request, session, api, form)))
+            try:
+                return harden(await handler(Visit(request, session, api, form)))
+            except ApiError as exc:  # a page whose data the API refused: say why
+                return self._refuse(request, exc.answer.status, str(exc))
 
         return endpoint
 
@@ -115,7 +118,8 @@ class Door:
     def _to_login(self, request: Request) -> Response:
         if request.method != "GET" or "text/event-stream" in request.headers.get("accept", ""):
             return self._refuse(request, 401, "sign in first: the session is missing or expired")
-        target = f"{PREFIX}/login?next={quote(request.url.path)}"
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = f"{PREFIX}/login?next={quote(here)}"
         if request.headers.get("hx-request"):
             # htmx would swap the login page into a fragment; make it load the page instead.
             return harden(Response(status_code=204, headers={"HX-Redirect": target}))

@@ -20,6 +20,9 @@ from openimds.console.render import Pages
 PAGE_SIZE: Final[int] = 50
 EVENT_TYPES: Final[tuple[str, ...]] = ("Reboot", "Redeploy", "Freeze", "Preempt", "Terminate")
 FORMATS: Final[tuple[str, ...]] = ("json", "text")
+# The resource whose token claims the VM page shows, and the attested api-version it asks.
+ARM: Final[str] = "https://management.azure.com/"
+ATTESTED_VERSION: Final[str] = "2020-09-01"
 
 
 def back(visit: Visit, default: str) -> Response:
@@ -49,17 +52,17 @@ class ConsolePages:
     def __init__(self, pages: Pages) -> None:
         self.pages = pages
 
-    def page(self, visit: Visit, name: str, **context: Any) -> Response:
+    def page(self, visit: Visit, template: str, **context: Any) -> Response:
         return self.pages.page(
             visit.request,
-            name,
+            template,
             csrf=visit.session.csrf,
             flash=_flash(visit),
             **context,
         )
 
-    def fragment(self, visit: Visit, name: str, **context: Any) -> Response:
-        return self.pages.page(visit.request, name, csrf=visit.session.csrf, **context)
+    def fragment(self, visit: Visit, template: str, **context: Any) -> Response:
+        return self.pages.page(visit.request, template, csrf=visit.session.csrf, **context)
 
     # Fleet -----------------------------------------------------------------------------
 
@@ -103,8 +106,12 @@ class ConsolePages:
             "instance": instance,
             "loadbalancer": await self._preview(visit, name, "/metadata/loadbalancer", "json"),
             "user_data": await self._user_data(visit, name, versions["newest"]),
-            "identities": await _or_error(visit.api.get(f"/vms/{name}/identities/claims")),
-            "attested": await _or_error(visit.api.get(f"/vms/{name}/attested")),
+            "identities": await _or_error(
+                visit.api.get(f"/vms/{name}/identities/claims", {"resource": ARM})
+            ),
+            "attested": await _or_error(
+                visit.api.get(f"/vms/{name}/attested", {"api-version": ATTESTED_VERSION})
+            ),
             "requests": await _or_error(visit.api.get("/requests", {"vm": name, "limit": 50})),
         }
         return self.page(visit, "vm.html", **context)

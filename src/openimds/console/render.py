@@ -24,7 +24,9 @@ SECURITY_HEADERS: Final[dict[str, str]] = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with
+    # its own form posts, and the login checks Origin.
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
@@ -67,6 +69,14 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=False)
 
 
+def _indented(body: str) -> str:
+    """A JSON answer indented for reading (the VM gets it compact); anything else as is."""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
+
+
 def _status_class(status: int) -> str:
     if status == 429:
         return "s429"
@@ -81,7 +91,12 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        ago=_ago, utc=_utc, clock=_clock, pretty=_pretty, status_class=_status_class
+        ago=_ago,
+        utc=_utc,
+        clock=_clock,
+        pretty=_pretty,
+        indented=_indented,
+        status_class=_status_class,
     )
     env.globals["version"] = __version__
     return env
@@ -93,11 +108,11 @@ class Pages:
     def __init__(self) -> None:
         self.env = environment()
 
-    def render(self, name: str, **context: Any) -> str:
-        return self.env.get_template(name).render(**context)
+    def render(self, template: str, **context: Any) -> str:
+        return self.env.get_template(template).render(**context)
 
     def page(
-        self, request: Request, name: str, *, status: int = 200, **context: Any
+        self, request: Request, template: str, *, status: int = 200, **context: Any
     ) -> Response:
         context.setdefault("path", request.url.path)
-        return harden(HTMLResponse(self.render(name, **context), status_code=status))
+        return harden(HTMLResponse(self.render(template, **context), status_code=status))

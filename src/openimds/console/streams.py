@@ -11,6 +11,7 @@ cancels it on disconnect) or the server stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Final
@@ -70,19 +71,24 @@ class Streams:
         """The stream, ended when the server begins to stop (an open page must not hold
         a shutdown up)."""
         stop = asyncio.ensure_future(self.stopping.wait())
+        step: asyncio.Future[bytes] | None = None
         try:
             while True:
                 step = asyncio.ensure_future(anext(body))
-                done, _ = await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if step not in done:
-                    step.cancel()
+                await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
                     return
                 try:
-                    yield step.result()
+                    chunk = step.result()
                 except StopAsyncIteration:
                     return
+                yield chunk
         finally:
             stop.cancel()
+            if step is not None and not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
             await body.aclose()  # type: ignore[attr-defined]
 
     async def requests(self, visit: Visit) -> Response:

@@ -95,7 +95,10 @@ class TokenAuth(BaseHTTPMiddleware):
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         valid = hmac.compare_digest(given.strip().encode(), self.expected)
         if scheme.lower() != "bearer" or not valid:
-            self.guard.failed(source)
+            # Only a token that was tried counts toward the limit: a request with none (a
+            # browser's favicon, a probe) guesses nothing, and must not lock a host out.
+            if given.strip():
+                self.guard.failed(source)
             return JSONResponse(
                 {"error": "unauthorized", "error_description": "a valid bearer token is required"},
                 status_code=401,
