@@ -137,6 +137,10 @@ class Runtime:
     # bound to, filled in by the server once its sockets are bound (port 0 resolved).
     bound: dict[str, str] = field(default_factory=dict)
     admin_tls: AdminTls | None = None  # None: the admin listener speaks plain HTTP
+    # Set once the server begins to stop, before the admin listener's graceful shutdown
+    # (which waits for every open answer): answers that stay open, such as the journal's
+    # event streams, read it and end.
+    stopping: bool = False
 
     def service(self) -> MetadataService:
         return build_service(self.endpoints)
