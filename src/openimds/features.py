@@ -57,6 +57,7 @@ ALL: tuple[Feature, ...] = (
     Feature("identity", "openimds.identity", commands=("keys", "env")),
     Feature("faults", "openimds.faults", commands=("faults",)),
     Feature("journal", "openimds.journal", commands=("requests",)),
+    Feature("series", "openimds.series"),
     Feature("testing", "openimds.testing"),
     Feature("console", "openimds.console"),
 )

@@ -104,9 +104,6 @@ class Plug:
     hooks: Sequence[RequestHook] = ()  # run on the metadata listener before its byte cache
     collectors: Sequence[Collector] = ()  # Prometheus collectors for the admin /metrics
     closers: Sequence[Job] = ()  # run at shutdown, in reverse order
-    # Run when a shutdown begins, before the listeners close: open streams end here, so a
-    # browser tab cannot hold a stop up.
-    stopping: Sequence[Job] = ()
     # Record kind -> handler(key): changes other nodes commit to a shared store, delivered
     # on the event loop; key "*" after a gap in the feed (reload everything of the kind).
     follows: Mapping[str, Callable[[str], None]] = field(default_factory=dict)
@@ -134,13 +131,16 @@ class Runtime:
     hooks: list[RequestHook] = field(default_factory=list)
     collectors: list[Collector] = field(default_factory=list)
     closers: list[Job] = field(default_factory=list)
-    stopping: list[Job] = field(default_factory=list)
     follows: dict[str, Callable[[str], None]] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
     # Listener name ("metadata", "admin", each extra listener's) -> the base URL it was
     # bound to, filled in by the server once its sockets are bound (port 0 resolved).
     bound: dict[str, str] = field(default_factory=dict)
     admin_tls: AdminTls | None = None  # None: the admin listener speaks plain HTTP
+    # Set once the server begins to stop, before the admin listener's graceful shutdown
+    # (which waits for every open answer): answers that stay open, such as the journal's
+    # event streams, read it and end.
+    stopping: bool = False
 
     def service(self) -> MetadataService:
         return build_service(self.endpoints)
@@ -161,7 +161,6 @@ class Runtime:
         self.hooks.extend(plug.hooks)
         self.collectors.extend(plug.collectors)
         self.closers.extend(plug.closers)
-        self.stopping.extend(plug.stopping)
         for record_kind, follower in plug.follows.items():
             if record_kind in self.follows:
                 raise RuntimeError(f"feature {feature}: record kind {record_kind} followed twice")

@@ -197,20 +197,24 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        runtime.stopping = True
         ticker.cancel()
-        for begin_stop in runtime.stopping:
-            begin_stop()
-        for bound in listeners:
-            bound.close()
-        for each in servers:
-            for conn in list(each.connections):
-                if conn.transport is not None:
-                    conn.transport.close()
+        _close_metadata(listeners, servers)
         admin.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await admin_task
         _remove_unix_socket(runtime.config.admin.listen)
         access.flush()
+
+
+def _close_metadata(listeners: list[asyncio.Server], servers: list[MetadataServer]) -> None:
+    """Stop accepting on the metadata-protocol listeners and close their connections."""
+    for bound in listeners:
+        bound.close()
+    for each in servers:
+        for conn in list(each.connections):
+            if conn.transport is not None:
+                conn.transport.close()
 
 
 def _on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:

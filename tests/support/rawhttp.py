@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from typing import Self
 from urllib.parse import urlsplit
 
 
@@ -39,7 +40,7 @@ class RawConnection:
         )
         self.buffer = b""
 
-    def __enter__(self) -> RawConnection:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -82,8 +82,9 @@ class AdminApi:
         return Answer(status, headers, b"".join(chunks))
 
     async def stream(self, path: str, params: Params | None = None) -> AsyncIterator[bytes]:
-        """The body of a streaming GET, chunk by chunk; ApiError if it does not start with
-        200. Closing the iterator ends the API's side too."""
+        """The body of a streaming GET, chunk by chunk, after one empty chunk that says the
+        answer has started with 200 (else ApiError, with the API's message). Closing the
+        iterator ends the API's side too."""
         async with self._request("GET", path, params, b"") as messages:
             async for message in messages:
                 if message["type"] == "http.response.start":
@@ -91,6 +92,7 @@ class AdminApi:
                         rest = [m.get("body", b"") async for m in messages]
                         answer = Answer(message["status"], _headers(message), b"".join(rest))
                         raise ApiError(answer)
+                    yield b""
                 elif message.get("body"):
                     yield message["body"]
 

@@ -23,9 +23,5 @@ def install(runtime: Runtime) -> Plug:
         secure=runtime.admin_tls is not None,
     )
     pages = ConsolePages(rendered)
-    streams = Streams(rendered, pages)
-
-    def stop_streams() -> None:
-        streams.stopping.set()
-
-    return Plug(admin=[ConsoleAdmin(door, pages, streams)], stopping=[stop_streams])
+    streams = Streams(rendered, pages, stopping=lambda: runtime.stopping)
+    return Plug(admin=[ConsoleAdmin(door, pages, streams)])

@@ -11,9 +11,8 @@ cancels it on disconnect) or the server stops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from starlette.responses import Response, StreamingResponse
@@ -57,62 +56,39 @@ def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str]]:
 
 
 class Streams:
-    def __init__(self, pages: Pages, console: ConsolePages) -> None:
+    def __init__(
+        self, pages: Pages, console: ConsolePages, stopping: Callable[[], bool]
+    ) -> None:
         self.pages = pages
         self.console = console
-        self.stopping = asyncio.Event()
+        # True once the server is stopping: a stream ends at its next tick, so an open
+        # page cannot hold a shutdown up (the journal's own stream ends the same way).
+        self.stopping = stopping
 
     def _respond(self, body: AsyncIterator[bytes]) -> Response:
-        return StreamingResponse(
-            self._until_stop(body), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    async def _until_stop(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """The stream, ended when the server begins to stop (an open page must not hold
-        a shutdown up)."""
-        stop = asyncio.ensure_future(self.stopping.wait())
-        step: asyncio.Future[bytes] | None = None
-        try:
-            while True:
-                step = asyncio.ensure_future(anext(body))
-                await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if not step.done():
-                    return
-                try:
-                    chunk = step.result()
-                except StopAsyncIteration:
-                    return
-                yield chunk
-        finally:
-            stop.cancel()
-            if step is not None and not step.done():
-                step.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await step
-            await body.aclose()  # type: ignore[attr-defined]
+    async def _ticks(self) -> AsyncIterator[None]:
+        """Once a second until the server stops."""
+        while not self.stopping():
+            yield
+            await asyncio.sleep(TICK)
 
     async def requests(self, visit: Visit) -> Response:
         query = visit.request.query_params
         params = {k: query.get(k) or None for k in ("vm", "path", "status")}
         params["after"] = query.get("after") or None
+        upstream = visit.api.stream("/requests/stream", params)
         try:
-            upstream = visit.api.stream("/requests/stream", params)
-            first = await anext(upstream)
+            await anext(upstream)  # the journal's answer has started
         except ApiError as exc:
             return Response(json.dumps({"error": str(exc)}), exc.answer.status)
 
         async def rows() -> AsyncIterator[bytes]:
-            yield b": connected\n\n"
-
-            async def chunks() -> AsyncIterator[bytes]:
-                yield first
-                async for chunk in upstream:
-                    yield chunk
-
-            async for name, data in sse_events(chunks()):
+            yield b": connected\n\n"  # the page shows the stream is live at once
+            async for name, data in sse_events(upstream):
                 if name == "request":
-                    entry = json.loads(data)
-                    row = self.pages.render("_live_row.html", entry=entry)
+                    row = self.pages.render("_live_row.html", entry=json.loads(data))
                     yield event("request", row)
 
         return self._respond(rows())
@@ -120,12 +96,13 @@ class Streams:
     async def series(self, visit: Visit) -> Response:
         async def points() -> AsyncIterator[bytes]:
             last_end = None
-            while True:
+            async for _ in self._ticks():
                 series = await visit.api.get("/metrics/series", {"seconds": 5})
                 if series["end"] != last_end:
                     last_end = series["end"]
                     yield event("series", json.dumps(series))
-                await asyncio.sleep(TICK)
+                else:
+                    yield b": tick\n\n"  # also how a closed page is noticed
 
         return self._respond(points())
 
@@ -136,14 +113,13 @@ class Streams:
 
         async def frames() -> AsyncIterator[bytes]:
             shown = None
-            while True:
+            async for _ in self._ticks():
                 context = await self.console.timeline(visit, vm)
                 html = self.pages.render("_timeline.html", csrf=csrf, back=back, **context)
                 if html != shown:
                     shown = html
                     yield event("timeline", html)
                 else:
-                    yield b": tick\n\n"  # also how a closed page is noticed
-                await asyncio.sleep(TICK)
+                    yield b": tick\n\n"
 
         return self._respond(frames())

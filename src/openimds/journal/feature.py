@@ -1,10 +1,12 @@
-"""The request journal, plugged into a server (features.ALL): its admin routes."""
+"""The request journal, plugged into a server (features.ALL): its admin routes and the
+count of open event streams in /metrics."""
 
 from __future__ import annotations
 
-from openimds.journal.admin import JournalAdmin
+from openimds.journal.admin import JournalAdmin, StreamsCollector
 from openimds.runtime import Plug, Runtime
 
 
 def install(runtime: Runtime) -> Plug:
-    return Plug(admin=[JournalAdmin(runtime.journal, runtime.fleet)])
+    admin = JournalAdmin(runtime.journal, runtime.fleet, stopping=lambda: runtime.stopping)
+    return Plug(admin=[admin], collectors=[StreamsCollector(admin)])

@@ -42,6 +42,10 @@ class Histogram:
         self._counts[bisect_left(self.bounds, value)] += 1
         self._sum += value
 
+    def counts(self) -> tuple[int, ...]:
+        """The count of each bucket (not cumulative), the last one above every bound."""
+        return tuple(self._counts)
+
     def family(self, name: str, documentation: str) -> HistogramMetricFamily:
         """The Prometheus family: cumulative buckets (`le`) and the sum."""
         running = 0

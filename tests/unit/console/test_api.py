@@ -85,6 +85,7 @@ def test_a_stream_arrives_in_chunks_and_stops_when_the_reader_does() -> None:
         closed = asyncio.Event()
         api = AdminApi(application(closed), TOKEN)
         stream = api.stream("/stream")
+        assert await anext(stream) == b""  # started, with 200
         first = [await anext(stream) for _ in range(3)]
         assert first == [b"chunk 0\n", b"chunk 1\n", b"chunk 2\n"]
         await stream.aclose()  # type: ignore[attr-defined]

@@ -67,3 +67,22 @@ def test_recent_counts_a_vms_requests_after_a_moment() -> None:
     assert journal.recent("a", stamps[-1]) == 0  # only those after the moment
     assert journal.recent("b", 0) == 1
     assert journal.recent("nobody", 0) == 0
+
+
+def test_reads_after_a_sequence_number_take_only_newer_entries_of_every_ring() -> None:
+    journal = Journal(size=3)
+    for n in range(5):  # seq 1..5, alternating VMs; ring a keeps 1, 3, 5 and b keeps 2, 4
+        journal.record("ab"[n % 2], "GET", f"/p{n}".encode(), [], 200, "r", "p")
+    assert [e["seq"] for e in journal.entries(after=0)] == [1, 2, 3, 4, 5]
+    assert [e["seq"] for e in journal.entries(after=2)] == [3, 4, 5]
+    assert [e["seq"] for e in journal.entries("a", after=3)] == [5]
+    assert journal.entries(after=5) == []
+
+
+def test_a_keep_filter_sees_the_stored_entry_and_limits_count_what_it_kept() -> None:
+    journal = Journal(size=10)
+    for status in (200, 404, 429, 200):
+        journal.record("a", "GET", b"/x", [], status, "r", "p")
+    kept = journal.entries(keep=lambda entry: entry[5] >= 400)
+    assert [e["status"] for e in kept] == [404, 429]
+    assert [e["seq"] for e in journal.entries(limit=1, keep=lambda e: e[5] == 200)] == [4]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -66,15 +67,37 @@ class Journal:
         self._rings.clear()
 
     def entries(
-        self, vm: str | None = None, after: int = 0, limit: int | None = None
+        self,
+        vm: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
+        keep: Callable[[Entry], bool] | None = None,
     ) -> list[dict[str, Any]]:
         """Requests in the order they came (oldest first), decoded and redacted; only
-        `vm`'s when given, only those after sequence number `after`, the last `limit`."""
+        `vm`'s when given, only those after sequence number `after` that `keep` accepts
+        (checked before decoding), the last `limit`."""
         rings = [self._rings.get(vm, deque())] if vm is not None else self._rings.values()
-        picked = sorted((e for ring in rings for e in ring if e[0] > after), key=lambda e: e[0])
+        newer = (e for ring in rings for e in _after(ring, after))
+        picked = sorted(newer if keep is None else filter(keep, newer), key=lambda e: e[0])
         if limit is not None:
             picked = picked[-limit:] if limit > 0 else []
         return [decode(entry) for entry in picked]
+
+
+def _after(ring: deque[Entry], after: int) -> Iterable[Entry]:
+    """The ring's entries after sequence number `after`, read from the newest end: a
+    stream that follows the journal reads what is new, not every ring in full."""
+    if not ring or ring[-1][0] <= after:
+        return ()
+    if ring[0][0] > after:
+        return ring
+    newer: list[Entry] = []
+    for entry in reversed(ring):
+        if entry[0] <= after:
+            break
+        newer.append(entry)
+    newer.reverse()
+    return newer
 
 
 def decode(entry: Entry) -> dict[str, Any]:
