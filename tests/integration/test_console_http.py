@@ -118,9 +118,7 @@ def test_a_form_changes_the_fleet_through_the_admin_api(server: RunningServer) -
 
 def test_an_api_refusal_is_shown_in_the_apis_words(server: RunningServer) -> None:
     client, csrf = signed_in(server)
-    client.post(
-        "/console/events", data={"csrf": csrf, "type": "Reboot", "target": "vm:nobody"}
-    )
+    client.post("/console/events", data={"csrf": csrf, "type": "Reboot", "target": "vm:nobody"})
     page = client.get("/console/events")
     expected = server.admin("POST", "/events", json={"type": "Reboot", "target": "vm:nobody"})
     assert expected.status_code == 400
@@ -174,7 +172,8 @@ def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
 def _next_event(lines: Iterator[str], name: str, timeout: float) -> str:
     """The data of the next SSE event called `name` (lines of one event joined)."""
     deadline = time.monotonic() + timeout
-    current, data = None, []
+    current: str | None = None
+    data: list[str] = []
     for line in lines:
         if line.startswith("event: "):
             current, data = line[7:], []

@@ -137,7 +137,12 @@ def _peer(request: Request) -> tuple[str, int]:
 def _next(values: object) -> str:
     """Where to go after logging in: a console page, never another site."""
     raw = values.get("next") if hasattr(values, "get") else None
-    if isinstance(raw, str) and raw.startswith(f"{PREFIX}/") and "//" not in raw and "\\" not in raw:
+    if (
+        isinstance(raw, str)
+        and raw.startswith(f"{PREFIX}/")
+        and "//" not in raw
+        and "\\" not in raw
+    ):
         return raw
     return f"{PREFIX}/"
 

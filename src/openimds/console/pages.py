@@ -121,7 +121,8 @@ class ConsolePages:
         query = visit.request.query_params
         versions = await visit.api.get(f"/vms/{name}/metadata/versions")
         version = query.get("api-version") or versions["newest"]
-        fmt = query.get("format") if query.get("format") in FORMATS else "json"
+        fmt = query.get("format") or "json"
+        fmt = fmt if fmt in FORMATS else "json"
         instance = await self._instance(visit, name, version, fmt)
         return self.fragment(
             visit, "_vm_instance.html", name=name, versions=versions["versions"], instance=instance
@@ -159,7 +160,7 @@ class ConsolePages:
         query = visit.request.query_params
         filters = {k: query.get(k, "").strip() for k in ("vm", "path", "status")}
         params = {k: v or None for k, v in filters.items()}
-        recent = await _or_error(visit.api.get("/requests", {**params, "limit": 100}))
+        recent = await _or_error(visit.api.get("/requests", {**params, "limit": 50}))
         return self.page(visit, "live.html", filters=filters, recent=recent)
 
     # Scheduled events ------------------------------------------------------------------
@@ -288,18 +289,21 @@ class ConsolePages:
 def group_events(
     events: list[dict[str, Any]], scale_sets: Mapping[str, str | None]
 ) -> list[dict[str, Any]]:
-    """Events per scale set, then per VM (VMs outside any scale set last), each VM's events
-    in the order they were posted: the timeline the events page draws."""
-    by_group: dict[str | None, dict[str, list[dict[str, Any]]]] = {}
+    """The timeline the events page draws: one group per scale set (VMs outside any scale
+    set last), each with its events in the order they were posted, once per group however
+    many of its VMs an event covers, with the group's VMs and those still to approve."""
+    groups: dict[str | None, list[dict[str, Any]]] = {}
     for event in events:
+        covered: dict[str | None, list[str]] = {}
         for vm in event["vms"]:
-            group = scale_sets.get(vm)
-            by_group.setdefault(group, {}).setdefault(vm, []).append(event)
-    ordered = sorted(by_group.items(), key=lambda item: (item[0] is None, item[0] or ""))
-    return [
-        {"scaleSet": group, "vms": [{"name": vm, "events": vms[vm]} for vm in sorted(vms)]}
-        for group, vms in ordered
-    ]
+            covered.setdefault(scale_sets.get(vm), []).append(vm)
+        for group, vms in covered.items():
+            awaiting = [vm for vm in vms if vm in event.get("awaiting", ())]
+            groups.setdefault(group, []).append(
+                {**event, "groupVms": sorted(vms), "groupAwaiting": sorted(awaiting)}
+            )
+    ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
+    return [{"scaleSet": group, "events": listed} for group, listed in ordered]
 
 
 def certificate_chain(ca: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -337,4 +341,3 @@ async def _or_error(pending: Any) -> dict[str, Any]:
     except ApiError as exc:
         return {"error": str(exc)}
     return answer
-

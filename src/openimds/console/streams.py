@@ -56,9 +56,7 @@ def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str]]:
 
 
 class Streams:
-    def __init__(
-        self, pages: Pages, console: ConsolePages, stopping: Callable[[], bool]
-    ) -> None:
+    def __init__(self, pages: Pages, console: ConsolePages, stopping: Callable[[], bool]) -> None:
         self.pages = pages
         self.console = console
         # True once the server is stopping: a stream ends at its next tick, so an open

@@ -12,7 +12,14 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser
 
-from tests.clients.console.browser import NARROW, WIDE, chromium, metadata_get, sign_in, start_fleet_server
+from tests.clients.console.browser import (
+    NARROW,
+    WIDE,
+    chromium,
+    metadata_get,
+    sign_in,
+    start_fleet_server,
+)
 from tests.support.server import RunningServer
 
 VM = "node-0421"
@@ -30,10 +37,27 @@ PAGES = {
 
 def activity(server: RunningServer) -> None:
     """Something on every page: events in two scale sets, a fault, requests of every kind."""
-    server.admin("POST", "/events", json={"type": "Reboot", "target": f"vm:{VM}", "notBefore": "+15m", "description": "Host OS update"})
-    server.admin("POST", "/events", json={"type": "Freeze", "target": "scaleSet:pool-7", "notBefore": "+5m"})
-    server.admin("POST", "/events/drill", json={"drill": "spot-eviction", "vm": "node-0007", "dev": False})
-    server.admin("POST", "/faults", json={"vm": "node-0100", "path": "/metadata/identity/*", "status": 500, "times": 3})
+    server.admin(
+        "POST",
+        "/events",
+        json={
+            "type": "Reboot",
+            "target": f"vm:{VM}",
+            "notBefore": "+15m",
+            "description": "Host OS update",
+        },
+    )
+    server.admin(
+        "POST", "/events", json={"type": "Freeze", "target": "scaleSet:pool-7", "notBefore": "+5m"}
+    )
+    server.admin(
+        "POST", "/events/drill", json={"drill": "spot-eviction", "vm": "node-0007", "dev": False}
+    )
+    server.admin(
+        "POST",
+        "/faults",
+        json={"vm": "node-0100", "path": "/metadata/identity/*", "status": 500, "times": 3},
+    )
     paths = [
         "/metadata/instance?api-version=2021-02-01",
         "/metadata/instance/compute/vmSize?api-version=2021-02-01&format=text",
@@ -47,7 +71,11 @@ def activity(server: RunningServer) -> None:
             metadata_get(server, path, f"127.20.{index // 250}.{index % 250 + 1}")
         time.sleep(1)
     with httpx.Client(transport=httpx.HTTPTransport(local_address="127.20.0.101")) as client:
-        client.get(server.metadata_url + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net", headers={"Metadata": "true"})
+        client.get(
+            server.metadata_url
+            + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net",
+            headers={"Metadata": "true"},
+        )
 
 
 def shoot(browser: Browser, server: RunningServer, out: Path) -> list[Path]:
@@ -57,7 +85,7 @@ def shoot(browser: Browser, server: RunningServer, out: Path) -> list[Path]:
         page = context.new_page()
         page.goto(server.admin_url + PAGES["login"])
         shot = out / f"login-{label}.png"
-        page.screenshot(path=str(shot), full_page=True)
+        page.screenshot(path=str(shot))
         written.append(shot)
         sign_in(page, server)
         for name, path in PAGES.items():
@@ -68,7 +96,7 @@ def shoot(browser: Browser, server: RunningServer, out: Path) -> list[Path]:
                 page.wait_for_selector("#live-state:text('Live.')")
                 page.wait_for_timeout(1500)  # a chart point or two pushed
             shot = out / f"{name}-{label}.png"
-            page.screenshot(path=str(shot), full_page=True)
+            page.screenshot(path=str(shot))
             written.append(shot)
         context.close()
     return written

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, ViewportSize
 
 from tests.clients.console.browser import NARROW, WIDE, sign_in
 from tests.support.server import RunningServer
@@ -24,9 +24,11 @@ SEVERE = {"serious", "critical"}
 
 @pytest.mark.parametrize("viewport", [WIDE, NARROW], ids=["1280px", "390px"])
 def test_no_serious_accessibility_violation(
-    browser: Browser, fleet: RunningServer, viewport: dict[str, int]
+    browser: Browser, fleet: RunningServer, viewport: ViewportSize
 ) -> None:
-    fleet.admin("POST", "/events", json={"type": "Reboot", "target": "vm:node-0421", "notBefore": "+1h"})
+    fleet.admin(
+        "POST", "/events", json={"type": "Reboot", "target": "vm:node-0421", "notBefore": "+1h"}
+    )
     fleet.admin("POST", "/faults", json={"path": "/metadata/versions", "status": 503})
     context = browser.new_context(viewport=viewport)
     page = context.new_page()

@@ -30,7 +30,9 @@ def test_find_a_vm_among_a_thousand_and_open_it(page: Page, fleet: RunningServer
     expect(row).to_contain_text(SOURCE)
     row.get_by_role("link", name=VM).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(VM)
-    expect(page.locator("#instance-doc")).to_contain_text('"vmId": "00000000-0000-4000-8000-000000000421"')
+    expect(page.locator("#instance-doc")).to_contain_text(
+        '"vmId": "00000000-0000-4000-8000-000000000421"'
+    )
 
 
 def test_paging_and_filters_stay_on_the_server(page: Page, fleet: RunningServer) -> None:
@@ -71,7 +73,9 @@ def test_a_reboot_scheduled_on_the_page_reaches_the_vm_and_starts_on_its_approva
     expect(page.locator(".flash")).to_contain_text("Reboot scheduled.")
     expect(page.locator("#timeline .event")).to_have_count(1)
     expect(page.locator("#timeline .badge")).to_have_text("Scheduled")
-    expect(page.locator("#timeline time[data-countdown]")).to_contain_text(re.compile(r"in (9|10) min"))
+    expect(page.locator("#timeline time[data-countdown]")).to_contain_text(
+        re.compile(r"in (9|10) min")
+    )
 
     seen = metadata_get(fleet, EVENTS, SOURCE).json()
     (event,) = seen["Events"]
@@ -95,7 +99,9 @@ def test_a_curl_request_appears_in_the_live_log_within_a_second(
 ) -> None:
     sign_in(page, fleet, "/console/live")
     expect(page.locator("#live-state")).to_have_text("Live.")
-    marker = f"/metadata/instance/compute/name?api-version=2021-02-01&format=text&n={time.time_ns()}"
+    marker = (
+        f"/metadata/instance/compute/name?api-version=2021-02-01&format=text&n={time.time_ns()}"
+    )
     started = time.monotonic()
     subprocess.run(
         ["curl", "-s", "-H", "Metadata: true", "--interface", SOURCE, fleet.metadata_url + marker],
@@ -138,7 +144,8 @@ def test_a_forged_csrf_token_is_refused(page: Page, fleet: RunningServer) -> Non
     keys_before = fleet.admin("GET", "/identity/keys").json()["keys"]
     sign_in(page, fleet, "/console/keys")
     page.on("dialog", lambda dialog: dialog.accept())
-    page.locator('input[name="csrf"]').first.evaluate("(input) => { input.value = 'forged' }")
+    rotate_form = page.locator('form[action="/console/keys/rotate"] input[name="csrf"]')
+    rotate_form.evaluate("(input) => { input.value = 'forged' }")
     page.get_by_role("button", name="Rotate signing key").click()
     expect(page.locator("main")).to_contain_text("CSRF token is missing or wrong")
     assert fleet.admin("GET", "/identity/keys").json()["keys"] == keys_before
@@ -181,7 +188,14 @@ def test_pages_fit_a_phone(browser: Browser, fleet: RunningServer) -> None:
     page = context.new_page()
     try:
         sign_in(page, fleet)
-        for path in ("/console/fleet", f"/console/vms/{VM}", "/console/live", "/console/events", "/console/keys", "/console/faults"):
+        for path in (
+            "/console/fleet",
+            f"/console/vms/{VM}",
+            "/console/live",
+            "/console/events",
+            "/console/keys",
+            "/console/faults",
+        ):
             page.goto(fleet.admin_url + path)
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= NARROW["width"], f"{path} is {width} px wide"

@@ -58,7 +58,12 @@ def test_get_and_send_carry_the_token_query_and_json_body() -> None:
     async def run() -> None:
         api = AdminApi(application(asyncio.Event()), TOKEN, ("127.0.0.1", 5000))
         got = await api.get("/echo", {"vm": "a b", "skip": None, "limit": 5})
-        assert got == {"method": "GET", "query": {"vm": "a b", "limit": "5"}, "body": "", "type": None}
+        assert got == {
+            "method": "GET",
+            "query": {"vm": "a b", "limit": "5"},
+            "body": "",
+            "type": None,
+        }
         sent = await api.send("POST", "/echo", {"type": "Reboot"})
         assert sent["body"] == '{"type": "Reboot"}' and sent["type"] == "application/json"
         assert (await api.send("DELETE", "/echo"))["method"] == "DELETE"

@@ -11,19 +11,25 @@ from openimds.crypto.ca import pem
 from tests.support.pkcs7 import backdated_ca
 
 
-def _event(event_id: str, *vms: str) -> dict[str, Any]:
-    return {"eventId": event_id, "vms": list(vms)}
+def _event(event_id: str, *vms: str, awaiting: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"eventId": event_id, "vms": list(vms), "awaiting": list(awaiting)}
 
 
-def test_events_are_grouped_by_scale_set_then_vm_with_loose_vms_last() -> None:
-    events = [_event("e1", "web-1", "db-1"), _event("e2", "web-0"), _event("e3", "lone")]
+def test_events_are_grouped_by_scale_set_once_each_with_loose_vms_last() -> None:
+    events = [
+        _event("e1", "web-1", "db-1", "web-0", awaiting=("web-1", "db-1")),
+        _event("e2", "web-0"),
+        _event("e3", "lone"),
+    ]
     scale_sets = {"web-0": "web", "web-1": "web", "db-1": "db", "lone": None}
     groups = group_events(events, scale_sets)
     assert [g["scaleSet"] for g in groups] == ["db", "web", None]
-    web = groups[1]
-    assert [vm["name"] for vm in web["vms"]] == ["web-0", "web-1"]
-    assert [e["eventId"] for e in web["vms"][1]["events"]] == ["e1"]
-    assert groups[2]["vms"][0]["name"] == "lone"
+    web = groups[1]["events"]
+    assert [e["eventId"] for e in web] == ["e1", "e2"]  # e1 once, for both web VMs
+    assert web[0]["groupVms"] == ["web-0", "web-1"]
+    assert web[0]["groupAwaiting"] == ["web-1"]
+    assert groups[0]["events"][0]["groupAwaiting"] == ["db-1"]
+    assert groups[2]["events"][0]["groupVms"] == ["lone"]
 
 
 def test_the_chain_is_root_first_with_names_and_validity() -> None:
@@ -42,6 +48,11 @@ def test_the_chain_is_root_first_with_names_and_validity() -> None:
 
 def test_after_login_the_browser_only_goes_to_a_console_page() -> None:
     assert _next({"next": "/console/vms/a"}) == "/console/vms/a"
-    for hostile in ("https://evil.example/", "//evil.example/console/", "/console//evil", "/metrics"):
+    for hostile in (
+        "https://evil.example/",
+        "//evil.example/console/",
+        "/console//evil",
+        "/metrics",
+    ):
         assert _next({"next": hostile}) == "/console/"
     assert _next({}) == "/console/"

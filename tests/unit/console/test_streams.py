@@ -17,7 +17,7 @@ def test_an_event_puts_each_line_of_data_in_its_own_field() -> None:
 def test_events_are_read_however_the_chunks_are_split() -> None:
     body = (
         b": keep-alive\n\n"
-        b"id: 7\nevent: request\ndata: {\"seq\": 7}\n\n"
+        b'id: 7\nevent: request\ndata: {"seq": 7}\n\n'
         b"event: request\ndata: one\ndata: two\n\n"
         b"data: plain\n\n"
     )

@@ -83,13 +83,17 @@
       latency: [times, series.p50_ms, series.p99_ms],
       throttled: [times, series.throttled],
     };
-    const width = () => Math.max(280, Math.min(box.clientWidth - 16, 900));
+    // Each chart as wide as its own figure (three side by side, or one under another).
+    const width = (el) => Math.max(240, el.parentElement.clientWidth - 16);
     const palette = ["#1f6feb", "#8250df", "#1a7f37", "#bf3989", "#9a6700", "#0a3069"];
-    const make = (id, labels, rows) => new uPlot({
-      width: width(), height: 180,
-      series: [{}, ...labels.map((label, i) => ({ label, stroke: palette[i % palette.length], width: 1.5 }))],
-      axes: [{}, { size: 50 }],
-    }, rows, document.getElementById(id));
+    const make = (id, labels, rows) => {
+      const el = document.getElementById(id);
+      return new uPlot({
+        width: width(el), height: 180,
+        series: [{}, ...labels.map((label, i) => ({ label, stroke: palette[i % palette.length], width: 1.5 }))],
+        axes: [{ space: 60 }, { size: 50 }],
+      }, rows, el);
+    };
     const plots = {
       routes: make("chart-routes", routes, data.routes),
       latency: make("chart-latency", ["p50", "p99"], data.latency),
@@ -117,7 +121,7 @@
       },
     });
     window.addEventListener("resize", () => {
-      for (const plot of Object.values(plots)) plot.setSize({ width: width(), height: 180 });
+      for (const plot of Object.values(plots)) plot.setSize({ width: width(plot.root.parentElement), height: 180 });
     });
   }
 
