@@ -63,6 +63,16 @@ def test_the_wheel_holds_the_package_data_and_entry_points_but_no_tests(dist: Pa
         text = wheel.read(entry_points).decode()
     assert "openimds/data/demo-vm.json" in names
     assert "openimds/testing/plugin.py" in names
+    # The console's templates and assets: nothing is fetched from elsewhere at run time.
+    for shipped in (
+        "openimds/console/templates/base.html",
+        "openimds/console/static/console.js",
+        "openimds/console/static/console.css",
+        "openimds/console/static/vendor/htmx-2.0.11.min.js",
+        "openimds/console/static/vendor/uPlot-1.6.32.iife.min.js",
+        "openimds/console/static/vendor/LICENSES.txt",
+    ):
+        assert shipped in names
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n]
     assert "[pytest11]\nopenimds = openimds.testing.plugin" in text
     assert "[console_scripts]\nopenimds = openimds.cli.main:main" in text
