@@ -201,3 +201,48 @@ def test_pages_fit_a_phone(browser: Browser, fleet: RunningServer) -> None:
             assert width <= NARROW["width"], f"{path} is {width} px wide"
     finally:
         context.close()
+
+
+def test_the_charts_draw_the_last_minutes(page: Page, fleet: RunningServer) -> None:
+    for _ in range(5):
+        metadata_get(fleet, "/metadata/instance?api-version=2021-02-01", SOURCE)
+    sign_in(page, fleet, "/console/live")
+    for chart in ("#chart-routes", "#chart-latency", "#chart-throttled"):
+        expect(page.locator(f"{chart} canvas")).to_be_visible()
+    expect(page.locator("#chart-routes .u-legend")).to_contain_text("instance")
+
+
+def test_a_drill_started_and_canceled_from_the_page(page: Page, fleet: RunningServer) -> None:
+    vm = "node-0333"
+    sign_in(page, fleet, f"/console/events?vm={vm}")
+    page.get_by_label("Drill").select_option("user-reboot")
+    page.get_by_role("button", name="Start drill").click()
+    expect(page.locator(".flash")).to_contain_text("Drill user-reboot started.")
+    events = [e for e in fleet.admin("GET", "/events").json()["events"] if vm in e["vms"]]
+    assert [e["type"] for e in events] == ["Reboot"]
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator(f'li[data-event="{events[0]["eventId"]}"]').get_by_role(
+        "button", name="Cancel"
+    ).click()
+    expect(page.locator(".flash")).to_contain_text("cancel sent")
+    assert not [e for e in fleet.admin("GET", "/events").json()["events"] if vm in e["vms"]]
+
+
+def test_fault_rules_added_and_cleared_from_the_page(page: Page, fleet: RunningServer) -> None:
+    sign_in(page, fleet, "/console/faults")
+    page.get_by_label("VM", exact=True).fill(VM)
+    page.get_by_label("Path (glob)").fill("/metadata/versions")
+    page.get_by_label("Status").fill("503")
+    page.get_by_label("Fire this many times").fill("2")
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.locator(".flash")).to_contain_text("Fault rule added.")
+    statuses = [metadata_get(fleet, "/metadata/versions", SOURCE).status_code for _ in range(3)]
+    assert statuses == [503, 503, 200]
+    page.reload()
+    row = page.locator("tbody tr", has_text="/metadata/versions")
+    expect(row).to_contain_text("2")  # hits
+    expect(row).to_contain_text("spent")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Remove every rule").click()
+    expect(page.locator("main")).to_contain_text("No rule is active.")
+    assert fleet.admin("GET", "/faults").json()["rules"] == []
