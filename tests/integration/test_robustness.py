@@ -11,18 +11,33 @@ import re
 import signal
 import socket
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from openimds.config import load_config
 from openimds.runtime import build_runtime
 from openimds.server import admin_app
 from tests.support.cli import run_openimds
 from tests.support.server import RunningServer, start_server
+
+
+def _routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path template) of every route, mounted ones (the console's) included."""
+    for route in routes:
+        if isinstance(route, Mount):
+            if isinstance(route.app, StaticFiles):
+                yield "GET", f"{prefix}{route.path}/console.js"
+            else:
+                yield from _routes(route.routes, prefix + route.path)
+            continue
+        assert isinstance(route, Route)
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            yield method, prefix + route.path
 
 
 def _admin_operations() -> list[tuple[str, str, bool]]:
@@ -33,13 +48,10 @@ def _admin_operations() -> list[tuple[str, str, bool]]:
     try:
         app = admin_app(runtime)
         public = {"/healthz", *(p for routes in runtime.admin for p in routes.public_paths())}
-        operations = []
-        for route in app.routes:
-            assert isinstance(route, Route)
-            path = re.sub(r"{[^}]+}", "x", route.path)
-            for method in sorted((route.methods or set()) - {"HEAD"}):
-                operations.append((method, path, route.path in public))
-        return operations
+        return [
+            (method, re.sub(r"{[^}]+}", "x", path), path in public)
+            for method, path in _routes(app.routes)
+        ]
     finally:
         runtime.close()
 
@@ -59,6 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def test_the_route_list_is_complete() -> None:
     paths = {path for _, path, _ in OPERATIONS}
     assert {"/vms", "/events", "/identity/keys/rotate", "/attested/ca"} <= paths
+    assert {"/console/fleet", "/console/events/x/x", "/console/static/console.js"} <= paths
     assert {p for _, p, public in OPERATIONS if public} >= {"/healthz", "/discovery/keys"}
 
 
@@ -68,7 +81,13 @@ def test_every_admin_route_needs_the_token_and_stays_off_the_metadata_port(
 ) -> None:
     for headers in ({}, {"Authorization": "Bearer not-the-token-0123456789"}):
         answer = httpx.request(method, server.admin_url + path, headers=headers)
-        if public:
+        if path.startswith("/console"):
+            # The console's own door: without a session, the login form, its assets, a
+            # redirect to the form, or a refusal; never a page of the fleet.
+            assert answer.status_code in (200, 303, 401, 403), (method, path)
+            if answer.status_code == 200:
+                assert path in ("/console/login", "/console/static/console.js"), path
+        elif public:
             assert answer.status_code != 401
         else:
             assert answer.status_code == 401, (method, path)
@@ -228,23 +247,36 @@ def test_deeply_nested_json_is_a_400_on_both_listeners(server: RunningServer) ->
     assert "Traceback" not in server.output
 
 
-def _read(server: RunningServer, path: str) -> tuple[httpx.Response, str]:
-    """A GET with the token: the answer and its body. An event stream never ends; only
-    its head is read (its events are journal entries, redacted as GET /requests)."""
+Read = Callable[[str], tuple[httpx.Response, str]]
+
+
+@pytest.fixture
+def read(server: RunningServer) -> Iterator[Read]:
+    """A GET with the token (a console page: with a console session): the answer and its
+    body. An event stream never ends; only its head is read (its events are journal
+    entries, redacted as GET /requests, or pages read the same way)."""
     headers = {"Authorization": f"Bearer {server.admin_token}"}
-    with httpx.stream("GET", server.admin_url + path, headers=headers) as answer:
-        if answer.headers.get("content-type", "").startswith("text/event-stream"):
-            return answer, ""
-        answer.read()
-        return answer, answer.text
+    with httpx.Client() as plain, httpx.Client(follow_redirects=True) as console:
+        login = {"token": server.admin_token}
+        assert console.post(server.admin_url + "/console/login", data=login).status_code == 200
+
+        def get(path: str) -> tuple[httpx.Response, str]:
+            client = console if path.startswith("/console") else plain
+            with client.stream("GET", server.admin_url + path, headers=headers) as answer:
+                if answer.headers.get("content-type", "").startswith("text/event-stream"):
+                    return answer, ""
+                answer.read()
+                return answer, answer.text
+
+        yield get
 
 
-def test_no_admin_answer_holds_a_private_key(server: RunningServer) -> None:
+def test_no_admin_answer_holds_a_private_key(server: RunningServer, read: Read) -> None:
     assert server.admin("POST", "/identity/keys/rotate").status_code == 200
     bodies = []
     for method, path, _ in OPERATIONS:
         if method == "GET":
-            answer, body = _read(server, path)
+            answer, body = read(path)
             assert answer.status_code in (200, 404), path
             bodies.append(body)
     text = "\n".join(bodies)
@@ -260,13 +292,11 @@ def test_no_admin_answer_holds_a_private_key(server: RunningServer) -> None:
 SECRET_BEARING = {"/identity/hosts"}
 
 
-def test_only_the_known_route_bears_secrets_and_it_is_never_cached(
-    server: RunningServer,
-) -> None:
+def test_only_the_known_route_bears_secrets_and_it_is_never_cached(read: Read) -> None:
     for method, path, _ in OPERATIONS:
         if method != "GET":
             continue
-        answer, body = _read(server, path)
+        answer, body = read(path)
         if path in SECRET_BEARING:
             assert answer.headers["Cache-Control"] == "no-store"
         else:

@@ -8,7 +8,7 @@ import threading
 from openimds.attested.admin import DOCUMENT_PATH, INTERMEDIATE_PATH, AttestedAdmin
 from openimds.config import Config, ConfigError
 from openimds.core.attested_api import AttestedEndpoint, SignedDocumentCache
-from openimds.crypto.ca import CaError, CertificateAuthority, Cloud, cloud_of
+from openimds.crypto.ca import KIND, CaError, CertificateAuthority, Cloud, cloud_of
 from openimds.crypto.pkcs7 import Pkcs7Signer
 from openimds.fleet.preview import MetadataPreview
 from openimds.runtime import Plug, Runtime
@@ -86,4 +86,6 @@ def install(runtime: Runtime) -> Plug:
         endpoints=[(DOCUMENT_PATH, endpoint)],
         admin=[AttestedAdmin(ca, MetadataPreview.of(runtime))],
         closers=[lambda: worker.join(timeout=30)],
+        # Certificates another node (re)issued into a shared store: use them, don't re-issue.
+        follows={KIND: ca.forget},
     )

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from openimds.console.auth import PREFIX, Door, Visit
+from openimds.console.auth import PREFIX, Door, Endpoint, Visit
 from openimds.console.pages import ConsolePages
 from openimds.console.streams import Streams
 
@@ -43,11 +43,11 @@ class ConsoleAdmin:
         async def series(visit: Visit) -> Response:
             return JSONResponse(await visit.api.get("/metrics/series"))
 
-        def get(path: str, endpoint: object) -> Route:
-            return Route(path, endpoint, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
+        def get(path: str, endpoint: Endpoint) -> Route:
+            return Route(path, endpoint, methods=["GET"], include_in_schema=False)
 
-        def post(path: str, endpoint: object) -> Route:
-            return Route(path, endpoint, methods=["POST"], include_in_schema=False)  # type: ignore[arg-type]
+        def post(path: str, endpoint: Endpoint) -> Route:
+            return Route(path, endpoint, methods=["POST"], include_in_schema=False)
 
         return [
             Route(PREFIX, home, methods=["GET"], include_in_schema=False),

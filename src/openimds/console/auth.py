@@ -4,7 +4,7 @@ passes. Pages themselves never see a request that has not been through here."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -134,15 +134,10 @@ def _peer(request: Request) -> tuple[str, int]:
     return (client.host, client.port) if client else ("unix", 0)
 
 
-def _next(values: object) -> str:
+def _next(values: Mapping[str, str]) -> str:
     """Where to go after logging in: a console page, never another site."""
-    raw = values.get("next") if hasattr(values, "get") else None
-    if (
-        isinstance(raw, str)
-        and raw.startswith(f"{PREFIX}/")
-        and "//" not in raw
-        and "\\" not in raw
-    ):
+    raw = values.get("next", "")
+    if raw.startswith(f"{PREFIX}/") and "//" not in raw and "\\" not in raw:
         return raw
     return f"{PREFIX}/"
 

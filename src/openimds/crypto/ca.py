@@ -299,6 +299,19 @@ class CertificateAuthority:
             return [self._intermediate.cert]
         return self._chain
 
+    def forget(self, key: str) -> None:
+        """Drop what is held of a record another node changed in a shared store (its
+        change feed, `key` "*" after a gap): the next use loads the stored one, so every
+        node signs with the certificate the store holds instead of re-issuing over it."""
+        with self._lock:
+            if key.startswith("signing/"):
+                for cloud in [c for c in self._signing if f"signing/{c}" == key]:
+                    del self._signing[cloud]
+                return
+            if self._fixed is None:  # files: nothing of them lives in the store
+                self._loaded = False
+                self._signing.clear()
+
     def _ensure(self) -> None:
         if self._loaded:
             return

@@ -131,6 +131,24 @@ def test_signing_certificate_renewed_before_expiry() -> None:
     assert renewed.not_valid_after_utc > clock[0] + timedelta(days=300)
 
 
+def test_a_node_uses_what_another_node_renewed_in_a_shared_store() -> None:
+    store = MemoryStore()
+    clock = [datetime.now(UTC)]
+    a = CertificateAuthority(store, AttestedSettings(), AIA, clock=lambda: clock[0])
+    b = CertificateAuthority(store, AttestedSettings(), AIA, clock=lambda: clock[0])
+    assert a.signing("public").cert == b.signing("public").cert  # one store, one answer
+    # Near the end of the intermediate's five years node A renews it, and its signing
+    # certificate under it. B, told nothing, would still sign under the old intermediate.
+    clock[0] += timedelta(days=5 * 365 - 20)
+    a.forget("*")
+    renewed = a.intermediates
+    signing = a.signing("public").cert
+    assert b.intermediates != renewed
+    b.forget("intermediate")  # what the change feed delivers
+    assert b.intermediates == renewed
+    assert b.signing("public").cert == signing  # loaded, not issued again over A's
+
+
 def _write(pair: KeyPair, directory: Path, stem: str) -> tuple[str, str]:
     cert = directory / f"{stem}.pem"
     key = directory / f"{stem}.key"
