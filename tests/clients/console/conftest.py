@@ -1,4 +1,4 @@
-"""Fixtures of the console's browser tests: one Chromium for the session, one server with
+"""Fixtures of the console's browser tests: one Chromium per module, one server with
 a fleet of 1,000 VMs per module, a fresh page per test that is photographed on failure
 (into $OPENIMDS_SCREENSHOTS, default ./test-results/console)."""
 
@@ -18,8 +18,10 @@ FLEET = 1000
 FAILURES = Path(os.environ.get("OPENIMDS_SCREENSHOTS", "test-results/console"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: while Playwright's sync API runs it holds an event
+    # loop in this thread, and later tests that call asyncio.run() would find it running.
     yield from chromium()
 
 
