@@ -210,3 +210,26 @@ def test_an_open_stream_does_not_hold_a_stop_up(tmp_path: Path) -> None:
         own.process.wait(timeout=10)
         assert time.monotonic() - started < 3
     assert own.process.returncode == 0
+
+
+def test_approving_on_a_vms_behalf_counts_as_its_own_approval(server: RunningServer) -> None:
+    scheduled = server.admin("POST", "/events", json={"type": "Reboot", "notBefore": "+1h"})
+    event_id = scheduled.json()["events"][0]["eventId"]
+    events = "/metadata/scheduledevents?api-version=2020-07-01"
+    assert server.get(events).json()["Events"][0]["EventStatus"] == "Scheduled"
+    refused = [
+        server.admin("POST", f"/events/{event_id}/approve", json={}),
+        server.admin("POST", f"/events/{event_id}/approve", json={"vm": "nobody"}),
+        server.admin("POST", "/events/unknown/approve", json={"vm": "demo-vm"}),
+    ]
+    assert [r.status_code for r in refused] == [400, 404, 404]
+    client, csrf = signed_in(server)
+    answer = client.post(
+        f"/console/events/{event_id}/approve", data={"csrf": csrf, "vm": "demo-vm"}
+    )
+    assert answer.status_code == 303
+    event = server.admin("GET", f"/events/{event_id}").json()
+    assert event["state"] == "Started"
+    assert [a["vm"] for a in event["approvals"]] == ["demo-vm"]
+    assert server.get(events).json()["Events"][0]["EventStatus"] == "Started"
+    server.admin("POST", f"/events/{event_id}/complete")

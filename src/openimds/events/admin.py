@@ -70,6 +70,12 @@ def view(event: Event) -> dict[str, Any]:
     }
 
 
+def changed(event_id: str, after: Event | None) -> Response:
+    """The answer to an operator's change of one event: the event after it (None once
+    removed)."""
+    return JSONResponse({"eventId": event_id, "event": None if after is None else view(after)})
+
+
 @dataclass
 class EventsAdmin:
     service: EventsService
@@ -245,10 +251,7 @@ class EventsAdmin:
                     description: The event's state does not allow this change.
                 """
                 event_id = request.path_params["event_id"]
-                after = service.run(event_id, trigger)
-                return JSONResponse(
-                    {"eventId": event_id, "event": None if after is None else view(after)}
-                )
+                return changed(event_id, service.run(event_id, trigger))
 
             return handler
 
@@ -276,10 +279,7 @@ class EventsAdmin:
             if not isinstance(vm, str) or not vm:
                 raise ScheduleError('expected {"vm": NAME}: the VM whose approval this is')
             event_id = request.path_params["event_id"]
-            after = service.approve_for(vm, event_id)
-            return JSONResponse(
-                {"eventId": event_id, "event": None if after is None else view(after)}
-            )
+            return changed(event_id, service.approve_for(vm, event_id))
 
         def _live(event: Event) -> Event:
             # The stored version (it may already have been posted or started).
