@@ -18,6 +18,7 @@ from openimds.console.auth import PREFIX, Visit
 from openimds.console.render import Pages
 
 PAGE_SIZE: Final[int] = 50
+FEW: Final[int] = 20  # VMs looked up one by one; more, and the fleet is listed once
 EVENT_TYPES: Final[tuple[str, ...]] = ("Reboot", "Redeploy", "Freeze", "Preempt", "Terminate")
 FORMATS: Final[tuple[str, ...]] = ("json", "text")
 # The resource whose token claims the VM page shows, and the attested api-version it asks.
@@ -173,21 +174,32 @@ class ConsolePages:
             visit, "events.html", vm=vm, types=EVENT_TYPES, drills=drills["drills"], **context
         )
 
-    async def timeline(self, visit: Visit, vm: str | None) -> dict[str, Any]:
+    async def timeline(
+        self, visit: Visit, vm: str | None, known: dict[str, str | None] | None = None
+    ) -> dict[str, Any]:
+        """The events (of `vm`, or all) grouped for the timeline. `known` keeps the scale
+        sets already looked up, so an open page asks the inventory only about VMs new to
+        its events, not about the whole fleet once a second."""
         listed = await visit.api.get("/events")
         events = [e for e in listed["events"] if vm is None or vm in e["vms"]]
-        scale_sets = await self._scale_sets(visit, {v for e in events for v in e["vms"]})
-        return {"groups": group_events(events, scale_sets), "events": events}
+        names = {v for e in events for v in e["vms"]}
+        known = {} if known is None else known
+        missing = names - known.keys()
+        if missing:
+            found = await self._scale_sets(visit, missing)
+            known.update({name: found.get(name) for name in missing})
+        return {"groups": group_events(events, known), "events": events}
 
     async def _scale_sets(self, visit: Visit, names: set[str]) -> dict[str, str | None]:
-        if not names:
-            return {}
-        if len(names) == 1:
-            (only,) = names
-            answer = await visit.api.get("/vms", {"view": "summary", "q": only})
+        """The scale set of each named VM: a search per VM for a few, one listing for many."""
+        rows: list[dict[str, Any]] = []
+        if len(names) <= FEW:
+            for name in names:
+                answer = await visit.api.get("/vms", {"view": "summary", "q": name})
+                rows.extend(answer["vms"])
         else:
-            answer = await visit.api.get("/vms", {"view": "summary"})
-        return {row["name"]: row["scaleSet"] for row in answer["vms"] if row["name"] in names}
+            rows = (await visit.api.get("/vms", {"view": "summary"}))["vms"]
+        return {row["name"]: row["scaleSet"] for row in rows if row["name"] in names}
 
     async def schedule(self, visit: Visit) -> Response:
         form = visit.form

@@ -111,8 +111,9 @@ class Streams:
 
         async def frames() -> AsyncIterator[bytes]:
             shown = None
+            known: dict[str, str | None] = {}
             async for _ in self._ticks():
-                context = await self.console.timeline(visit, vm)
+                context = await self.console.timeline(visit, vm, known)
                 html = self.pages.render("_timeline.html", csrf=csrf, back=back, **context)
                 if html != shown:
                     shown = html
