@@ -363,12 +363,17 @@ def _hostport(sockname: object) -> str:
 
 
 def release_start_memory() -> None:
-    """After the start: collect once, hand the memory the start used and freed (a large VM
-    file's validated models) back to the system (glibc keeps freed blocks for reuse, so
-    the resident size would stay at its start-up peak), and freeze what remains: the
-    fleet's snapshots live as long as the server, and later collections need not scan
-    them. The collector is on again afterwards, whoever turned it off."""
-    gc.collect()
+    """After the start: hand the memory the start used and freed (a large VM file's
+    validated models) back to the system (glibc keeps freed blocks for reuse, so the
+    resident size would stay at its start-up peak), and freeze what remains: the fleet's
+    snapshots live as long as the server, and later collections need not scan them. The
+    collector is on again afterwards, whoever turned it off.
+
+    No collection first: the start leaves about a thousand objects of cyclic garbage
+    whatever the fleet's size (classes and functions built while importing and
+    validating), under a megabyte, and the resident size after the trim is the same
+    with or without one, while a full collection over a 10,000-VM fleet took 0.2 s of
+    the start (docs/performance.md)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     gc.freeze()

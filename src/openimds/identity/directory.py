@@ -8,8 +8,10 @@ is its resource id when the file gives one, else its position in the list.
 
 from __future__ import annotations
 
+import functools
+import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from openimds.config.identity_model import Identities, guid
 from openimds.config.vm_model import vm_resource_id
@@ -23,6 +25,27 @@ KIND = "identity_id"
 TENANT_SETTING = "identity_tenant_id"
 _ZERO_SUB = "00000000-0000-0000-0000-000000000000"
 _GROUP = "openimds"
+
+
+def random_guids(batch: int = 256) -> Callable[[], str]:
+    """Version-4 GUIDs as uuid4 makes them (122 random bits from the system's random
+    source), `batch` read at a time and formatted without a UUID object: a fleet's start
+    generates two per VM, and uuid4 took 60 ms of a 10,000-VM start."""
+    return functools.partial(next, _guids(batch))
+
+
+def _guids(batch: int) -> Iterator[str]:
+    while True:
+        hexed = os.urandom(16 * batch).hex()
+        for i in range(0, 32 * batch, 32):
+            # The version nibble is 4; the variant's two top bits are 10 (RFC 9562 4.1).
+            yield (
+                f"{hexed[i : i + 8]}-{hexed[i + 8 : i + 12]}-4{hexed[i + 13 : i + 16]}-"
+                f"{_VARIANT[hexed[i + 16]]}{hexed[i + 17 : i + 20]}-{hexed[i + 20 : i + 32]}"
+            )
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def default_tenant(store: Store, configured: str | None) -> str:
@@ -41,12 +64,12 @@ class StoreDirectory:
         store: Store,
         fleet: Fleet,
         tenant: str,
-        new_guid: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_guid: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
         self.fleet = fleet
         self.tenant = tenant
-        self.new_guid = new_guid
+        self.new_guid = new_guid or random_guids()
         self._memo: dict[str, tuple[int, VmIdentities | None]] = {}
         self._ids: dict[str, str] = {}  # stored ids, by record key
         self._pending: dict[str, str] | None = None  # ids made by prime(), to be written

@@ -3,11 +3,12 @@ VM's revision."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from openimds.core.inventory import VmSnapshot
 from openimds.fleet.inventory import Fleet
-from openimds.identity.directory import StoreDirectory, default_tenant
+from openimds.identity.directory import StoreDirectory, default_tenant, random_guids
 from openimds.store.memory import MemoryStore
 from tests.support.config import load_text
 
@@ -45,3 +46,13 @@ def test_directory_follows_the_vm_revision(tmp_path: Path) -> None:
     assert newer.revision != vm.revision
     resolved = directory.identities(newer)
     assert resolved is not None and resolved.system is not None
+
+
+def test_generated_guids_are_version_4_and_distinct() -> None:
+    new_guid = random_guids(batch=4)  # several batches in 1,000 ids
+    made = [new_guid() for _ in range(1000)]
+    assert len(set(made)) == 1000
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # lower case, canonical form
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
