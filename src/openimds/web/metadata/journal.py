@@ -2,17 +2,26 @@
 tests ("my agent asked for api-version X with `Metadata: true`") and operators
 (`openimds requests`).
 
-The listener appends a tuple of references it already holds (the raw target, the header
-list, the status) to a bounded ring per VM: no decoding, no copying on the request path.
-Decoding happens when someone reads the journal, and so does redaction: secret headers
-and query parameters are shown as "[redacted]" and no answer body is ever kept, so tokens
-and secrets never leave the server through it (docs/testing.md, "The request journal").
+The listener records references it already holds (the raw target, the header list, the
+status) in a bounded ring per VM: no decoding, no copying on the request path. Decoding
+happens when someone reads the journal, and so does redaction: secret headers and query
+parameters are shown as "[redacted]" and no answer body is ever kept, so tokens and
+secrets never leave the server through it (docs/testing.md, "The request journal").
+
+A ring keeps its sequence numbers and times in arrays (no object per request), and a
+request equal to the one before it in the ring (an agent polling the same path) shares
+that one's objects. So a ring holds objects only for the distinct requests among its
+last N. With one tuple and a header list per entry, a fleet's rings (N entries for each
+of a thousand busy VMs: memory touched once and long ago) cost the listener a fifth of
+its throughput, against one VM's ring that stays in the CPU cache (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections import deque
+from array import array
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,6 +34,8 @@ _SECRET_HEADERS = frozenset(
 _SECRET_MARKS = ("secret", "token", "password", "key", "signature", "sig")
 
 Entry = tuple[int, float, str, bytes, list[tuple[bytes, bytes]], int, str, str, str]
+# What a request was: target, headers, status, route, peer, method.
+_Request = tuple[bytes, list[tuple[bytes, bytes]], int, str, str, str]
 
 
 class Journal:
@@ -33,7 +44,7 @@ class Journal:
     def __init__(self, size: int) -> None:
         self.size = size
         self.seq = 0
-        self._rings: dict[str, deque[Entry]] = {}
+        self._rings: dict[str, _Ring] = {}
 
     def record(
         self,
@@ -47,9 +58,21 @@ class Journal:
     ) -> None:
         ring = self._rings.get(vm)
         if ring is None:
-            ring = self._rings[vm] = deque(maxlen=self.size)
+            ring = self._rings[vm] = _Ring(vm)
         self.seq += 1
-        ring.append((self.seq, time.time(), vm, target, headers, status, route, peer, method))
+        request = (target, headers, status, route, peer, method)
+        requests, at = ring.requests, ring.next
+        if requests and request == requests[at - 1]:
+            request = requests[at - 1]
+        if len(requests) < self.size:  # filling up
+            ring.seqs.append(self.seq)
+            ring.times.append(time.time())
+            requests.append(request)
+        else:  # full: the oldest entry, at `next`, makes way
+            ring.seqs[at] = self.seq
+            ring.times[at] = time.time()
+            requests[at] = request
+            ring.next = at + 1 if at + 1 < self.size else 0
 
     def clear(self) -> None:
         self._rings.clear()
@@ -59,11 +82,33 @@ class Journal:
     ) -> list[dict[str, Any]]:
         """Requests in the order they came (oldest first), decoded and redacted; only
         `vm`'s when given, only those after sequence number `after`, the last `limit`."""
-        rings = [self._rings.get(vm, deque())] if vm is not None else self._rings.values()
+        if vm is None:
+            rings = list(self._rings.values())
+        else:
+            rings = [self._rings[vm]] if vm in self._rings else []
         picked = sorted((e for ring in rings for e in ring if e[0] > after), key=lambda e: e[0])
         if limit is not None:
             picked = picked[-limit:] if limit > 0 else []
         return [decode(entry) for entry in picked]
+
+
+class _Ring:
+    """One VM's last requests: parallel sequences, oldest at `next` once full."""
+
+    __slots__ = ("next", "requests", "seqs", "times", "vm")
+
+    def __init__(self, vm: str) -> None:
+        self.vm = vm
+        self.next = 0
+        self.seqs = array("q")
+        self.times = array("d")
+        self.requests: list[_Request] = []
+
+    def __iter__(self) -> Iterator[Entry]:
+        """The entries, oldest first."""
+        count = len(self.requests)
+        for i in itertools.chain(range(self.next, count), range(self.next)):
+            yield (self.seqs[i], self.times[i], self.vm, *self.requests[i])
 
 
 def decode(entry: Entry) -> dict[str, Any]:
