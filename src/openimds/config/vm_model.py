@@ -288,12 +288,15 @@ class Compute(_Strict):
         if not isinstance(image, dict):
             return data
         top, nested = dict(data), dict(image)
+        copied = False
         for key in _IMAGE_FIELDS:
             mine, theirs = _given(top, key), _given(nested, key)
             if theirs and not mine:
-                top[key] = nested[key]
+                top[key], copied = nested[key], True
             elif mine and not theirs:
-                nested[key] = top[key]
+                nested[key], copied = top[key], True
+        if not copied:  # as given: a VM without an image keeps the shared empty profile
+            return data
         top["storageProfile"] = {**storage, "imageReference": nested}
         return top
 

@@ -103,6 +103,7 @@ def test_parts_left_out_are_one_shared_empty_model(write: WriteFile) -> None:
     )
     a, b, c = (vm.instance.compute for vm in load(path).vms)
     assert a.plan is b.plan and a.osProfile is b.osProfile and a.host is b.host
+    assert a.storageProfile is b.storageProfile  # no image given: nothing to copy
     assert c.plan is not a.plan and c.plan.name == "p" and a.plan.name == ""
     assert c.osProfile is a.osProfile
     with pytest.raises(ValueError, match="frozen"):
