@@ -193,22 +193,30 @@ async def serve(
     if runtime.admin_tls is not None:  # printed so a client can pin it
         print(f"openimds: admin TLS certificate SHA-256 {runtime.admin_tls.fingerprint}")
     _announce(_describe(listeners[0], admin, runtime), on_ready)
-    ticker = asyncio.create_task(_tick(servers, runtime))
+    background = [
+        asyncio.create_task(_tick(servers, runtime)),
+        asyncio.create_task(_warm_up(runtime)),
+    ]
     try:
         await stop.wait()
     finally:
-        ticker.cancel()
+        for task in background:
+            task.cancel()
         for bound in listeners:
             bound.close()
-        for each in servers:
-            for conn in list(each.connections):
-                if conn.transport is not None:
-                    conn.transport.close()
+        _close_connections(servers)
         admin.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await admin_task
         _remove_unix_socket(runtime.config.admin.listen)
         access.flush()
+
+
+def _close_connections(servers: list[MetadataServer]) -> None:
+    for each in servers:
+        for conn in list(each.connections):
+            if conn.transport is not None:
+                conn.transport.close()
 
 
 def _on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
@@ -313,6 +321,18 @@ def _admin_unix_socket(path: str) -> socket.socket:
         os.umask(old_umask)
     os.chmod(path, 0o600)
     return sock
+
+
+async def _warm_up(runtime: Runtime) -> None:
+    """The features' warm-ups, a step at a time, the loop serving between steps."""
+    for warmup in runtime.warmups:
+        try:
+            for _ in warmup():
+                await asyncio.sleep(0)
+        except StoreError as exc:  # what it prepares is made on demand instead
+            log.warning("warming up after the start: %s", exc)
+        except Exception:
+            log.exception("warming up after the start failed")
 
 
 async def _tick(servers: list[MetadataServer], runtime: Runtime) -> None:
