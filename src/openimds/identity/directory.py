@@ -79,7 +79,7 @@ class StoreDirectory:
         """Resolve every VM, then write all the ids that are missing in one batch: a
         fleet of thousands of VMs writes once, not twice per identity. The server runs
         it once its listeners are up, SLICE VMs a step between requests, so a fleet's
-        start answers without waiting for it (0.2 s of a 10,000-VM start). A request
+        start answers without waiting for it (0.25 s of a 10,000-VM start). A request
         meanwhile resolves its own VM as it would without a warm-up (that VM's ids are
         written first, the first writer wins); the batch leaves such VMs out. The batch
         is conditional (each id still missing), so nodes starting together on one store
