@@ -3,7 +3,8 @@
 Measures, on loopback only:
 - start-up: from the process start to its first answer, with N VMs in a JSON VM file, on
   a fresh state store; the median of STARTS starts;
-- memory: resident set of the N-VM server minus a one-VM server's, per VM;
+- memory: resident set of the N-VM server minus a one-VM server's, per VM, once the
+  work a server does after its first answer (the warm-ups) is done;
 - throughput: the text-leaf GET spread over up to 1,000 VMs, each connection from its own
   source address in 127.0.0.0/8, against the same GET from one VM, with the same load
   generator (pipelining asyncio connections pinned to the load core). Other work on the
@@ -35,6 +36,7 @@ LEAF = "/metadata/instance/compute/name?api-version=2025-04-07&format=text"
 SERVER_CORE, LOAD_CORE = "0", "1"
 SPREAD = 1000  # VMs the throughput run spreads over, one source address each
 STARTS = 3  # start-ups timed; the median is reported
+SETTLE = 2.0  # seconds after the first answer before memory is read: the warm-ups are done
 
 
 def address(index: int) -> str:
@@ -343,6 +345,7 @@ def run(count: int, seconds: float, postgres_changes: int, rounds: int = 5) -> d
             one.stop()
             raise
         try:
+            time.sleep(SETTLE)
             rss_one, rss_many = one.rss_bytes(), many.rss_bytes()
             served = throughput(one, many, count, seconds, rounds)
         finally:
