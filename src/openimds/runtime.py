@@ -14,7 +14,7 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,8 @@ log = logging.getLogger("openimds")
 
 EffectHandler = Callable[[VmSnapshot, Any], None]
 Job = Callable[[], None]
+# Work for once the listeners are up, a step at a time: each `next` a few milliseconds.
+Warmup = Callable[[], Iterator[None]]
 
 
 class Clock:
@@ -108,6 +110,9 @@ class Plug:
     # on the event loop; key "*" after a gap in the feed (reload everything of the kind).
     follows: Mapping[str, Callable[[str], None]] = field(default_factory=dict)
     listeners: Sequence[Listener] = ()  # started with the metadata listener
+    # Run on the event loop once every listener is up, between requests, so the first
+    # answers need not wait; what one prepares must also work, slower, before it is done.
+    warmups: Sequence[Warmup] = ()
 
 
 @dataclass
@@ -133,6 +138,7 @@ class Runtime:
     closers: list[Job] = field(default_factory=list)
     follows: dict[str, Callable[[str], None]] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
+    warmups: list[Warmup] = field(default_factory=list)
     # Listener name ("metadata", "admin", each extra listener's) -> the base URL it was
     # bound to, filled in by the server once its sockets are bound (port 0 resolved).
     bound: dict[str, str] = field(default_factory=dict)
@@ -161,6 +167,7 @@ class Runtime:
         self.hooks.extend(plug.hooks)
         self.collectors.extend(plug.collectors)
         self.closers.extend(plug.closers)
+        self.warmups.extend(plug.warmups)
         for record_kind, follower in plug.follows.items():
             if record_kind in self.follows:
                 raise RuntimeError(f"feature {feature}: record kind {record_kind} followed twice")

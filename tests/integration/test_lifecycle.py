@@ -1,21 +1,30 @@
-"""Starting and stopping: clear startup errors, graceful SIGTERM."""
+"""Starting and stopping: clear startup errors, graceful SIGTERM, the warm-ups after a start."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from openimds.config import load_config
+from openimds.features import ALL
+from openimds.runtime import build_runtime
+from openimds.server import serve
+from openimds.store import StoreError
 from tests.support.cli import run_openimds
 from tests.support.rawhttp import RawConnection, get
 from tests.support.server import start_server
 
 LEAF = "/metadata/instance/compute/name?api-version=2021-02-01&format=text"
+FLEET = next(f for f in ALL if f.name == "fleet")
 
 
 @pytest.fixture
@@ -109,3 +118,49 @@ def test_sigint_stops_gracefully(tmp_path: Path) -> None:
     assert running.get(LEAF).text == "demo-vm"
     assert running.stop(signal.SIGINT) == 0
     assert "Traceback" not in running.output
+
+
+def test_warm_ups_begin_once_serving_and_let_requests_through(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flags = {"state.path": "memory:", "server.listen": "127.0.0.1:0"}
+    flags["admin.listen"] = f"unix:{tmp_path / 'admin.sock'}"
+    runtime = build_runtime(load_config(None, env={}, flags=flags), [FLEET])
+    ready = threading.Event()
+    steps: list[bool] = []  # per step: were the listeners up?
+
+    def failing() -> Iterator[None]:
+        raise StoreError("the store is away")
+        yield
+
+    def slow() -> Iterator[None]:
+        for _ in range(100):
+            steps.append(ready.is_set())
+            time.sleep(0.01)
+            yield
+
+    runtime.warmups.extend([failing, slow])
+
+    async def main() -> tuple[int, int]:
+        loop, stop = asyncio.get_running_loop(), asyncio.Event()
+        serving = asyncio.create_task(serve(runtime, stop=stop, on_ready=ready.set))
+        assert await loop.run_in_executor(None, ready.wait, 30)
+        url = runtime.bound["metadata"] + LEAF
+        answer = await loop.run_in_executor(None, lambda: get_status(url))
+        done = len(steps)
+        stop.set()
+        await serving
+        return answer, done
+
+    try:
+        status, done = asyncio.run(main())
+    finally:
+        runtime.close()
+    assert status == 200
+    assert steps and all(steps)  # not one step before the listeners were up
+    assert done < 100  # answered while the warm-up still had a second of steps left
+    assert "warming up after the start: the store is away" in caplog.text
+
+
+def get_status(url: str) -> int:
+    return httpx.get(url, headers={"Metadata": "true"}, timeout=10).status_code

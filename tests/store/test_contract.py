@@ -257,6 +257,38 @@ def test_a_conditional_batch_applies_only_when_its_conditions_hold(store: Store)
         store.write_batch([], expect=[Expect("book", "version", "1")])
 
 
+def test_a_batch_applies_its_operations_in_order(store: Store) -> None:
+    # Puts and deletes of one key in turns: the last operation decides.
+    store.write_batch(
+        [
+            Put("vm", "a", "1"),
+            Delete("vm", "a"),
+            Put("vm", "b", "1"),
+            Put("vm", "a", "2"),
+            Delete("vm", "b"),
+        ]
+    )
+    assert store.list_records("vm") == [("a", "2")]
+
+
+def test_a_large_conditional_batch_names_the_one_record_that_exists(store: Store) -> None:
+    # A fleet's start writes its generated ids in one batch, each expected absent.
+    store.put_record("identity_id", "vm-1500/system/clientId", "taken")
+    keys = [f"vm-{n:04d}/system/clientId" for n in range(2000)]
+    with pytest.raises(Conflict, match="identity_id/vm-1500/system/clientId"):
+        store.write_batch(
+            [Put("identity_id", key, "new") for key in keys],
+            expect=[Expect("identity_id", key, None) for key in keys],
+        )
+    assert store.list_records("identity_id") == [("vm-1500/system/clientId", "taken")]
+    fresh = [key.replace("clientId", "objectId") for key in keys]
+    store.write_batch(
+        [Put("identity_id", key, "new") for key in fresh],
+        expect=[Expect("identity_id", key, None) for key in fresh],
+    )
+    assert len(store.list_records("identity_id")) == 2001
+
+
 def test_sqlite_migrates_on_start_and_refuses_a_newer_schema(tmp_path: Path) -> None:
     import sqlite3
 

@@ -62,6 +62,13 @@ def test_connections_and_runs_are_bounded() -> None:
     assert run_bench("--dry-run", "--runs", "11").returncode == 2
 
 
+def test_a_fleet_takes_five_rounds_unless_told() -> None:
+    bench = _load_bench()
+    assert bench.parse_args([]).runs == 1
+    assert bench.parse_args(["--fleet", "10"]).runs == 5
+    assert bench.parse_args(["--fleet", "10", "--runs", "3"]).runs == 3
+
+
 def _load_bench() -> ModuleType:
     loader = SourceFileLoader("openimds_bench_script", str(BENCH))
     module = ModuleType(loader.name)

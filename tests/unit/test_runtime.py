@@ -41,12 +41,17 @@ class PingEndpoint(BaseEndpoint):
 HANDLED: list[Ping] = []
 
 
+def _warm_up() -> Iterator[None]:
+    yield
+
+
 def _with_handler(runtime: Runtime) -> Plug:
     return Plug(
         endpoints=[("/metadata/ping", PingEndpoint())],
         effects={Ping: lambda vm, effect: HANDLED.append(effect)},
         budgets={"ping": RateLimiter(1)},
         jobs=[lambda: None],
+        warmups=[_warm_up],
     )
 
 
@@ -99,6 +104,7 @@ def test_a_plug_is_merged_into_the_runtime(fake_features: dict[str, Feature]) ->
         assert ("/metadata/ping", runtime.endpoints[0][1]) in runtime.endpoints
         assert runtime.limiters["ping"].rate == 1
         assert len(runtime.background) == 2  # its job beside the budgets pruning
+        assert runtime.warmups == [_warm_up]
         vm = next(iter(runtime.fleet.vms.values()))
         response = runtime.service().handle(
             Request("GET", "/metadata/ping", headers=(("metadata", "true"),)), vm, 0.0

@@ -4,10 +4,11 @@ when the metadata listener cannot bind."""
 from __future__ import annotations
 
 import errno
+import gc
 
 from openimds.config import load_config
 from openimds.runtime import build_runtime
-from openimds.server import _hint, metadata_server
+from openimds.server import _hint, metadata_server, release_start_memory
 
 
 def test_missing_imds_address_points_at_net_up() -> None:
@@ -32,3 +33,14 @@ def test_the_listener_gets_the_configured_idle_timeout() -> None:
         assert metadata_server(runtime).idle_ticks == 7
     finally:
         runtime.close()
+
+
+def test_after_the_start_the_collector_is_on_and_the_start_frozen() -> None:
+    gc.disable()  # as `openimds serve` starts
+    try:
+        release_start_memory()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0  # later collections skip what the start built
+    finally:
+        gc.unfreeze()
+        gc.enable()

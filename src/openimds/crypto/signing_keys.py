@@ -136,12 +136,15 @@ class KeyRing:
         return key
 
     def _add(self, key: SigningKey) -> None:
-        ops = [Put(KIND, key.kid, _encode(key))]
+        written = [key]
         for old in self._keys:
             if old.retired is None:
-                retired = SigningKey(old.kid, old.created, key.created, old.private_key)
-                ops.append(Put(KIND, old.kid, _encode(retired)))
-        self.store.write_batch(ops)
+                written.append(SigningKey(old.kid, old.created, key.created, old.private_key))
+        encoded = {each.kid: (_encode(each), each) for each in written}
+        self.store.write_batch([Put(KIND, kid, text) for kid, (text, _) in encoded.items()])
+        # Known already: reading back what was just written would parse each private key
+        # again, and parsing checks the key (tens of milliseconds at every first start).
+        self._parsed.update(encoded)
         self.reload()
 
     def removal_time(self, key: SigningKey) -> float | None:

@@ -56,13 +56,16 @@ class Interner:
         self._pool: dict[bytes, Any] = {}
 
     def share(self, instance: dict[str, Any]) -> dict[str, Any]:
+        pool = self._pool
         for section in instance.values():
-            if isinstance(section, dict):
+            if type(section) is dict:  # parsed JSON: exact types, checked cheaply
                 for key, value in section.items():
-                    if isinstance(value, dict | list) and value:
-                        text = orjson.dumps(value)
-                        section[key] = self._pool.setdefault(text, value)
+                    if value and type(value) in _CONTAINERS:
+                        section[key] = pool.setdefault(orjson.dumps(value), value)
         return instance
+
+
+_CONTAINERS = (dict, list)
 
 
 def snapshot_of(

@@ -9,6 +9,7 @@ validated VmSpec) is ever stored.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -53,11 +54,17 @@ def decode(name: str, text: str) -> VmSpec:
 
 def identities_of(name: str, block: Any) -> Identities:
     """A VM's `identities` block (as its record holds it), validated: what token issuing
-    needs of a VM."""
+    needs of a VM. Equal blocks (most of a fleet's: `systemAssigned: true`) are validated
+    once; the models are frozen, so VMs share them."""
     try:
-        return Identities.model_validate(block)
+        return _identities(orjson.dumps(block))
     except ValidationError as exc:
         raise _corrupt(name, exc) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _identities(text: bytes) -> Identities:
+    return Identities.model_validate(orjson.loads(text))
 
 
 def _corrupt(name: str, exc: ValidationError) -> CorruptRecord:

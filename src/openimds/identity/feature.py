@@ -35,7 +35,7 @@ def install(runtime: Runtime) -> Plug:
     settings = runtime.config.identity
     store = runtime.store
     directory = StoreDirectory(store, runtime.fleet, default_tenant(store, settings.tenant_id))
-    directory.prime()  # generate missing ids now, in one write, not on a first token request
+    directory.load_ids()
     # A retired key stays published while a token it signed may be valid (+ skew leeway).
     ring = KeyRing(store, retention=settings.token_lifetime + CLOCK_SKEW, clock=time.time)
     ring.load()
@@ -64,6 +64,8 @@ def install(runtime: Runtime) -> Plug:
         listeners=sources.listeners,
         # Another node rotated (shared store): sign with its new key from now on.
         follows={KIND: lambda key: ring.reload()},
+        # Missing ids generated in one write once serving, not on a first token request.
+        warmups=[directory.warm_up],
     )
 
 

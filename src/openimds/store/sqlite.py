@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import sqlite3
 import stat
@@ -53,6 +54,12 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _Row = tuple[object, ...]
+_UPSERT = (
+    "INSERT INTO records(kind, key, value) VALUES(?, ?, ?) "
+    "ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value"
+)
+_DELETE = "DELETE FROM records WHERE kind = ? AND key = ?"
+_KEYS_PER_QUERY = 900  # keys per lookup, under SQLite's oldest limit of 999 parameters
 
 
 class SqliteStore:
@@ -131,17 +138,7 @@ class SqliteStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     self._check(expect)
-                    for op in ops:
-                        if isinstance(op, Put):
-                            self._db.execute(
-                                "INSERT INTO records(kind, key, value) VALUES(?, ?, ?) "
-                                "ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value",
-                                (op.kind, op.key, op.value),
-                            )
-                        else:
-                            self._db.execute(
-                                "DELETE FROM records WHERE kind = ? AND key = ?", (op.kind, op.key)
-                            )
+                    self._apply(ops)
                     self._db.execute("COMMIT")
                 except BaseException:
                     # SQLite rolls back by itself after some errors (a full disk); a
@@ -153,15 +150,44 @@ class SqliteStore:
             raise self._failed(exc) from exc
         self.outage.succeeded()
 
+    def _apply(self, ops: Sequence[Put | Delete]) -> None:
+        """Runs of puts and of deletes, each one executemany, in the batch's order: a
+        fleet's start writes tens of thousands of records at once."""
+        for is_put, run in itertools.groupby(ops, key=lambda op: isinstance(op, Put)):
+            rows = [
+                (op.kind, op.key, op.value) if isinstance(op, Put) else (op.kind, op.key)
+                for op in run
+            ]
+            self._db.executemany(_UPSERT if is_put else _DELETE, rows)
+
     def _check(self, expect: Sequence[Expect]) -> None:
-        """Inside the write transaction (BEGIN IMMEDIATE holds the write lock)."""
+        """Inside the write transaction (BEGIN IMMEDIATE holds the write lock). Records
+        expected absent (a fleet's generated ids at start: tens of thousands) are looked
+        up many keys per query."""
+        absent: dict[tuple[str, str], Expect] = {}
         for condition in expect:
+            if condition.value is None:
+                absent[(condition.kind, condition.key)] = condition
+                continue
             row = self._db.execute(
                 "SELECT value FROM records WHERE kind = ? AND key = ?",
                 (condition.kind, condition.key),
             ).fetchone()
-            if (None if row is None else str(row[0])) != condition.value:
+            if row is None or str(row[0]) != condition.value:
                 raise Conflict(condition)
+        by_kind: dict[str, list[str]] = {}
+        for kind, key in absent:
+            by_kind.setdefault(kind, []).append(key)
+        for kind, keys in by_kind.items():
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[start : start + _KEYS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                found = self._db.execute(
+                    f"SELECT key FROM records WHERE kind = ? AND key IN ({marks}) LIMIT 1",
+                    (kind, *chunk),
+                ).fetchone()
+                if found is not None:
+                    raise Conflict(absent[(kind, str(found[0]))])
 
     def watch(self, on_change: Callable[[str, str], None]) -> None:
         """One process owns this store: every change is its own, none to report."""

@@ -1,11 +1,16 @@
-"""Where the signing certificate's AIA URL points, derived from the configuration."""
+"""Where the signing certificate's AIA URL points, derived from the configuration; the
+worker that prepares the CA's keys."""
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
-from openimds.attested.feature import issuer_url
+from openimds.attested.feature import _prepare, issuer_url
 from openimds.config import load_config
+from openimds.crypto.ca import Cloud
 
 
 @pytest.mark.parametrize(
@@ -28,3 +33,19 @@ from openimds.config import load_config
 def test_issuer_url(admin: str, base: str | None, url: str | None) -> None:
     flags = {"admin.listen": admin, "attested.issuer_base_url": base}
     assert issuer_url(load_config(None, env={}, flags=flags)) == url
+
+
+def test_the_key_worker_takes_only_idle_cpu() -> None:
+    # Key generation on the worker must not slow the start or the listener on a server
+    # with one core: the worker thread runs at the lowest priority, the rest does not.
+    seen: list[int] = []
+
+    class Probe:
+        def prepare(self, clouds: list[Cloud]) -> None:
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    worker = threading.Thread(target=_prepare, args=(Probe(), []))
+    worker.start()
+    worker.join()
+    assert seen == [19]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19

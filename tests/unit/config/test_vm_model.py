@@ -89,3 +89,22 @@ def test_both_tags_forms_are_kept_as_given(write: WriteFile) -> None:
     path = write("instance:\n  compute:\n    tags: a:1\n    tagsList: [{name: a, value: '1'}]\n")
     compute = load(path).vms[0].instance.compute
     assert (compute.tags, len(compute.tagsList)) == ("a:1", 1)
+
+
+def test_parts_left_out_are_one_shared_empty_model(write: WriteFile) -> None:
+    # Frozen models: VMs share the empty parts instead of each validating its own.
+    path = write(
+        "vms:\n"
+        "  - {name: a, addresses: [10.0.0.1]}\n"
+        "  - {name: b, addresses: [10.0.0.2]}\n"
+        "  - name: c\n"
+        "    addresses: [10.0.0.3]\n"
+        "    instance: {compute: {plan: {name: p}}}\n"
+    )
+    a, b, c = (vm.instance.compute for vm in load(path).vms)
+    assert a.plan is b.plan and a.osProfile is b.osProfile and a.host is b.host
+    assert a.storageProfile is b.storageProfile  # no image given: nothing to copy
+    assert c.plan is not a.plan and c.plan.name == "p" and a.plan.name == ""
+    assert c.osProfile is a.osProfile
+    with pytest.raises(ValueError, match="frozen"):
+        a.plan.name = "changed"  # type: ignore[misc]

@@ -8,7 +8,9 @@ import stat
 from pathlib import Path
 
 import jwt
+import pytest
 
+from openimds.crypto import signing_keys
 from openimds.crypto.signing_keys import KIND, KeyRing, SigningKey
 from openimds.store.memory import MemoryStore
 from openimds.store.sqlite import SqliteStore
@@ -101,3 +103,28 @@ def test_reload_sees_a_key_another_process_added(spare_keys: list[SigningKey]) -
     theirs.rotate()
     mine.reload()
     assert mine.active.kid == theirs.active.kid
+
+
+def test_keys_this_ring_wrote_are_not_parsed_again(
+    spare_keys: list[SigningKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parsing a private key checks it (tens of milliseconds each, at every first start).
+    parsed: list[str] = []
+    real = signing_keys._decode
+
+    def counting(value: str) -> SigningKey:
+        parsed.append(json.loads(value)["kid"])
+        return real(value)
+
+    monkeypatch.setattr(signing_keys, "_decode", counting)
+    store = MemoryStore()
+    ring = KeyRing(store, retention=1000, clock=FakeClock(NOW))
+    ring.load()
+    ring.rotate(spare_keys[1])
+    assert parsed == []
+    assert ring.active.kid == spare_keys[1].kid and len(ring.keys) == 2
+    assert ring.keys[0].retired == spare_keys[1].created
+    other = KeyRing(store, retention=1000, clock=FakeClock(NOW))
+    other.load()  # another process reads them from the store: parsed there
+    assert sorted(parsed) == sorted(k.kid for k in ring.keys)
+    assert [(k.kid, k.retired) for k in other.keys] == [(k.kid, k.retired) for k in ring.keys]

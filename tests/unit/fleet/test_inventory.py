@@ -142,3 +142,13 @@ def test_editing_the_demo_vm_keeps_it() -> None:
     inventory.upsert([vm("demo", location="westeurope")])
     assert list(inventory.fleet.texts) == ["demo"]
     assert inventory.store.get_record(records.KIND, "demo") is not None
+
+
+def test_equal_identity_blocks_share_one_validated_model() -> None:
+    first = records.identities_of("a", {"systemAssigned": {}})
+    assert records.identities_of("b", {"systemAssigned": {}}) is first
+    assert first.systemAssigned is not None
+    other = records.identities_of("c", {"systemAssigned": {}, "tenantId": ""})
+    assert other == first and other is not first  # equal, but given differently
+    with pytest.raises(StoreError, match="corrupt vm record d: systemAssigned"):
+        records.identities_of("d", {"systemAssigned": {"clientId": "not-a-guid"}})

@@ -86,3 +86,39 @@ def test_a_keep_filter_sees_the_stored_entry_and_limits_count_what_it_kept() -> 
     kept = journal.entries(keep=lambda entry: entry[5] >= 400)
     assert [e["status"] for e in kept] == [404, 429]
     assert [e["seq"] for e in journal.entries(limit=1, keep=lambda e: e[5] == 200)] == [4]
+
+
+def test_a_ring_wraps_around_in_order_with_repeats_and_changes() -> None:
+    journal = Journal(size=3)
+    paths = ["/a", "/a", "/b", "/b", "/b", "/c", "/a"]
+    for n, path in enumerate(paths):
+        journal.record("vm", "GET", path.encode(), [(b"N", str(n).encode())], 200, "r", "p")
+    entries = journal.entries("vm")
+    assert [(e["seq"], e["path"], e["headers"]["N"]) for e in entries] == [
+        (5, "/b", "4"),
+        (6, "/c", "5"),
+        (7, "/a", "6"),
+    ]
+    assert entries[0]["at"] <= entries[1]["at"] <= entries[2]["at"]
+    assert [e["seq"] for e in journal.entries(after=5)] == [6, 7]
+
+
+def test_a_repeated_request_shares_the_objects_of_the_one_before() -> None:
+    # An agent polling one path: the ring holds one copy of its target and headers, not
+    # one per request (what kept a busy fleet's rings from fitting in the CPU cache).
+    journal = Journal(size=100)
+    for _ in range(50):
+        target, headers = "/metadata/instance".encode("latin-1"), [(b"Metadata", b"true")]
+        journal.record("vm", "GET", target, headers, 200, "instance", "10.0.0.4")
+    journal.record("vm", "GET", b"/metadata/instance", [], 200, "instance", "10.0.0.4")
+    requests = journal._rings["vm"].requests
+    assert len(requests) == 51
+    assert all(request is requests[0] for request in requests[:50])
+    assert requests[50] is not requests[0]
+    assert [e["headers"] for e in journal.entries()][-2:] == [{"Metadata": "true"}, {}]
+
+
+def test_a_ring_grows_with_its_entries_up_to_the_size() -> None:
+    journal = Journal(size=100_000)
+    journal.record("vm", "GET", b"/x", [], 200, "r", "p")
+    assert len(journal._rings["vm"].requests) == 1  # nothing set aside for the rest
