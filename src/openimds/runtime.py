@@ -32,6 +32,7 @@ from openimds.fleet.inventory import Fleet
 from openimds.fleet.proxy import load_trust
 from openimds.store import Store, StoreError, check_url, open_store
 from openimds.web.admin_tls import AdminTls, admin_tls, check_files
+from openimds.web.login_guard import LoginGuard
 from openimds.web.metadata.hooks import RequestHook
 from openimds.web.metadata.journal import Journal
 from openimds.web.metrics import RequestMetrics
@@ -143,6 +144,9 @@ class Runtime:
     # bound to, filled in by the server once its sockets are bound (port 0 resolved).
     bound: dict[str, str] = field(default_factory=dict)
     admin_tls: AdminTls | None = None  # None: the admin listener speaks plain HTTP
+    # Refused admin tokens per source address: one count for the API's bearer check and
+    # the console's login form, so two doors do not double a guesser's tries.
+    login_guard: LoginGuard = field(default_factory=LoginGuard)
     # Set once the server begins to stop, before the admin listener's graceful shutdown
     # (which waits for every open answer): answers that stay open, such as the journal's
     # event streams, read it and end.
@@ -278,6 +282,7 @@ def build_runtime(
             journal=Journal(config.journal.size) if config.journal.size else None,
         )
         runtime.admin_tls = admin_tls(config, store)
+        runtime.login_guard = LoginGuard(config.admin.login_failures)
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
         runtime.background.append(functools.partial(_prune_budgets, runtime.limiters))
         for feature in features:

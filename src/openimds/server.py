@@ -28,7 +28,6 @@ from openimds.runtime import Listener, Runtime
 from openimds.store import StoreError
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
-from openimds.web.login_guard import LoginGuard
 from openimds.web.metadata.fdlimit import connection_budget
 from openimds.web.metadata.protocol import MetadataProtocol
 from openimds.web.metadata.state import ConnectionLimits, MetadataServer
@@ -114,7 +113,7 @@ def admin_app(runtime: Runtime) -> Starlette:
         features=runtime.admin,
         collectors=runtime.collectors,
         health=lambda: {"vms": len(fleet.vms)},
-        guard=LoginGuard(runtime.config.admin.login_failures),
+        guard=runtime.login_guard,
     )
 
 

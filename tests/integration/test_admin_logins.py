@@ -41,3 +41,17 @@ def test_requests_without_a_token_guess_nothing_and_lock_nobody_out(tmp_path: Pa
         assert _get(server.admin_url, server.admin_token, "127.0.0.1").status_code == 200
     finally:
         server.stop()
+
+
+def test_the_console_login_and_the_api_share_one_count(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    try:
+        login = server.admin_url + "/console/login"
+        statuses = [httpx.post(login, data={"token": "wrong" * 5}).status_code for _ in range(10)]
+        assert statuses == [401] * 10
+        # The console's door used the tries: the API's door is shut for this source too.
+        assert _get(server.admin_url, server.admin_token, "127.0.0.1").status_code == 429
+        assert httpx.post(login, data={"token": server.admin_token}).status_code == 429
+        assert _get(server.admin_url, server.admin_token, "127.0.0.2").status_code == 200
+    finally:
+        server.stop()

@@ -233,3 +233,15 @@ def test_approving_on_a_vms_behalf_counts_as_its_own_approval(server: RunningSer
     assert [a["vm"] for a in event["approvals"]] == ["demo-vm"]
     assert server.get(events).json()["Events"][0]["EventStatus"] == "Started"
     server.admin("POST", f"/events/{event_id}/complete")
+
+
+def test_a_form_number_that_is_not_one_gets_the_apis_refusal(server: RunningServer) -> None:
+    client, csrf = signed_in(server)
+    for field, kind in (("status", "status"), ("latency", "latency"), ("times", "status")):
+        data = {"csrf": csrf, "path": "/metadata/*", "kind": kind, field: "soon"}
+        answer = client.post("/console/faults", data=data)
+        assert answer.status_code == 303  # back to the page, not a 500
+        page = client.get("/console/faults").text
+        assert 'class="flash error"' in page and field in page
+    assert server.admin("GET", "/faults").json()["rules"] == []
+    assert "Traceback" not in server.output

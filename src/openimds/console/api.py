@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -20,6 +21,7 @@ from urllib.parse import urlencode
 from starlette.types import ASGIApp, Message
 
 Params = Mapping[str, str | int | None]
+log = logging.getLogger("openimds.console")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,7 @@ class AdminApi:
                     chunks.append(message.get("body", b""))
         return Answer(status, headers, b"".join(chunks))
 
-    async def stream(self, path: str, params: Params | None = None) -> AsyncIterator[bytes]:
+    async def stream(self, path: str, params: Params | None = None) -> AsyncGenerator[bytes, None]:
         """The body of a streaming GET, chunk by chunk, after one empty chunk that says the
         answer has started with 200 (else ApiError, with the API's message). Closing the
         iterator ends the API's side too."""
@@ -142,6 +144,10 @@ class AdminApi:
         async def run() -> None:
             try:
                 await self.app(scope, receive, send)
+            except Exception:
+                # Starlette has answered 500 and re-raised for the server to log: over a
+                # socket uvicorn would, here it is this call's to do (the page shows the 500).
+                log.exception("admin API request from the console failed: %s %s", method, path)
             finally:
                 await outbox.put(None)
 

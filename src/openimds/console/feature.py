@@ -9,7 +9,6 @@ from openimds.console.pages import ConsolePages
 from openimds.console.render import Pages
 from openimds.console.streams import Streams
 from openimds.runtime import Plug, Runtime
-from openimds.web.login_guard import LoginGuard
 
 
 def install(runtime: Runtime) -> Plug:
@@ -19,7 +18,7 @@ def install(runtime: Runtime) -> Plug:
     door = Door(
         runtime.admin_token,
         rendered,
-        LoginGuard(runtime.config.admin.login_failures),
+        runtime.login_guard,
         secure=runtime.admin_tls is not None,
     )
     pages = ConsolePages(rendered)

@@ -77,7 +77,8 @@ class ConsolePages:
     async def _fleet_rows(self, visit: Visit) -> dict[str, Any]:
         query = visit.request.query_params
         filters = {k: query.get(k, "").strip() for k in ("q", "tag", "scale_set", "address")}
-        page = max(1, _whole(query.get("page"), 1))
+        raw_page = query.get("page", "")
+        page = max(1, int(raw_page)) if raw_page.isascii() and raw_page.isdigit() else 1
         params: dict[str, str | int | None] = {k: v or None for k, v in filters.items()}
         params.update(view="summary", offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         answer = await visit.api.get("/vms", params)
@@ -211,7 +212,7 @@ class ConsolePages:
             if form.get(key, "").strip():
                 body[field] = form[key].strip()
         if form.get("duration", "").strip():
-            body["durationInSeconds"] = _whole(form["duration"], -1)
+            body["durationInSeconds"] = _number(form["duration"])
         if form.get("description", "").strip():
             body["description"] = form["description"].strip()
         await attempt(visit, f"{body['type']} scheduled.", "POST", "/events", body)
@@ -276,15 +277,15 @@ class ConsolePages:
             body["vm"] = form["vm"].strip()
         kind = form.get("kind", "status")
         if kind == "status":
-            body["status"] = _whole(form.get("status"), 500)
+            body["status"] = _number(form.get("status") or "500")
         elif kind == "latency":
-            body["latency"] = float(form.get("latency") or 1)
+            body["latency"] = _number(form.get("latency") or "1")
         elif kind in ("close", "hang"):
             body[kind] = True
         if form.get("times", "").strip():
-            body["times"] = _whole(form["times"], 1)
+            body["times"] = _number(form["times"])
         if form.get("retry_after", "").strip():
-            body["retry_after"] = _whole(form["retry_after"], 0)
+            body["retry_after"] = _number(form["retry_after"])
         await attempt(visit, "Fault rule added.", "POST", "/faults", body)
         return back(visit, f"{PREFIX}/faults")
 
@@ -337,13 +338,16 @@ def certificate_chain(ca: Mapping[str, Any]) -> list[dict[str, Any]]:
     return chain
 
 
-def _whole(raw: str | None, default: int) -> int:
-    """A form's whole number; a blank or unreadable one is the default (the admin API
-    then says what is wrong with the value, in its own words)."""
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        return default
+def _number(raw: str) -> int | float | str:
+    """A form's number as JSON would carry it. What is not a number goes on as typed, so
+    the admin API refuses it in its own words (never silently replaced by a default)."""
+    text = raw.strip()
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 async def _or_error(pending: Any) -> dict[str, Any]:

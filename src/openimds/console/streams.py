@@ -83,11 +83,16 @@ class Streams:
             return Response(json.dumps({"error": str(exc)}), exc.answer.status)
 
         async def rows() -> AsyncIterator[bytes]:
-            yield b": connected\n\n"  # the page shows the stream is live at once
-            async for name, data in sse_events(upstream):
-                if name == "request":
-                    row = self.pages.render("_live_row.html", entry=json.loads(data))
-                    yield event("request", row)
+            try:
+                yield b": connected\n\n"  # the page shows the stream is live at once
+                async for name, data in sse_events(upstream):
+                    if name == "request":
+                        row = self.pages.render("_live_row.html", entry=json.loads(data))
+                        yield event("request", row)
+            finally:
+                # The page went away: end the journal's stream now, not when the
+                # collector gets to the abandoned generator.
+                await upstream.aclose()
 
         return self._respond(rows())
 

@@ -18,6 +18,7 @@ from openimds.config.identity_model import Identities
 from openimds.core.instance import Node
 from openimds.core.inventory import VmSnapshot
 from openimds.fleet.inventory import Fleet
+from openimds.web.admin_app import whole_number
 
 View = Literal["full", "summary"]
 VIEWS: Final[tuple[View, ...]] = ("full", "summary")
@@ -153,13 +154,7 @@ def parse_query(params: Sequence[tuple[str, str]]) -> Query:
 
 
 def _whole(given: Mapping[str, str], name: str) -> int | None:
-    raw = given.get(name)
-    if raw is None:
-        return None
-    # isascii: str.isdigit alone passes "²", which int() refuses.
-    if not (raw.isascii() and raw.isdigit()):
-        raise QueryError(f"{name}: expected a whole number, got {raw!r}")
-    return int(raw)
+    return whole_number(given, name, QueryError)
 
 
 class Catalog:

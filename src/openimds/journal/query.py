@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from openimds.web.admin_app import whole_number as admin_whole_number
 from openimds.web.metadata.journal import Entry
 
 _CODE = re.compile(r"[0-9]{1,3}")
@@ -58,9 +59,5 @@ def parse_query(params: Mapping[str, str]) -> Query:
 
 
 def whole_number(params: Mapping[str, str], name: str) -> int | None:
-    raw = params.get(name)
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise JournalError(f"{name}: expected a whole number, got {raw!r}")
-    return int(raw)
+    """`after`, `limit` or Last-Event-ID, worded as every admin route words it."""
+    return admin_whole_number(params, name, JournalError)

@@ -65,6 +65,18 @@ async def json_body(request: Request) -> Any:
         raise BadBody("the body is nested too deeply") from None
 
 
+def whole_number(params: Mapping[str, str], name: str, error: type[Exception]) -> int | None:
+    """A query parameter (or header) that must be a whole number, None when absent; one
+    wording on every route, raised as the route's own `error` (mapped to a 400).
+    isascii: str.isdigit alone passes "²", which int() refuses."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise error(f"{name}: expected a whole number, got {raw!r}")
+    return int(raw)
+
+
 class TokenAuth(BaseHTTPMiddleware):
     def __init__(
         self, app: Any, token: str, public_paths: Iterable[str], guard: LoginGuard

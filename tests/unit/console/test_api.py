@@ -93,7 +93,7 @@ def test_a_stream_arrives_in_chunks_and_stops_when_the_reader_does() -> None:
         assert await anext(stream) == b""  # started, with 200
         first = [await anext(stream) for _ in range(3)]
         assert first == [b"chunk 0\n", b"chunk 1\n", b"chunk 2\n"]
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         await asyncio.wait_for(closed.wait(), 2)  # the API's generator was ended too
 
     asyncio.run(run())
@@ -106,3 +106,18 @@ def test_a_stream_that_does_not_start_raises_the_api_error() -> None:
             await anext(api.stream("/refuse"))
 
     asyncio.run(run())
+
+
+def test_a_failing_route_is_a_500_answer_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    async def run() -> None:
+        api = AdminApi(Starlette(routes=[Route("/broken", broken)]), TOKEN)
+        with pytest.raises(ApiError) as caught:
+            await api.get("/broken")
+        assert caught.value.answer.status == 500
+
+    asyncio.run(run())
+    failures = [r for r in caplog.records if r.name == "openimds.console"]
+    assert len(failures) == 1 and "GET /broken" in failures[0].getMessage()
