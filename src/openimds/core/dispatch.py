@@ -28,13 +28,13 @@ from openimds.core.errors import (
     error_response,
 )
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
 from openimds.core.versions import GENERAL_VERSIONS
+from openimds.core.vm import VmSnapshot
 
 _FALLBACK = BaseEndpoint()
 
 
-class MetadataService:
+class Dispatcher:
     def __init__(
         self, routes: Iterable[tuple[str, Endpoint]], *, metadata_header: bool = True
     ) -> None:
