@@ -87,7 +87,7 @@ def _fitted_limits(runtime: Runtime) -> ConnectionLimits:
 def listener_server(
     runtime: Runtime, listener: Listener, log: AccessLog, limits: ConnectionLimits
 ) -> MetadataServer:
-    """A feature's extra listener: its own service and callers; budgets, metrics and the
+    """A feature's extra listener: its own dispatcher and callers; budgets, metrics and the
     access log shared with the metadata listener; no hooks and no byte cache."""
     settings = runtime.config.server
     return MetadataServer(

@@ -1,6 +1,6 @@
 """The token sources beside the VM endpoint (`hosts:` in the config), as listeners.
 
-Each enabled source becomes a `runtime.Listener`: its address, a service whose endpoints
+Each enabled source becomes a `runtime.Listener`: its address, a dispatcher whose endpoints
 speak that source's protocol (core/identity/arc_api.py, appservice_api.py, cloudshell_api.py,
 servicefabric_api.py), the one VM it speaks for, and TLS for Service Fabric. Secrets a
 config leaves out (IDENTITY_HEADER / MSI_SECRET) are generated once and kept in the state

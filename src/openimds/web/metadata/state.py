@@ -1,4 +1,4 @@
-"""What every connection of the metadata listener shares: the service and inventory,
+"""What every connection of the metadata listener shares: the dispatcher and inventory,
 budgets, request hooks, the per-VM cache of finished responses (`wire.Cached`), metrics,
 the access log, the Date value (docs/performance.md).
 """
