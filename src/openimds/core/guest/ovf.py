@@ -22,7 +22,7 @@ from typing import Any
 MAX_CUSTOM_DATA = 65535
 PASSWORD_LENGTHS = (6, 72)
 _CERTIFICATE = re.compile(
-    r"-----BEGIN CERTIFICATE-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----"
+    r"-----BEGIN CERTIFICATE-----(?P<body>.*?)-----END CERTIFICATE-----", re.S
 )
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,63})$")
 
@@ -61,13 +61,16 @@ def authorized_keys_path(username: str) -> str:
 def ssh_key(key_data: str, path: str) -> SshKey:
     """A compute.publicKeys entry as the document carries it."""
     match = _CERTIFICATE.search(key_data)
-    if match is None:
+    if match is None and "-----BEGIN CERTIFICATE-----" not in key_data:
         return SshKey(path=path, value=key_data.strip())
     try:
+        if match is None:
+            raise binascii.Error("no end marker")
         der = base64.b64decode("".join(match["body"].split()), validate=True)
     except binascii.Error:
         raise NotProvisionable(
-            "compute.publicKeys: keyData holds a certificate that is not valid base64"
+            "compute.publicKeys: keyData holds a certificate that is not PEM (base64 "
+            "between BEGIN and END CERTIFICATE lines)"
         ) from None
     return SshKey(path=path, fingerprint=hashlib.sha1(der).hexdigest().upper())
 
