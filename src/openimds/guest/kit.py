@@ -11,8 +11,8 @@ looks like one Azure VM (docs/guests.md, "Provisioning media and the launch kit"
 - The NIC carries the MAC of the VM's first interface: cloud-init renders the network
   from IMDS by MAC and refuses IMDS network data that names no MAC of the guest.
 - DHCP: option 245 names the WireServer (dnsmasq sends an option the client did not ask
-  for only with --dhcp-option-force), option 121 routes IMDS and the WireServer through
-  the gateway, which marks the primary NIC.
+  for only with --dhcp-option-force), options 121 and 249 (Microsoft's) route IMDS and
+  the WireServer through the gateway, which marks the primary NIC.
 """
 
 from __future__ import annotations
@@ -108,9 +108,11 @@ def dnsmasq_options(g: Guest) -> list[str]:
         options.append(f"--dhcp-host={g.mac},{g.address},{g.name}")
     options += [
         f"--dhcp-option-force=245,{WIRESERVER}",
-        # A client given option 121 ignores option 3: the default route goes in it too.
-        f"--dhcp-option=121,{IMDS}/32,{router},{WIRESERVER}/32,{router},0.0.0.0/0,{router}",
     ]
+    # A client given option 121 ignores option 3: the default route goes in it too.
+    routes = f"{IMDS}/32,{router},{WIRESERVER}/32,{router},0.0.0.0/0,{router}"
+    # 249 is Microsoft's copy of 121, the one waagent reads (dhcp.parse_dhcp_resp).
+    options += [f"--dhcp-option=121,{routes}", f"--dhcp-option=249,{routes}"]
     return options
 
 
