@@ -107,6 +107,9 @@ def test_bad_input_is_one_line_and_exit_2(server: RunningServer, tmp_path: Path)
     assert _refused(server, "vm", "media", "web-1", "-o", str(missing)) == (
         f"openimds: {missing}: cannot write: No such file or directory\n"
     )
+    assert _refused(server, "vm", "media", "web-1", "-o", str(tmp_path)) == (
+        f"openimds: {tmp_path}: cannot write: Is a directory\n"
+    )
     gone = tmp_path / "gone"
     assert _refused(server, "vm", "media", "web-1", "--custom-data", str(gone)) == (
         f"openimds: --custom-data {gone}: cannot read: No such file or directory\n"

@@ -226,22 +226,21 @@ def _read_bytes(path: str | None, flag: str) -> bytes:
 
 @vm.command("media")
 @click.argument("name")
+# Paths are plain text: a directory or a missing file is refused by the command in one
+# line, as an unwritable path is, not by click's usage screen.
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
     help="Write the ISO here (readable by its owner only). Default: NAME.iso.",
 )
 @click.option(
     "--custom-data",
     "custom_data",
-    type=click.Path(dir_okay=False),
     help="A file whose bytes are the VM's custom data (Azure's osProfile.customData; "
     "IMDS never serves it). Put in the media base64-encoded.",
 )
 @click.option(
     "--admin-password-file",
-    type=click.Path(dir_okay=False),
     help="A file holding the admin user's password (first line); default: none (SSH keys).",
 )
 @click.option(
@@ -251,7 +250,6 @@ def _read_bytes(path: str | None, flag: str) -> bytes:
     "--ssh-key",
     "ssh_keys",
     multiple=True,
-    type=click.Path(dir_okay=False),
     help="Also install this OpenSSH public key file (repeatable), beside compute.publicKeys.",
 )
 @admin_options
