@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +133,22 @@ def test_waagent_provisions_from_it(report: dict[str, Any]) -> None:
     path, fingerprint, value = seen["ssh_pubkeys"][1]
     assert (path, value) == ("/home/ops/.ssh/authorized_keys", None)
     assert fingerprint == report["cloud_init"]["pubkeys"][1]["fingerprint"]
+
+
+def test_cloud_init_finds_the_media_among_the_block_devices(iso: Path) -> None:
+    """Attached read-only as a loop device, as a DVD drive it is one of the devices
+    cloud-init's Azure data source tries (by blkid TYPE=iso9660). Mounting it is the
+    kernel's isofs, which the guest has; this test stops at the search."""
+    if os.geteuid() != 0:
+        pytest.fail("this test attaches a loop device and must run as root")
+    attach = ["losetup", "--find", "--show", "--read-only", str(iso)]
+    device = subprocess.run(attach, capture_output=True, text=True, check=True).stdout.strip()
+    net = LoopbackOnlyNetwork()
+    try:
+        dist = client_path("cloud-init", "cloudinit")
+        found = run_probe(net, "ovf_probe.py", dist, ["--devices"])["devices"]
+    finally:
+        net.close()
+        subprocess.run(["losetup", "--detach", device], check=False, capture_output=True)
+    assert found[:2] == ["/nonexistent-seed", "/dev/sr0"]
+    assert device in found[2:]

@@ -2,10 +2,13 @@
 
 Run by tests/clients/test_provisioning_media.py with Debian's /usr/bin/python3:
     ovf_probe.py DIR [PASSWORD]
+    ovf_probe.py --devices
 DIR holds ovf-env.xml as read from the ISO. cloud-init's `load_azure_ds_dir` is what its
 Azure data source calls on the mounted media; waagent's `OvfEnv` is what its provisioning
 handler parses the copied file with. Prints one JSON line. PASSWORD, when given, is
-checked against the hash cloud-init made of the document's UserPassword.
+checked against the hash cloud-init made of the document's UserPassword. --devices lists
+the places cloud-init's Azure data source looks for media (`list_possible_azure_ds`:
+the seed, /dev/sr0, then every iso9660 or udf device blkid finds).
 """
 
 import crypt
@@ -50,6 +53,10 @@ def waagent(directory):
 
 def main():
     isolation = require_isolation()
+    if sys.argv[1] == "--devices":
+        found = DataSourceAzure.list_possible_azure_ds("/nonexistent-seed", None)
+        print(json.dumps({"isolation": isolation, "devices": list(found)}))
+        return
     directory = sys.argv[1]
     password = sys.argv[2] if len(sys.argv) > 2 else ""
     report = {
