@@ -65,7 +65,8 @@ def smbios(memory: bytes) -> dict[int, tuple[bytes, list[str]]]:
     if entry < 0:
         return {}
     length, address = struct.unpack_from("<HI", memory, entry + 0x16)
-    table, found, i = memory[address : address + length], {}, 0
+    table, i = memory[address : address + length], 0
+    found: dict[int, tuple[bytes, list[str]]] = {}
     while i < len(table):
         kind, size = table[i], table[i + 1]
         end = table.index(b"\0\0", i + size)
