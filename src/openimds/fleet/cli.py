@@ -210,7 +210,9 @@ def _view(admin: AdminTarget, name: str) -> dict[str, Any]:
     try:
         view: dict[str, Any] = request(admin.config(), "GET", _path(name))
     except AdminError as exc:
-        _fail(f"no VM named {name}" if exc.status == 404 else str(exc), 2 if exc.status else 1)
+        if exc.status == 404:
+            _fail(f"no VM named {name}", 2)
+        _fail(str(exc))  # the server's or the connection's failure, as every vm command
     return view
 
 
