@@ -17,7 +17,12 @@ from openimds.config.admin_token import NoAdminToken, client_token
 
 
 class AdminError(Exception):
-    """A failed admin call, worded for the user."""
+    """A failed admin call, worded for the user; `status` is the API's answer (None when
+    there was none), so a command can tell an unknown name from a failing server."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def request(
@@ -49,7 +54,7 @@ def request(
             "server's admin token, or --state to the server's state store"
         )
     if response.status_code >= 400:
-        raise AdminError(f"{_error_text(response)} ({response.status_code})")
+        raise AdminError(f"{_error_text(response)} ({response.status_code})", response.status_code)
     if not response.content:
         return None
     try:

@@ -1,5 +1,6 @@
 """`openimds vm ...`: the VM inventory of a running server, through its admin API
-(import, add, update, remove, list, show, export). `openimds capture`: record a VM's
+(import, add, update, remove, list, show, export), and what a hypervisor needs to boot
+a guest as one of them (media, kit: openimds.guest). `openimds capture`: record a VM's
 metadata answers as a VM file (fleet/capture.py)."""
 
 from __future__ import annotations
@@ -200,6 +201,149 @@ def export(names: tuple[str, ...], admin: AdminTarget, as_json: bool) -> None:
         views = _call(admin, "GET", "/vms")["vms"]
     data = {"vms": [vm_file.as_file(view) for view in views]}
     click.echo(vm_file.dump(data, as_json), nl=False)
+
+
+def _view(admin: AdminTarget, name: str) -> dict[str, Any]:
+    """The VM as the admin API shows it; an unknown name is the user's mistake (exit 2)."""
+    from openimds.cli.admin_client import AdminError, request
+
+    try:
+        view: dict[str, Any] = request(admin.config(), "GET", _path(name))
+    except AdminError as exc:
+        if exc.status == 404:
+            _fail(f"no VM named {name}", 2)
+        _fail(str(exc))  # the server's or the connection's failure, as every vm command
+    return view
+
+
+def _read_bytes(path: str | None, flag: str) -> bytes:
+    if path is None:
+        return b""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        _fail(f"{flag} {path}: cannot read: {exc.strerror}", 2)
+
+
+@vm.command("media")
+@click.argument("name")
+# Paths are plain text: a directory or a missing file is refused by the command in one
+# line, as an unwritable path is, not by click's usage screen.
+@click.option(
+    "-o",
+    "--output",
+    help="Write the ISO here (readable by its owner only). Default: NAME.iso.",
+)
+@click.option(
+    "--custom-data",
+    "custom_data",
+    help="A file whose bytes are the VM's custom data (Azure's osProfile.customData; "
+    "IMDS never serves it). Put in the media base64-encoded.",
+)
+@click.option(
+    "--admin-password-file",
+    help="A file holding the admin user's password (first line); default: none (SSH keys).",
+)
+@click.option(
+    "--admin-username", default="", help="The admin user. Default: osProfile.adminUsername."
+)
+@click.option(
+    "--ssh-key",
+    "ssh_keys",
+    multiple=True,
+    help="Also install this OpenSSH public key file (repeatable), beside compute.publicKeys.",
+)
+@admin_options
+def media(
+    name: str,
+    output: str | None,
+    custom_data: str | None,
+    admin_password_file: str | None,
+    admin_username: str,
+    ssh_keys: tuple[str, ...],
+    admin: AdminTarget,
+) -> None:
+    """Write the provisioning ISO Azure attaches to VM NAME: ovf-env.xml from its
+    osProfile and publicKeys, labelled rd_rdfe_stable.*, as cloud-init and waagent read
+    it from the guest's /dev/sr0 (docs/guests.md)."""
+    from datetime import UTC, datetime
+
+    from openimds.core.guest import ovf
+    from openimds.guest import media as iso
+
+    view = _view(admin, name)
+    password = _read_bytes(admin_password_file, "--admin-password-file").decode("utf-8", "replace")
+    keys = tuple(
+        _read_bytes(path, "--ssh-key").decode("utf-8", "replace").strip() for path in ssh_keys
+    )
+    try:
+        provisioning = ovf.from_instance(
+            view.get("instance") or {},
+            username=admin_username,
+            extra_keys=keys,
+            password=password.splitlines()[0] if password else "",
+            custom_data=_read_bytes(custom_data, "--custom-data"),
+        )
+    except ovf.NotProvisionable as exc:
+        _fail(f"VM {name}: {exc}", 2)
+    image = iso.iso(ovf.ovf_env(provisioning), iso.label(datetime.now(UTC)))
+    path = output or f"{name}.iso"
+    try:
+        iso.write(path, image)
+    except OSError as exc:
+        _fail(f"{path}: cannot write: {exc.strerror}", 2)
+    click.echo(f"wrote {path} (provisioning media of {name}, {len(image)} bytes)", err=True)
+
+
+@vm.command("kit")
+@click.argument("name")
+@click.option("--qemu", "target", flag_value="qemu", help="QEMU options and dnsmasq options.")
+@click.option("--libvirt", "target", flag_value="libvirt", help="A libvirt domain's parts.")
+@click.option(
+    "--media",
+    "media_path",
+    default="",
+    help="The provisioning ISO (`vm media`). Default: NAME.iso (absolute for --libvirt).",
+)
+@click.option(
+    "--uefi",
+    is_flag=True,
+    help="A UEFI (Azure generation 2) guest; default BIOS (generation 1), whose SMBIOS "
+    "UUID Azure stores byte-swapped.",
+)
+@click.option("--tap", default="tap0", show_default=True, help="QEMU: the NIC's tap device.")
+@click.option(
+    "--bridge", default="br0", show_default=True, help="libvirt: the bridge the NIC joins."
+)
+@admin_options
+def kit(
+    name: str,
+    target: str | None,
+    media_path: str,
+    uefi: bool,
+    tap: str,
+    bridge: str,
+    admin: AdminTarget,
+) -> None:
+    """Print what a hypervisor and dnsmasq must set so a guest looks like VM NAME: Azure's
+    chassis asset tag, Hyper-V's SMBIOS strings and no CPUID hypervisor bit (so systemd
+    says `microsoft`), the system UUID of its vmId, its NIC's MAC, the media, and DHCP
+    options 245 (WireServer) and 121 (routes)."""
+    from openimds.guest import kit as kits
+
+    if target is None:
+        _fail("vm kit: give --qemu or --libvirt", 2)
+    view = _view(admin, name)
+    try:
+        guest = kits.guest(view, uefi)
+    except kits.NoKit as exc:
+        _fail(str(exc), 2)
+    path = media_path or f"{name}.iso"
+    if target == "qemu":
+        click.echo(kits.qemu(guest, path, tap), nl=False)
+    else:
+        click.echo(kits.libvirt(guest, os.path.abspath(path), bridge), nl=False)
 
 
 @click.command("capture")
