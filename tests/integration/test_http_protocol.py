@@ -219,6 +219,7 @@ async def _idle_connections_over_real_sockets() -> None:
         # Half a request is not activity: once the server holds it, two ticks and it goes.
         busy_writer.write(b"GET /metadata/versions HTTP/1.1\r\n")
         (busy,) = server.connections
+        assert isinstance(busy, MetadataProtocol)
         async with asyncio.timeout(5):
             while not busy.in_head:
                 await asyncio.sleep(0.01)

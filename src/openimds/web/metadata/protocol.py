@@ -4,48 +4,35 @@ Why not a framework: the benchmark in docs/performance.md shows frameworks reach
 half of nginx on the instance GET, while a protocol that hands precomputed bytes to the
 transport matches it. httptools (llhttp) does the parsing; this module adds keep-alive,
 pipelining (requests are answered in order, synchronously), size limits, idle and
-request-head timeouts, connection caps and the response cache.
+request-head timeouts, connection caps, lingering close and hooks' delays.
 
-The hot path for a GET: resolve the caller's VM -> throttle -> look the raw target up in
-the VM's cache of finished responses (valid for one VM revision) -> write. The core runs
-only on a miss; nothing on the path serialises JSON, touches the store or takes a lock.
+What a complete request gets is the shared server's to say (`MetadataServer.answer` in
+state.py: caller, hooks, the byte cache, budgets, the core); the connection writes it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import secrets
 import time
 from typing import cast
 
 import httptools
 
-from openimds.core.endpoint import Endpoint
-from openimds.core.errors import (
-    ImdsError,
-    ProxyRefused,
-    Unavailable,
-    UnknownCaller,
-    error_response,
-)
-from openimds.core.http import Request, Response
-from openimds.core.vm import VmSnapshot
-from openimds.store import StoreError
+from openimds.core.errors import ImdsError, error_response
+from openimds.core.http import Response
 from openimds.web.metadata.deferred import DeferredTransport
-from openimds.web.metadata.hooks import HookedRequest, Takeover
+from openimds.web.metadata.hooks import Takeover
 from openimds.web.metadata.state import (
-    CACHE_ENTRIES,
     IDLE_TIMEOUT,
+    METADATA,
+    NO_METADATA,
     NOTED_HEADERS,
+    UNCACHEABLE,
     ConnectionLimits,
     MetadataServer,
 )
-from openimds.web.metadata.wire import Cached, core_request
 
 __all__ = ["IDLE_TIMEOUT", "ConnectionLimits", "MetadataProtocol", "MetadataServer"]
-
-log = logging.getLogger("openimds.metadata")
 
 MAX_URL = 8 * 1024
 MAX_HEADERS_BYTES = 16 * 1024
@@ -75,7 +62,7 @@ class MetadataProtocol(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
-        self.header_state = _NO_METADATA
+        self.header_state = NO_METADATA
         self.metadata_seen = False
         self.connection_header = False
         self.body_too_large = False
@@ -90,8 +77,6 @@ class MetadataProtocol(asyncio.Protocol):
         self.answered = False
         self.head_bytes = 0
         self.closing = False
-        self.holding = False  # a hook holds this connection open without answering
-        self.fired = ""  # the hook rule that took the last request over unanswered
 
     # -- connection lifecycle -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -192,7 +177,7 @@ class MetadataProtocol(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.header_bytes = 0
-        self.header_state = _NO_METADATA
+        self.header_state = NO_METADATA
         self.metadata_seen = False
         self.connection_header = False
         self.body_too_large = False
@@ -227,13 +212,13 @@ class MetadataProtocol(asyncio.Protocol):
         the caller, which picks the VM's own cache."""
         if lname == b"metadata":
             if self.metadata_seen:
-                self.header_state = _UNCACHEABLE
-            elif self.header_state != _UNCACHEABLE:
+                self.header_state = UNCACHEABLE
+            elif self.header_state != UNCACHEABLE:
                 valid = value.strip().lower() == b"true"
-                self.header_state = _METADATA if valid else _NO_METADATA
+                self.header_state = METADATA if valid else NO_METADATA
             self.metadata_seen = True
         elif lname == b"x-forwarded-for":
-            self.header_state = _UNCACHEABLE
+            self.header_state = UNCACHEABLE
         elif lname == b"content-length":
             length = value.strip()
             if length.isdigit() and int(length) > MAX_BODY:
@@ -280,13 +265,27 @@ class MetadataProtocol(asyncio.Protocol):
         )
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii", "replace")
-        cached, vm_name = self.answer(method, keep_alive)
-        transport = self.transport
-        if transport is None:
-            return
         server = self.server
-        if cached is None:  # a hook hung up, or holds the connection, without an answer
-            self._unanswered(transport, method, vm_name, time.perf_counter() - started)
+        url, headers, peer = self.url, self.headers, self.peer
+        cached, vm_name, verdict = server.answer(
+            method,
+            url,
+            self.header_state,
+            headers,
+            self.body,
+            peer,
+            self.trusted,
+            self.proxy_headers,
+            keep_alive,
+        )
+        if verdict is not None:  # a hook took part: it may delay, hang up or hold
+            if verdict.delay > 0:
+                self._defer(verdict.delay)
+            if cached is None:
+                self._unanswered(verdict, method, vm_name, started)
+                return
+        transport = self.transport
+        if transport is None or cached is None:
             return
         if method == "HEAD":  # the answer (a 405) must not carry a body after a HEAD
             transport.write(b"".join((cached.head, server.date, b"\r\n\r\n")))
@@ -298,124 +297,24 @@ class MetadataProtocol(asyncio.Protocol):
             self.closing = True
             transport.abort()
         elapsed = time.perf_counter() - started
-        server.metrics.observe(cached.route, cached.status, vm_name, elapsed)
-        if server.access_log.enabled:
-            path = self.url.partition(b"?")[0].decode("latin-1")
-            server.access_log.record(
-                method, path, cached.status, vm_name, elapsed, self.peer, cached.route
-            )
-        if server.journal is not None:
-            server.journal.record(
-                vm_name, method, self.url, self.headers, cached.status, cached.route, self.peer
-            )
+        server.record(method, url, headers, peer, cached.status, cached.route, vm_name, elapsed)
 
-    def _unanswered(
-        self, transport: asyncio.Transport, method: str, vm_name: str, elapsed: float
-    ) -> None:
+    def _unanswered(self, verdict: Takeover, method: str, vm_name: str, started: float) -> None:
         """A hook's verdict without an answer: hang up, or hold the connection open and
         read nothing more (the idle timeout, or the client giving up, ends it)."""
+        transport = self.transport
+        if transport is None:
+            return
+        elapsed = time.perf_counter() - started
         self.closing = True
-        if self.holding:
+        if verdict.hold:
             transport.pause_reading()
         else:
             transport.close()
-        server = self.server
-        route = f"hook:{self.fired}"
-        server.metrics.observe(route, 0, vm_name, elapsed)
-        if server.access_log.enabled:
-            path = self.url.partition(b"?")[0].decode("latin-1")
-            server.access_log.record(method, path, 0, vm_name, elapsed, self.peer, route)
-        if server.journal is not None:
-            server.journal.record(vm_name, method, self.url, self.headers, 0, route, self.peer)
+        route = f"hook:{verdict.rule}"
+        self.server.record(method, self.url, self.headers, self.peer, 0, route, vm_name, elapsed)
 
-    # -- answering -----------------------------------------------------------------------
-    def answer(self, method: str, keep_alive: bool) -> tuple[Cached | None, str]:
-        """The answer's bytes and the VM name for the log; None: hang up unanswered."""
-        server = self.server
-        proxy = server.proxy
-        try:
-            vm = (
-                server.inventory.for_peer(self.peer)
-                if proxy is None
-                else proxy.resolve(self.peer, self.trusted, self.proxy_headers, time.time())
-            )
-        except ProxyRefused as refused:
-            return self._refused(refused, method, keep_alive), "-"
-        if server.hooks:
-            taken = self._hooked(vm, method, keep_alive)
-            if taken is not None:
-                return taken
-        if vm is None:
-            server.metrics.unknown_callers += 1
-            endpoint = server.dispatcher.route(self.core_request(method))
-            error = UnknownCaller() if endpoint is None else endpoint.own_error(UnknownCaller())
-            return server.encode(error_response(error), "unknown", not keep_alive), "-"
-        fast = method == "GET" and keep_alive and server.byte_cache
-        if fast:
-            flags = self.header_state
-            fast = flags != _UNCACHEABLE
-            cache = server.cache_for(vm)
-            hit = cache.entries.get((self.url, flags)) if fast else None
-            if (
-                hit is not None
-                and hit.valid_until is not None
-                and (server.clock() >= hit.valid_until)
-            ):
-                hit = None  # time-bound answer (a token's countdown) gone stale
-            if hit is not None:
-                if not self._within_budget(vm, hit.route):
-                    return self._throttled(hit.route, keep_alive), vm.name
-                return hit, vm.name
-        request = self.core_request(method)
-        endpoint = server.dispatcher.route(request)
-        route = "unknown" if endpoint is None else endpoint.name
-        if not self._within_budget(vm, route):
-            return self._throttled(route, keep_alive), vm.name
-        response = self._run_core(request, endpoint, vm)
-        if response.drops_cached:
-            server.drop_cached(vm)
-        encoded = server.encode(response, route, not keep_alive)
-        if fast and response.cacheable:
-            entries = server.cache_for(vm).entries
-            if len(entries) >= CACHE_ENTRIES:
-                entries.clear()  # bounded: odd query strings cannot grow it forever
-            entries[(self.url, flags)] = encoded
-        return encoded, vm.name
-
-    def _refused(self, refused: ProxyRefused, method: str, keep_alive: bool) -> Cached:
-        """A request whose proxy identity does not hold: each endpoint words it in its
-        own shape (identity: error/error_description); never cached."""
-        server = self.server
-        server.metrics.refused(refused.reason)
-        endpoint = server.dispatcher.route(self.core_request(method))
-        error = refused if endpoint is None else endpoint.own_error(refused)
-        return server.encode(error_response(error), "refused", not keep_alive)
-
-    def _hooked(
-        self, vm: VmSnapshot | None, method: str, keep_alive: bool
-    ) -> tuple[Cached | None, str] | None:
-        """The hooks' verdict: an answer of their own (or none), else None: the normal
-        path answers, delayed if a hook says so."""
-        verdict = self.server.take_over(
-            HookedRequest(vm, method, self.url.decode("latin-1"), self.peer)
-        )
-        if verdict is None:
-            return None
-        if verdict.delay > 0:
-            self._defer(verdict.delay)
-        if verdict.response is None and not verdict.close and not verdict.hold:
-            return None
-        return self._taken_over(verdict, keep_alive), "-" if vm is None else vm.name
-
-    def _taken_over(self, verdict: Takeover, keep_alive: bool) -> Cached | None:
-        """A hook's answer, encoded for this request alone (never cached); None: no
-        answer (`self.holding` says whether to hold the connection or hang up)."""
-        if verdict.response is None:
-            self.fired = verdict.rule
-            self.holding = verdict.hold
-            return None
-        return self.server.encode(verdict.response, f"hook:{verdict.rule}", not keep_alive)
-
+    # -- deferral ---------------------------------------------------------------------
     def _defer(self, delay: float) -> None:
         """Everything written from now on (this answer, answers to requests pipelined
         behind it, a close) goes out `delay` seconds from now, in order; reading pauses
@@ -436,46 +335,6 @@ class MetadataProtocol(asyncio.Protocol):
         deferred.replay()
         if not self.closing and not deferred.real.is_closing():
             deferred.real.resume_reading()
-
-    def _within_budget(self, vm: VmSnapshot, route: str) -> bool:
-        server = self.server
-        if not server.any_limit:
-            return True
-        limiter = server.limiters.get(route)
-        budget = route
-        if limiter is None:
-            limiter, budget = server.limiters["imds"], "imds"
-        if limiter.rate <= 0:  # this route's budget is off; skip building its key
-            return True
-        return limiter.allow(f"{vm.id}/{budget}", time.monotonic())
-
-    def _throttled(self, route: str, keep_alive: bool) -> Cached:
-        server = self.server
-        server.metrics.throttled += 1
-        if route not in server.throttled:
-            route = "unknown"
-        if keep_alive:
-            return server.throttled[route]
-        return server.encode(error_response(server.throttle_errors[route]), route, close=True)
-
-    def core_request(self, method: str) -> Request:
-        return core_request(method, self.url, self.headers, bytes(self.body or b""), self.peer)
-
-    def _run_core(self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot) -> Response:
-        try:
-            response = self.server.dispatcher.dispatch(request, endpoint, vm, self.server.clock())
-            if response.effects and self.server.effects is not None:
-                self.server.effects(vm, response.effects)
-            return response
-        except ImdsError as error:
-            return error_response(error)
-        except StoreError:
-            # Not acknowledged: the store logged its outage once, not per request.
-            return error_response(Unavailable())
-        except Exception:
-            request_id = secrets.token_hex(8)
-            log.exception("internal error answering %s (request id %s)", request.path, request_id)
-            return error_response(ImdsError(f"Internal server error. Request id {request_id}"))
 
     def finish(self, transport: asyncio.Transport) -> None:
         """The last answer is written: send FIN but keep reading (and discarding) for a
@@ -498,14 +357,10 @@ class MetadataProtocol(asyncio.Protocol):
         self.transport.write(b"".join((cached.head, server.date, cached.tail)))
         self.finish(self.transport)
         # Counted and logged like any request; the method is known once the URL started.
-        server.metrics.observe(route, status, "-", 0.0)
-        if server.access_log.enabled:
-            method = self.parser.get_method().decode("ascii", "replace") if self.url else "-"
-            path = self.url.partition(b"?")[0][:200].decode("latin-1")
-            server.access_log.record(method, path, status, "-", 0.0, self.peer)
+        method = self.parser.get_method().decode("ascii", "replace") if self.url else "-"
+        server.record(method, self.url[:200], None, self.peer, status, route, "-", 0.0)
 
 
-_METADATA, _NO_METADATA, _UNCACHEABLE = 1, 0, -1
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 

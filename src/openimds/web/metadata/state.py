@@ -1,30 +1,47 @@
-"""What every connection of the metadata listener shares: the dispatcher and inventory,
-budgets, request hooks, the per-VM cache of finished responses (`wire.Cached`), metrics,
-the access log, the Date value (docs/performance.md).
+"""What every connection of the metadata listener shares, and the answering they share:
+the dispatcher and inventory, budgets, request hooks, the per-VM cache of finished responses
+(`wire.Cached`), metrics, the access log, the request journal, the Date value.
+
+The hot path for a GET (`MetadataServer.answer`): resolve the caller's VM -> hooks (one
+truth test with none on) -> look the raw target up in the VM's cache of finished
+responses (valid for one VM revision) -> budget; the connection writes what it returns.
+The core runs only on a miss; nothing on the path serialises JSON, touches the store or
+takes a lock (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from openimds.core.caller import Callers, SignedCallers
 from openimds.core.dispatch import Dispatcher
-from openimds.core.errors import ImdsError, TooManyRequests, error_response
-from openimds.core.http import Response
+from openimds.core.endpoint import Endpoint
+from openimds.core.errors import (
+    ImdsError,
+    ProxyRefused,
+    TooManyRequests,
+    Unavailable,
+    UnknownCaller,
+    error_response,
+)
+from openimds.core.http import Request, Response
 from openimds.core.throttle import RateLimiter
 from openimds.core.vm import VmSnapshot
+from openimds.store import StoreError
 from openimds.web.access_log import AccessLog
 from openimds.web.metadata.hooks import HookedRequest, RequestHook, Takeover, is_on, watch
 from openimds.web.metadata.request_ring import RequestRing
-from openimds.web.metadata.wire import Cached, encode
+from openimds.web.metadata.wire import Cached, core_request, encode
 from openimds.web.metrics import RequestMetrics
 
-if TYPE_CHECKING:
-    from openimds.web.metadata.protocol import MetadataProtocol
+log = logging.getLogger("openimds.metadata")
 
 # Headers whose facts the listener gathers as they arrive (protocol._note).
 NOTED_HEADERS = frozenset(
@@ -43,6 +60,9 @@ MAX_CONNECTIONS = 16384  # open connections per listener
 MAX_PER_SOURCE = 4096  # open connections per source address; 0: no such cap
 CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
 TICK_SLICE = 256  # connections checked per step of a tick (about 0.1 ms)
+# A request's header state, the header fact in the cache key: `Metadata: true` or not;
+# UNCACHEABLE (X-Forwarded-For, two Metadata headers) bypasses the cache.
+METADATA, NO_METADATA, UNCACHEABLE = 1, 0, -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +76,20 @@ class ConnectionLimits:
 
 
 EffectsSink = Callable[[VmSnapshot, tuple[object, ...]], None]
+Headers = list[tuple[bytes, bytes]]
+# What answering gives the connection: the bytes to write (None: a hook's verdict without
+# an answer), the VM name for the log, and the hook's verdict if one took part (its delay,
+# whether to hold or hang up).
+Answer = tuple[Cached | None, str, Takeover | None]
+
+
+class Connection(Protocol):
+    """What the server needs of a connection: a tick once a second, and its transport
+    (None once lost) to close it when the server stops."""
+
+    transport: asyncio.Transport | None
+
+    def idle_tick(self) -> None: ...
 
 
 class VmCache:
@@ -119,7 +153,7 @@ class MetadataServer:
         self.per_source: dict[str, int] = {}
         self.server_token = b"Server: " + server_header.encode("latin-1") + b"\r\n"
         self.date = b""
-        self.connections: set[MetadataProtocol] = set()
+        self.connections: set[Connection] = set()
         # Each endpoint words its 429 in its own shape (identity: error/error_description);
         # the answer is counted under the endpoint's route with status 429.
         self.throttle_errors: dict[str, ImdsError] = {"unknown": TooManyRequests()}
@@ -189,3 +223,145 @@ class MetadataServer:
 
     def encode(self, response: Response, route: str, close: bool) -> Cached:
         return encode(response, route, close, self.server_token)
+
+    # -- answering -------------------------------------------------------------------
+    def answer(
+        self,
+        method: str,
+        target: bytes,
+        header_state: int,
+        headers: Headers,
+        body: bytearray | None,
+        peer: str,
+        trusted: bool,
+        proxy_headers: Headers | None,
+        keep_alive: bool,
+    ) -> Answer:
+        """A complete request's answer, from what its connection gathered (`trusted`: the
+        peer is the signed proxy's). Only the core's answers to keep-alive GETs are
+        cached; a hook's own answers, refusals and 429s never are."""
+        proxy = self.proxy
+        try:
+            vm = (
+                self.inventory.for_peer(peer)
+                if proxy is None
+                else proxy.resolve(peer, trusted, proxy_headers, time.time())
+            )
+        except ProxyRefused as refused:
+            request = core_request(method, target, headers, bytes(body or b""), peer)
+            return self._refused(refused, request, keep_alive), "-", None
+        verdict = None
+        if self.hooks:
+            verdict = self.take_over(HookedRequest(vm, method, target.decode("latin-1"), peer))
+            if verdict is not None and (
+                verdict.response is not None or verdict.close or verdict.hold
+            ):
+                name = "-" if vm is None else vm.name
+                return self._taken_over(verdict, keep_alive), name, verdict
+        if vm is None:
+            request = core_request(method, target, headers, bytes(body or b""), peer)
+            return self._unknown(request, keep_alive), "-", verdict
+        fast = method == "GET" and keep_alive and self.byte_cache
+        if fast:
+            fast = header_state != UNCACHEABLE
+            cache = self.cache_for(vm)
+            hit = cache.entries.get((target, header_state)) if fast else None
+            if hit is not None and hit.valid_until is not None and self.clock() >= hit.valid_until:
+                hit = None  # time-bound answer (a token's countdown) gone stale
+            if hit is not None:
+                if self.any_limit and not self._within_budget(vm, hit.route):
+                    return self._throttled(hit.route, keep_alive), vm.name, verdict
+                return hit, vm.name, verdict
+        request = core_request(method, target, headers, bytes(body or b""), peer)
+        endpoint = self.dispatcher.route(request)
+        route = "unknown" if endpoint is None else endpoint.name
+        if self.any_limit and not self._within_budget(vm, route):
+            return self._throttled(route, keep_alive), vm.name, verdict
+        response = self._run_core(request, endpoint, vm)
+        if response.drops_cached:
+            self.drop_cached(vm)
+        encoded = self.encode(response, route, not keep_alive)
+        if fast and response.cacheable:
+            entries = self.cache_for(vm).entries
+            if len(entries) >= CACHE_ENTRIES:
+                entries.clear()  # bounded: odd query strings cannot grow it forever
+            entries[(target, header_state)] = encoded
+        return encoded, vm.name, verdict
+
+    def _refused(self, refused: ProxyRefused, request: Request, keep_alive: bool) -> Cached:
+        """A request whose proxy identity does not hold: each endpoint words it in its
+        own shape (identity: error/error_description)."""
+        self.metrics.refused(refused.reason)
+        endpoint = self.dispatcher.route(request)
+        error = refused if endpoint is None else endpoint.own_error(refused)
+        return self.encode(error_response(error), "refused", not keep_alive)
+
+    def _unknown(self, request: Request, keep_alive: bool) -> Cached:
+        """A caller no VM lists, told so in the shape of the endpoint it asked."""
+        self.metrics.unknown_callers += 1
+        endpoint = self.dispatcher.route(request)
+        error = UnknownCaller() if endpoint is None else endpoint.own_error(UnknownCaller())
+        return self.encode(error_response(error), "unknown", not keep_alive)
+
+    def _taken_over(self, verdict: Takeover, keep_alive: bool) -> Cached | None:
+        """A hook's answer, encoded for this request alone; None: no answer (the verdict
+        says whether to hold the connection or hang up)."""
+        if verdict.response is None:
+            return None
+        return self.encode(verdict.response, f"hook:{verdict.rule}", not keep_alive)
+
+    def _within_budget(self, vm: VmSnapshot, route: str) -> bool:
+        """Whether the VM's budget for `route` allows one more request (asked only when
+        some budget is on)."""
+        limiter = self.limiters.get(route)
+        budget = route
+        if limiter is None:
+            limiter, budget = self.limiters["imds"], "imds"
+        if limiter.rate <= 0:  # this route's budget is off; skip building its key
+            return True
+        return limiter.allow(f"{vm.id}/{budget}", time.monotonic())
+
+    def _throttled(self, route: str, keep_alive: bool) -> Cached:
+        self.metrics.throttled += 1
+        if route not in self.throttled:
+            route = "unknown"
+        if keep_alive:
+            return self.throttled[route]
+        return self.encode(error_response(self.throttle_errors[route]), route, close=True)
+
+    def _run_core(self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot) -> Response:
+        try:
+            response = self.dispatcher.dispatch(request, endpoint, vm, self.clock())
+            if response.effects and self.effects is not None:
+                self.effects(vm, response.effects)
+            return response
+        except ImdsError as error:
+            return error_response(error)
+        except StoreError:
+            # Not acknowledged: the store logged its outage once, not per request.
+            return error_response(Unavailable())
+        except Exception:
+            request_id = secrets.token_hex(8)
+            log.exception("internal error answering %s (request id %s)", request.path, request_id)
+            return error_response(ImdsError(f"Internal server error. Request id {request_id}"))
+
+    def record(
+        self,
+        method: str,
+        target: bytes,
+        headers: Headers | None,
+        peer: str,
+        status: int,
+        route: str,
+        vm: str,
+        seconds: float,
+    ) -> None:
+        """Count, log and journal one request (status 0: a hook gave no answer).
+        `headers` None: a request refused before it was whole, which the journal does
+        not keep."""
+        self.metrics.observe(route, status, vm, seconds)
+        if self.access_log.enabled:
+            path = target.partition(b"?")[0].decode("latin-1")
+            self.access_log.record(method, path, status, vm, seconds, peer, route)
+        if self.journal is not None and headers is not None:
+            self.journal.record(vm, method, target, headers, status, route, peer)
