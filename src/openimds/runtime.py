@@ -16,7 +16,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from openimds.config import Config, ConfigError
 from openimds.config.admin_token import server_token
@@ -24,7 +24,6 @@ from openimds.config.listen import ListenAddress
 from openimds.core.app import build_service, standard_endpoints
 from openimds.core.caller import Callers
 from openimds.core.endpoint import Endpoint
-from openimds.core.inventory import VmSnapshot
 from openimds.core.proxy_identity import ProxyTrust
 from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("openimds")
 
-EffectHandler = Callable[[VmSnapshot, Any], None]
 Job = Callable[[], None]
 # Work for once the listeners are up, a step at a time: each `next` a few milliseconds.
 Warmup = Callable[[], Iterator[None]]
@@ -75,10 +73,6 @@ class Clock:
         self.offset += seconds
 
 
-class UnhandledEffect(Exception):
-    """An endpoint returned an effect no feature handles: a bug, never silently dropped."""
-
-
 @dataclass(frozen=True)
 class Listener:
     """A listener a feature adds beside the metadata one: a token source (Azure Arc, App
@@ -101,8 +95,6 @@ class Plug:
     admin: Sequence[AdminRoutes] = ()
     # Route name -> its own budget; routes not listed share the general "imds" budget.
     budgets: Mapping[str, RateLimiter] = field(default_factory=dict)
-    # Effect type -> the handler that persists it, before the answer is written.
-    effects: Mapping[type, EffectHandler] = field(default_factory=dict)
     jobs: Sequence[Job] = ()  # run once a second on the event loop
     hooks: Sequence[RequestHook] = ()  # run on the metadata listener before its byte cache
     collectors: Sequence[Collector] = ()  # Prometheus collectors for the admin /metrics
@@ -132,7 +124,6 @@ class Runtime:
     endpoints: list[tuple[str, Endpoint]] = field(default_factory=list)
     admin: list[AdminRoutes] = field(default_factory=list)
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
-    effect_handlers: dict[type, EffectHandler] = field(default_factory=dict)
     background: list[Job] = field(default_factory=list)
     hooks: list[RequestHook] = field(default_factory=list)
     collectors: list[Collector] = field(default_factory=list)
@@ -163,10 +154,6 @@ class Runtime:
             self.endpoints.append((path, endpoint))
         self.admin.extend(plug.admin)
         self.limiters.update(plug.budgets)
-        for kind, handler in plug.effects.items():
-            if kind in self.effect_handlers:
-                raise RuntimeError(f"feature {feature}: effect {kind.__name__} handled twice")
-            self.effect_handlers[kind] = handler
         self.background.extend(plug.jobs)
         self.hooks.extend(plug.hooks)
         self.collectors.extend(plug.collectors)
@@ -182,22 +169,6 @@ class Runtime:
                 raise RuntimeError(f"feature {feature}: listener {listener.name} twice")
             names.add(listener.name)
             self.listeners.append(listener)
-
-    def check_effects(self, service: MetadataService) -> None:
-        """Every effect an endpoint declares it may return has a handler."""
-        for endpoint in service.endpoints:
-            for kind in getattr(endpoint, "effects", ()):
-                if kind not in self.effect_handlers:
-                    raise UnhandledEffect(
-                        f"{endpoint.name} may return {kind.__name__}, which no feature handles"
-                    )
-
-    def apply_effects(self, vm: VmSnapshot, effects: tuple[object, ...]) -> None:
-        for effect in effects:
-            handler = self.effect_handlers.get(type(effect))
-            if handler is None:
-                raise UnhandledEffect(f"no handler for effect {type(effect).__name__}")
-            handler(vm, effect)
 
     def follow_store(self, post: Callable[[Job], object]) -> None:
         """Hand the store's change feed to the features that follow a kind, through
@@ -287,9 +258,6 @@ def build_runtime(
         runtime.background.append(functools.partial(_prune_budgets, runtime.limiters))
         for feature in features:
             runtime.add(feature.name, feature.install(runtime))
-        runtime.check_effects(runtime.service())
-        for listener in runtime.listeners:
-            runtime.check_effects(listener.service)
         # The fleet holds the VMs now (in the store and as snapshots); the validated models
         # of a large VM file would otherwise stay in memory for the server's lifetime.
         runtime.config = config.model_copy(update={"vms": []})

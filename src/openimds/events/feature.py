@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from openimds.config import Config, ConfigError
-from openimds.core.scheduled_events_api import Approve, ScheduledEventsEndpoint
+from openimds.core.scheduled_events_api import ScheduledEventsEndpoint
 from openimds.events import records
 from openimds.events.admin import EventsAdmin
 from openimds.events.metrics import EventsCollector
@@ -16,16 +16,16 @@ PATH = "/metadata/scheduledevents"
 
 
 def install(runtime: Runtime) -> Plug:
-    """The endpoint, its effects, the 1-second advance, admin routes, metrics, and the
-    configured scenario (a bad scenario stops the start with a ConfigError)."""
+    """The endpoint (over the service, its LiveEvents), the 1-second advance, admin
+    routes, metrics, and the configured scenario (a bad scenario stops the start with a
+    ConfigError)."""
     settings = runtime.config.events
     fleet = runtime.fleet
     service = EventsService(runtime.store, settings, lambda: fleet.specs, clock=runtime.clock.now)
     _load_scenario(service)
     return Plug(
-        endpoints=[(PATH, ScheduledEventsEndpoint(service.book_at))],
+        endpoints=[(PATH, ScheduledEventsEndpoint(service))],
         admin=[EventsAdmin(service)],
-        effects={Approve: service.on_approve},
         jobs=[service.tick],
         collectors=[EventsCollector(service.metrics, lambda: service.book)],
         # Every change raises the book's version: one notification per change.

@@ -5,7 +5,8 @@ preview (`GET /vms/{name}/metadata`) and the attested document check
 The request is built as the listener builds it (`web.metadata.wire.core_request`, with
 `Metadata: true`) and answered by the same service, so the bytes are the listener's.
 Only the listener around the core is left out: no budget is taken, nothing is journaled,
-no fault rule or byte cache is consulted, and no effect is applied (a GET returns none).
+and no fault rule or byte cache is consulted. The endpoints' write ports run as for the
+listener (a GET of scheduled events writes the steps due, as the listener's would).
 """
 
 from __future__ import annotations

@@ -127,7 +127,9 @@ class IdentityAdmin:
           200:
             description: Each VM's managed identities, generated ids included.
         """
-        return JSONResponse({"vms": [_vm_view(n, ids) for n, ids in self.directory.all().items()]})
+        return JSONResponse(
+            {"vms": [_vm_view(n, ids) for n, ids in self.directory.assign_all().items()]}
+        )
 
     async def claims(self, request: Request) -> Response:
         """
@@ -165,7 +167,7 @@ class IdentityAdmin:
         resource = request.query_params.get("resource")
         if not resource:
             raise ClaimsQueryError("resource: required, e.g. https://management.azure.com/")
-        ids = self.directory.identities(vm)
+        ids = self.directory.assign_ids(vm)
         if ids is None or not ids.all:
             return JSONResponse({"tenantId": None, "identities": []})
         now = self.clock()

@@ -463,10 +463,7 @@ class MetadataProtocol(asyncio.Protocol):
 
     def _run_core(self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot) -> Response:
         try:
-            response = self.server.service.dispatch(request, endpoint, vm, self.server.clock())
-            if response.effects and self.server.effects is not None:
-                self.server.effects(vm, response.effects)
-            return response
+            return self.server.service.dispatch(request, endpoint, vm, self.server.clock())
         except ImdsError as error:
             return error_response(error)
         except StoreError:

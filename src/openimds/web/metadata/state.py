@@ -55,9 +55,6 @@ class ConnectionLimits:
     max_per_source: int = MAX_PER_SOURCE
 
 
-EffectsSink = Callable[[VmSnapshot, tuple[object, ...]], None]
-
-
 class VmCache:
     __slots__ = ("entries", "revision")
 
@@ -78,7 +75,6 @@ class MetadataServer:
         server_header: str,
         access_log: AccessLog,
         metrics: RequestMetrics,
-        effects: EffectsSink | None = None,
         limits: ConnectionLimits = ConnectionLimits(),
         hooks: Sequence[RequestHook] = (),
         byte_cache: bool = True,
@@ -100,7 +96,6 @@ class MetadataServer:
         self.any_limit = any(lim.enabled for lim in limiters.values())
         self.access_log = access_log
         self.metrics = metrics
-        self.effects = effects
         # Only hooks that are on are called; the list is updated in place when a hook's
         # switch flips, so the listener's test stays `if server.hooks`.
         self.registered_hooks = tuple(hooks)
