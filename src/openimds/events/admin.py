@@ -30,7 +30,7 @@ from openimds.core.scheduled_events import (
     Trigger,
     UnknownEvent,
 )
-from openimds.events.drills import DRILLS, UnknownDrill, drill_request
+from openimds.events.drills import DRILLS, drill_request
 from openimds.events.schedule import ScheduleError, validate_request
 from openimds.events.service import EventsService
 from openimds.web.admin_app import json_body
@@ -84,14 +84,9 @@ class EventsAdmin:
         return []
 
     def errors(self) -> Mapping[type[Exception], int]:
-        """Operator mistakes become 4xx with a sentence (store failures: the app's 503)."""
-        return {
-            ScheduleError: 400,
-            UnknownDrill: 404,
-            UnknownEvent: 404,
-            InvalidTransition: 409,
-            DuplicateEvent: 409,
-        }
+        """The core's refusals of an operator's command, as 4xx with a sentence (the
+        shell's own are AdminErrors; store failures: the app's 503)."""
+        return {UnknownEvent: 404, InvalidTransition: 409, DuplicateEvent: 409}
 
     def routes(self) -> list[BaseRoute]:
         service = self.service

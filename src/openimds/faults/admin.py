@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openimds.core.faults import spent
-from openimds.faults.service import FaultError, FaultsService, LiveRule, UnknownFault, parse_spec
+from openimds.faults.service import FaultError, FaultsService, LiveRule, parse_spec
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -63,7 +63,7 @@ class FaultsAdmin:
         return []
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {FaultError: 400, UnknownFault: 404}
+        return {}
 
     def routes(self) -> list[BaseRoute]:
         service = self.service

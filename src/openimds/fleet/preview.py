@@ -21,6 +21,7 @@ from openimds.core.inventory import VmSnapshot
 from openimds.core.service import MetadataService
 from openimds.core.versions import LATEST
 from openimds.fleet.inventory import Fleet
+from openimds.web.admin_errors import AdminError
 from openimds.web.metadata.wire import core_request
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ TOKEN = ("metadata", "identity", "oauth2", "token")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
-class PreviewRefused(ValueError):
+class PreviewRefused(AdminError, ValueError):
     """A preview that is not given: not a metadata path, or a token (never shown)."""
 
 

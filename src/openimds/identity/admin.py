@@ -24,15 +24,15 @@ from openimds.core.identity_api import VmIdentities
 from openimds.core.tokens import Issuer, ManagedIdentity
 from openimds.crypto.jwt_tokens import discovery_document
 from openimds.crypto.signing_keys import KeyRing, generate
-from openimds.fleet.inventory import UnknownVm
 from openimds.identity.directory import StoreDirectory
 from openimds.identity.sources_admin import SourcesAdmin
+from openimds.web.admin_errors import AdminError
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/discovery/keys"
 
 
-class ClaimsQueryError(ValueError):
+class ClaimsQueryError(AdminError, ValueError):
     """A claims request without what it needs; the message names the parameter."""
 
 
@@ -63,7 +63,7 @@ class IdentityAdmin:
         return [DISCOVERY, "/{tenant}" + DISCOVERY, JWKS]
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {ClaimsQueryError: 400, UnknownVm: 404}
+        return {}
 
     async def discovery(self, request: Request) -> Response:
         """

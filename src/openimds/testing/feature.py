@@ -16,9 +16,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openimds.runtime import Clock, Plug, Runtime
+from openimds.web.admin_errors import AdminError
 
 
-class ClockError(ValueError):
+class ClockError(AdminError, ValueError):
     """A clock change that cannot be made, worded for the caller."""
 
 
@@ -34,7 +35,7 @@ class ClockAdmin:
         return []
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {ClockError: 400}
+        return {}
 
     def routes(self) -> list[BaseRoute]:
         clock = self.clock
