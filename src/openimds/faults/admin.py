@@ -66,65 +66,63 @@ class FaultsAdmin:
         return {}
 
     def routes(self) -> list[BaseRoute]:
-        service = self.service
-
-        async def list_rules(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: The fault rules in the order they apply, with their hits.
-            """
-            now = service.clock()
-            return JSONResponse({"rules": [view(live, now) for live in service.rules]})
-
-        async def add(request: Request) -> Response:
-            """
-            responses:
-              201:
-                description: The rule added.
-              400:
-                description: The rule is not valid (the error says why).
-            """
-            live = service.add(parse_spec(await _body(request)))
-            return JSONResponse({"rule": view(live, service.clock())}, status_code=201)
-
-        async def clear(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: How many rules were removed.
-            """
-            return JSONResponse({"removed": service.clear()})
-
-        async def remove(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: The rule removed.
-              404:
-                description: No rule has this id.
-            """
-            live = service.remove(request.path_params["rule_id"])
-            return JSONResponse({"rule": view(live, service.clock())})
-
-        async def boot(request: Request) -> Response:
-            """
-            responses:
-              201:
-                description: The boot window's rule (every call gets 410 until it ends).
-              400:
-                description: seconds is missing or not a positive number.
-            """
-            seconds = (await _body(request)).get("seconds")
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-                raise FaultError("seconds: give the boot window's length, a positive number")
-            live = service.boot(float(seconds))
-            return JSONResponse({"rule": view(live, service.clock())}, status_code=201)
-
         return [
-            Route("/faults", list_rules, methods=["GET"]),
-            Route("/faults", add, methods=["POST"]),
-            Route("/faults", clear, methods=["DELETE"]),
-            Route("/faults/boot", boot, methods=["POST"]),
-            Route("/faults/{rule_id}", remove, methods=["DELETE"]),
+            Route("/faults", self.list_rules, methods=["GET"]),
+            Route("/faults", self.add, methods=["POST"]),
+            Route("/faults", self.clear, methods=["DELETE"]),
+            Route("/faults/boot", self.boot, methods=["POST"]),
+            Route("/faults/{rule_id}", self.remove, methods=["DELETE"]),
         ]
+
+    async def list_rules(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: The fault rules in the order they apply, with their hits.
+        """
+        now = self.service.clock()
+        return JSONResponse({"rules": [view(live, now) for live in self.service.rules]})
+
+    async def add(self, request: Request) -> Response:
+        """
+        responses:
+          201:
+            description: The rule added.
+          400:
+            description: The rule is not valid (the error says why).
+        """
+        live = self.service.add(parse_spec(await _body(request)))
+        return JSONResponse({"rule": view(live, self.service.clock())}, status_code=201)
+
+    async def clear(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: How many rules were removed.
+        """
+        return JSONResponse({"removed": self.service.clear()})
+
+    async def remove(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: The rule removed.
+          404:
+            description: No rule has this id.
+        """
+        live = self.service.remove(request.path_params["rule_id"])
+        return JSONResponse({"rule": view(live, self.service.clock())})
+
+    async def boot(self, request: Request) -> Response:
+        """
+        responses:
+          201:
+            description: The boot window's rule (every call gets 410 until it ends).
+          400:
+            description: seconds is missing or not a positive number.
+        """
+        seconds = (await _body(request)).get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise FaultError("seconds: give the boot window's length, a positive number")
+        live = self.service.boot(float(seconds))
+        return JSONResponse({"rule": view(live, self.service.clock())}, status_code=201)

@@ -38,37 +38,35 @@ class ClockAdmin:
         return {}
 
     def routes(self) -> list[BaseRoute]:
-        clock = self.clock
-
-        def state() -> JSONResponse:
-            return JSONResponse({"now": clock.now(), "offset": clock.offset})
-
-        async def show(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: The server's time and how far it is ahead of wall time.
-            """
-            return state()
-
-        async def advance(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: The clock after the move.
-              400:
-                description: seconds is missing, not a number, or negative.
-            """
-            try:
-                seconds = json.loads(await request.body()).get("seconds")
-            except (ValueError, AttributeError):
-                raise ClockError('expected {"seconds": N}') from None
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-                raise ClockError("seconds: a number of seconds to move forward, 0 or more")
-            clock.advance(float(seconds))
-            return state()
-
         return [
-            Route("/clock", show, methods=["GET"]),
-            Route("/clock/advance", advance, methods=["POST"]),
+            Route("/clock", self.show, methods=["GET"]),
+            Route("/clock/advance", self.advance, methods=["POST"]),
         ]
+
+    async def show(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: The server's time and how far it is ahead of wall time.
+        """
+        return self._state()
+
+    async def advance(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: The clock after the move.
+          400:
+            description: seconds is missing, not a number, or negative.
+        """
+        try:
+            seconds = json.loads(await request.body()).get("seconds")
+        except (ValueError, AttributeError):
+            raise ClockError('expected {"seconds": N}') from None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ClockError("seconds: a number of seconds to move forward, 0 or more")
+        self.clock.advance(float(seconds))
+        return self._state()
+
+    def _state(self) -> JSONResponse:
+        return JSONResponse({"now": self.clock.now(), "offset": self.clock.offset})
