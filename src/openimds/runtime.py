@@ -2,10 +2,9 @@
 inventory (inventory/) and the features its caller passes (`features.ALL` for a server).
 
 Each feature's `install(runtime)` returns a `Plug`: what it adds to the server (metadata
-endpoints, admin routes, budgets, effect handlers, tick jobs, request hooks, collectors).
+endpoints, admin routes, budgets, tick jobs, request hooks, collectors).
 `build_runtime` merges the plugs and checks them before any socket opens: a path taken
-twice, a listener name taken twice, or an effect some endpoint may return that no feature
-handles, stops the start.
+twice or a listener name taken twice stops the start.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from openimds.config import Config, ConfigError
 from openimds.config.admin_token import server_token
@@ -27,7 +26,6 @@ from openimds.core.dispatch import Dispatcher
 from openimds.core.endpoint import Endpoint
 from openimds.core.signed_caller import ProxyTrust
 from openimds.core.throttle import RateLimiter
-from openimds.core.vm import VmSnapshot
 from openimds.inventory import records
 from openimds.inventory.live import LiveInventory
 from openimds.inventory.proxy import load_trust
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("openimds")
 
-EffectHandler = Callable[[VmSnapshot, Any], None]
 Job = Callable[[], None]
 # Work for once the listeners are up, a step at a time: each `next` a few milliseconds.
 Warmup = Callable[[], Iterator[None]]
@@ -88,10 +85,6 @@ class Feature(Protocol):
     def check(self, config: Config) -> None: ...
 
 
-class UnhandledEffect(Exception):
-    """An endpoint returned an effect no feature handles: a bug, never silently dropped."""
-
-
 @dataclass(frozen=True)
 class Listener:
     """A listener a feature adds beside the metadata one: a token source (Azure Arc, App
@@ -114,8 +107,6 @@ class Plug:
     admin: Sequence[AdminRoutes] = ()
     # Route name -> its own budget; routes not listed share the general "imds" budget.
     budgets: Mapping[str, RateLimiter] = field(default_factory=dict)
-    # Effect type -> the handler that persists it, before the answer is written.
-    effects: Mapping[type, EffectHandler] = field(default_factory=dict)
     jobs: Sequence[Job] = ()  # run once a second on the event loop
     hooks: Sequence[RequestHook] = ()  # run on the metadata listener before its byte cache
     collectors: Sequence[Collector] = ()  # Prometheus collectors for the admin /metrics
@@ -147,7 +138,6 @@ class Runtime:
     endpoints: list[tuple[str, Endpoint]] = field(default_factory=list)
     admin: list[AdminRoutes] = field(default_factory=list)
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
-    effect_handlers: dict[type, EffectHandler] = field(default_factory=dict)
     background: list[Job] = field(default_factory=list)
     hooks: list[RequestHook] = field(default_factory=list)
     collectors: list[Collector] = field(default_factory=list)
@@ -178,10 +168,6 @@ class Runtime:
             self.endpoints.append((path, endpoint))
         self.admin.extend(plug.admin)
         self.limiters.update(plug.budgets)
-        for kind, handler in plug.effects.items():
-            if kind in self.effect_handlers:
-                raise RuntimeError(f"feature {feature}: effect {kind.__name__} handled twice")
-            self.effect_handlers[kind] = handler
         self.background.extend(plug.jobs)
         self.hooks.extend(plug.hooks)
         self.collectors.extend(plug.collectors)
@@ -197,22 +183,6 @@ class Runtime:
                 raise RuntimeError(f"feature {feature}: listener {listener.name} twice")
             names.add(listener.name)
             self.listeners.append(listener)
-
-    def check_effects(self, dispatcher: Dispatcher) -> None:
-        """Every effect an endpoint declares it may return has a handler."""
-        for endpoint in dispatcher.endpoints:
-            for kind in getattr(endpoint, "effects", ()):
-                if kind not in self.effect_handlers:
-                    raise UnhandledEffect(
-                        f"{endpoint.name} may return {kind.__name__}, which no feature handles"
-                    )
-
-    def apply_effects(self, vm: VmSnapshot, effects: tuple[object, ...]) -> None:
-        for effect in effects:
-            handler = self.effect_handlers.get(type(effect))
-            if handler is None:
-                raise UnhandledEffect(f"no handler for effect {type(effect).__name__}")
-            handler(vm, effect)
 
     def follow_store(self, post: Callable[[Job], object]) -> None:
         """Hand the store's change feed to the features that follow a kind, through
@@ -297,9 +267,6 @@ def build_runtime(
         runtime.follows[records.KIND] = stored.follow  # other nodes' VM changes
         for feature in features:
             runtime.add(feature.name, feature.install(runtime))
-        runtime.check_effects(runtime.dispatcher())
-        for listener in runtime.listeners:
-            runtime.check_effects(listener.dispatcher)
         # The inventory holds the VMs now (in the store and as snapshots); the validated models
         # of a large VM file would otherwise stay in memory for the server's lifetime.
         runtime.config = config.model_copy(update={"vms": []})

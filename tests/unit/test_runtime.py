@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
@@ -18,45 +17,29 @@ from openimds.core.http import Request, Response
 from openimds.core.throttle import RateLimiter
 from openimds.core.vm import VmSnapshot
 from openimds.features import ALL, Feature
-from openimds.runtime import Listener, Plug, Runtime, UnhandledEffect, build_runtime
+from openimds.runtime import Listener, Plug, Runtime, build_runtime
 
 FLEET = next(f for f in ALL if f.name == "fleet")
 
 
-@dataclass(frozen=True)
-class Ping:
-    """An effect of the test endpoint."""
-
-    vm: str
-
-
 class PingEndpoint(BaseEndpoint):
     name: ClassVar[str] = "ping"
-    effects: ClassVar[tuple[type, ...]] = (Ping,)
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
-        return Response(200, b"pong", effects=(Ping(vm.id),))
-
-
-HANDLED: list[Ping] = []
+        return Response(200, b"pong")
 
 
 def _warm_up() -> Iterator[None]:
     yield
 
 
-def _with_handler(runtime: Runtime) -> Plug:
+def _with_endpoint(runtime: Runtime) -> Plug:
     return Plug(
         endpoints=[("/metadata/ping", PingEndpoint())],
-        effects={Ping: lambda vm, effect: HANDLED.append(effect)},
         budgets={"ping": RateLimiter(1)},
         jobs=[lambda: None],
         warmups=[_warm_up],
     )
-
-
-def _without_handler(runtime: Runtime) -> Plug:
-    return Plug(endpoints=[("/metadata/ping", PingEndpoint())])
 
 
 def _same_path(runtime: Runtime) -> Plug:
@@ -64,7 +47,7 @@ def _same_path(runtime: Runtime) -> Plug:
 
 
 def _listener(runtime: Runtime) -> Plug:
-    """An extra listener whose endpoint returns an effect no feature handles."""
+    """An extra listener with its own endpoint."""
     dispatcher = Dispatcher([("/ping", PingEndpoint())], metadata_header=False)
     address = ListenAddress("127.0.0.1", 0)
     return Plug(listeners=[Listener("pinger", address, dispatcher, runtime.inventory)])
@@ -75,8 +58,7 @@ def fake_features() -> Iterator[dict[str, Feature]]:
     """Three throwaway feature packages, importable by name as real ones are."""
     made: dict[str, Feature] = {}
     for name, install in [
-        ("handled", _with_handler),
-        ("unhandled", _without_handler),
+        ("handled", _with_endpoint),
         ("clash", _same_path),
         ("listener", _listener),
     ]:
@@ -109,24 +91,7 @@ def test_a_plug_is_merged_into_the_runtime(fake_features: dict[str, Feature]) ->
         response = runtime.dispatcher().handle(
             Request("GET", "/metadata/ping", headers=(("metadata", "true"),)), vm, 0.0
         )
-        runtime.apply_effects(vm, response.effects)
-        assert HANDLED[-1] == Ping(vm.id)
-    finally:
-        runtime.close()
-
-
-def test_an_effect_no_feature_handles_stops_the_start(fake_features: dict[str, Feature]) -> None:
-    config = _config()
-    with pytest.raises(UnhandledEffect, match="ping may return Ping, which no feature handles"):
-        build_runtime(config, [fake_features["unhandled"]])
-
-
-def test_an_unknown_effect_is_an_error_not_a_silent_loss(fake_features: dict[str, Feature]) -> None:
-    runtime = build_runtime(_config(), [FLEET])
-    try:
-        vm = next(iter(runtime.inventory.vms.values()))
-        with pytest.raises(UnhandledEffect, match="no handler for effect Ping"):
-            runtime.apply_effects(vm, (Ping(vm.id),))
+        assert (response.status, response.body) == (200, b"pong")
     finally:
         runtime.close()
 
@@ -145,8 +110,6 @@ def test_extra_listeners_are_checked_like_the_metadata_one(
 ) -> None:
     config = _config()
     listener, handled = fake_features["listener"], fake_features["handled"]
-    with pytest.raises(UnhandledEffect, match="ping may return Ping"):
-        build_runtime(config, [listener])
     runtime = build_runtime(config, [handled, listener])
     try:
         assert [x.name for x in runtime.listeners] == ["pinger"]

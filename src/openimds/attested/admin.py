@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 from openimds.crypto.ca import CertificateAuthority, pem
 from openimds.crypto.verify import Examined, examine
 from openimds.fleet.preview import MetadataPreview
-from openimds.inventory.live import UnknownVm
+from openimds.web.admin_errors import AdminError
 
 INTERMEDIATE_PATH: Final[str] = "/attested/intermediate.crt"
 ROOT_PATH: Final[str] = "/attested/root.crt"
@@ -35,7 +35,7 @@ DOCUMENT_PATH: Final[str] = "/metadata/attested/document"
 _DER: Final = Encoding.DER
 
 
-class DocumentRefused(ValueError):
+class DocumentRefused(AdminError, ValueError):
     """The metadata service refused the document request (api-version, nonce)."""
 
 
@@ -56,7 +56,7 @@ class AttestedAdmin:
         return [INTERMEDIATE_PATH, ROOT_PATH]
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {DocumentRefused: 400, UnknownVm: 404}
+        return {}
 
     async def intermediate(self, request: Request) -> Response:
         """

@@ -23,11 +23,11 @@ from openimds.core.timestamps import parse_time
 
 
 def _certificates(config: Config) -> dict[str, Any]:
-    from openimds.cli.admin_client import AdminError, request
+    from openimds.cli.admin_client import AdminCallFailed, request
 
     try:
         data = request(config, "GET", "/attested/ca")
-    except AdminError as exc:
+    except AdminCallFailed as exc:
         click.echo(f"openimds: {exc}", err=True)
         sys.exit(1)
     if not isinstance(data, dict):

@@ -16,7 +16,7 @@ from openimds.config import Config
 from openimds.config.admin_token import NoAdminToken, client_token
 
 
-class AdminError(Exception):
+class AdminCallFailed(Exception):
     """A failed admin call, worded for the user; `status` is the API's answer (None when
     there was none), so a command can tell an unknown name from a failing server."""
 
@@ -35,32 +35,32 @@ def request(
     timeout: float = 10.0,
 ) -> Any:
     """Call the admin API (with any extra `headers`, e.g. preconditions); return the
-    decoded JSON body or raise AdminError."""
+    decoded JSON body or raise AdminCallFailed."""
     listen = config.admin.listen
     try:
         token = client_token(config)
         transport, base = _transport(config)
     except (NoAdminToken, UntrustedAdmin) as exc:
-        raise AdminError(str(exc)) from None
+        raise AdminCallFailed(str(exc)) from None
     sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
     try:
         with httpx.Client(transport=transport, timeout=timeout) as client:
             response = client.request(method, base + path, json=json, headers=sent)
     except httpx.HTTPError as exc:
-        raise AdminError(f"cannot reach the admin API at {listen}: {exc}") from exc
+        raise AdminCallFailed(f"cannot reach the admin API at {listen}: {exc}") from exc
     if response.status_code == 401:
-        raise AdminError(
+        raise AdminCallFailed(
             "the admin API refused the token: pass --token or set OPENIMDS_ADMIN_TOKEN to the "
             "server's admin token, or --state to the server's state store"
         )
     if response.status_code >= 400:
-        raise AdminError(f"{_error_text(response)} ({response.status_code})", response.status_code)
+        raise AdminCallFailed(f"{_error_text(response)} ({response.status_code})", response.status_code)
     if not response.content:
         return None
     try:
         return response.json()
     except ValueError as exc:  # something else listens there
-        raise AdminError(f"{listen} did not answer as the openimds admin API") from exc
+        raise AdminCallFailed(f"{listen} did not answer as the openimds admin API") from exc
 
 
 def _transport(config: Config) -> tuple[httpx.HTTPTransport, str]:

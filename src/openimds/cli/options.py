@@ -102,11 +102,11 @@ def admin_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def admin_call(admin: AdminTarget, method: str, path: str, body: Any = None) -> Any:
     """One admin API call on behalf of a command; its decoded JSON answer."""
-    from openimds.cli.admin_client import AdminError, request
+    from openimds.cli.admin_client import AdminCallFailed, request
 
     config = admin.config()
     try:
         return request(config, method, path, json=body)
-    except AdminError as exc:
+    except AdminCallFailed as exc:
         click.echo(f"openimds: {exc}", err=True)
         sys.exit(1)

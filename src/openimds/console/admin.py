@@ -34,51 +34,52 @@ class ConsoleAdmin:
         return {}
 
     def routes(self) -> list[BaseRoute]:
+        return [
+            Route(PREFIX, self.home, methods=["GET"], include_in_schema=False),
+            Mount(PREFIX, routes=self._console_routes()),
+        ]
+
+    def _console_routes(self) -> list[BaseRoute]:
         door, pages, streams = self.door, self.pages, self.streams
         guarded = door.guarded
-
-        async def home(request: Request) -> Response:
-            return RedirectResponse(f"{PREFIX}/fleet", status_code=303)
-
-        async def series(visit: Visit) -> Response:
-            return JSONResponse(await visit.api.get("/metrics/series"))
-
-        def get(path: str, endpoint: Endpoint) -> Route:
-            return Route(path, endpoint, methods=["GET"], include_in_schema=False)
-
-        def post(path: str, endpoint: Endpoint) -> Route:
-            return Route(path, endpoint, methods=["POST"], include_in_schema=False)
-
         return [
-            Route(PREFIX, home, methods=["GET"], include_in_schema=False),
-            Mount(
-                PREFIX,
-                routes=[
-                    get("/", home),
-                    get("/login", door.login_form),
-                    post("/login", door.login),
-                    post("/logout", door.logout),
-                    Mount("/static", StaticFiles(packages=[("openimds.console", "static")])),
-                    get("/fleet", guarded(pages.fleet)),
-                    get("/fleet/rows", guarded(pages.fleet_rows)),
-                    get("/vms/{name}", guarded(pages.vm)),
-                    get("/vms/{name}/instance", guarded(pages.vm_instance)),
-                    get("/live", guarded(pages.live)),
-                    get("/live/stream", guarded(streams.requests)),
-                    get("/series.json", guarded(series)),
-                    get("/series/stream", guarded(streams.series)),
-                    get("/events", guarded(pages.events)),
-                    get("/events/stream", guarded(streams.timeline)),
-                    post("/events", guarded(pages.schedule)),
-                    post("/events/drill", guarded(pages.drill)),
-                    post("/events/{event_id}/{action}", guarded(pages.event_action)),
-                    get("/keys", guarded(pages.keys)),
-                    post("/keys/rotate", guarded(pages.rotate)),
-                    get("/ca.pem", guarded(pages.ca_bundle)),
-                    get("/faults", guarded(pages.faults)),
-                    post("/faults", guarded(pages.add_fault)),
-                    post("/faults/clear", guarded(pages.clear_faults)),
-                    post("/faults/{rule_id}/delete", guarded(pages.remove_fault)),
-                ],
-            ),
+            _get("/", self.home),
+            _get("/login", door.login_form),
+            _post("/login", door.login),
+            _post("/logout", door.logout),
+            Mount("/static", StaticFiles(packages=[("openimds.console", "static")])),
+            _get("/fleet", guarded(pages.fleet)),
+            _get("/fleet/rows", guarded(pages.fleet_rows)),
+            _get("/vms/{name}", guarded(pages.vm)),
+            _get("/vms/{name}/instance", guarded(pages.vm_instance)),
+            _get("/live", guarded(pages.live)),
+            _get("/live/stream", guarded(streams.requests)),
+            _get("/series.json", guarded(self.series)),
+            _get("/series/stream", guarded(streams.series)),
+            _get("/events", guarded(pages.events)),
+            _get("/events/stream", guarded(streams.timeline)),
+            _post("/events", guarded(pages.schedule)),
+            _post("/events/drill", guarded(pages.drill)),
+            _post("/events/{event_id}/{action}", guarded(pages.event_action)),
+            _get("/keys", guarded(pages.keys)),
+            _post("/keys/rotate", guarded(pages.rotate)),
+            _get("/ca.pem", guarded(pages.ca_bundle)),
+            _get("/faults", guarded(pages.faults)),
+            _post("/faults", guarded(pages.add_fault)),
+            _post("/faults/clear", guarded(pages.clear_faults)),
+            _post("/faults/{rule_id}/delete", guarded(pages.remove_fault)),
         ]
+
+    async def home(self, request: Request) -> Response:
+        return RedirectResponse(f"{PREFIX}/fleet", status_code=303)
+
+    async def series(self, visit: Visit) -> Response:
+        return JSONResponse(await visit.api.get("/metrics/series"))
+
+
+def _get(path: str, endpoint: Endpoint) -> Route:
+    return Route(path, endpoint, methods=["GET"], include_in_schema=False)
+
+
+def _post(path: str, endpoint: Endpoint) -> Route:
+    return Route(path, endpoint, methods=["POST"], include_in_schema=False)

@@ -17,9 +17,6 @@ class Endpoint(Protocol):
     methods: ClassVar[tuple[str, ...]]
     subpaths: ClassVar[bool]
     name: ClassVar[str]
-    # The effect types `handle` may return in `Response.effects`; the server checks at
-    # start that a feature handles each of them.
-    effects: ClassVar[tuple[type, ...]]
 
     def own_error(self, error: ImdsError) -> ImdsError:
         """An error of the shared rules (missing header, X-Forwarded-For, duplicate
@@ -35,7 +32,6 @@ class BaseEndpoint:
     methods: ClassVar[tuple[str, ...]] = ("GET",)
     subpaths: ClassVar[bool] = False
     name: ClassVar[str] = "unknown"
-    effects: ClassVar[tuple[type, ...]] = ()
 
     def own_error(self, error: ImdsError) -> ImdsError:
         return error

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote
 
@@ -49,7 +49,6 @@ class Response:
     content_type: str = JSON
     headers: tuple[tuple[str, str], ...] = ()
     cacheable: bool = False
-    effects: tuple[object, ...] = field(default=())
     # For a cacheable answer that depends on the time as well (a token's countdown): the
     # epoch second from which the bytes are stale. None: valid for the whole VM revision.
     valid_until: float | None = None

@@ -1,16 +1,15 @@
 """GET and POST /metadata/scheduledevents (docs/scheduled-events.md).
 
-The endpoint reads the live events through an injected port (`book_at(now)`: the shell's
-state, advanced to `now`) and never writes: an approval comes back as an `Approve` effect,
-which the shell persists before the 200 is sent.
+The endpoint works on the live events through an injected port, `BookKeeper`, whose
+methods say whether they read or write (docs/architecture.md, "Ports"): it first has the
+steps due at `now` written (`advance`), then reads the book (`book_at`); a POST writes its
+approval (`approve`), durable before the 200 is sent.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Protocol
 
 from openimds.core.endpoint import BaseEndpoint, require_version
 from openimds.core.errors import AKA, BadRequest, InvalidApiVersion
@@ -69,15 +68,6 @@ class UnknownEventId(BadRequest):
             f"Bad request. EventId '{event_id}' is not a scheduled event of this virtual "
             f"machine; nothing was approved. {AKA}"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Approve:
-    """Effect: `vm` approved these events at `at`."""
-
-    vm: str
-    event_ids: tuple[str, ...]
-    at: float
 
 
 def events_version(api_version: str) -> str:
@@ -145,16 +135,32 @@ def parse_start_requests(body: bytes) -> tuple[str, ...]:
     return tuple(ids)
 
 
-BookPort = Callable[[float], EventBook]
+class BookKeeper(Protocol):
+    """The shell's live events. `book_at` is a read and never writes; `advance` and
+    `approve` are the writes, in the store before they return."""
+
+    def book_at(self, now: float) -> EventBook:
+        """Read: the book as of `now`. Due steps the store has not taken yet (it refused
+        the write) are shown as they follow from `now`, not written."""
+        ...
+
+    def advance(self, now: float) -> None:
+        """Write: the time-driven steps due at `now`. Cheap when nothing is due; a store
+        that refuses the write leaves them to the next call (`book_at` still shows them)."""
+        ...
+
+    def approve(self, vm: str, event_ids: tuple[str, ...], at: float) -> None:
+        """Write: `vm` approved these events at `at`. UnknownEvent if one is gone (another
+        node removed it since the book was read)."""
+        ...
 
 
 class ScheduledEventsEndpoint(BaseEndpoint):
     name: ClassVar[str] = "scheduledevents"
     methods: ClassVar[tuple[str, ...]] = ("GET", "POST")
-    effects: ClassVar[tuple[type, ...]] = (Approve,)
 
-    def __init__(self, book_at: BookPort) -> None:
-        self._book_at = book_at
+    def __init__(self, events: BookKeeper) -> None:
+        self._events = events
         # (VM, version) -> the book a body was rendered from, and the body. A book is
         # replaced whole on every change, so identity says whether the body is current.
         self._rendered: dict[tuple[str, str], tuple[EventBook, bytes]] = {}
@@ -164,7 +170,8 @@ class ScheduledEventsEndpoint(BaseEndpoint):
             request, SCHEDULED_EVENTS_VERSIONS[0], _ACCEPTED, InvalidScheduledEventsVersion
         )
         parse_format(request.param("format"), allow_text=False)
-        book = self._book_at(now)
+        self._events.advance(now)
+        book = self._events.book_at(now)
         if request.method == "POST":
             return self._approve(request, vm, book, now)
         # Time-dependent (NotBefore passes, events end): never cached by the listener.
@@ -184,7 +191,8 @@ class ScheduledEventsEndpoint(BaseEndpoint):
     def _approve(self, request: Request, vm: VmSnapshot, book: EventBook, now: float) -> Response:
         try:
             resolved = visible_ids(book, vm.id, parse_start_requests(request.body))
+            self._events.approve(vm.id, resolved, now)
         except UnknownEvent as exc:
             raise UnknownEventId(exc.event_id) from None
         # Azure does not document the POST's response body; an empty 200 is what handlers check.
-        return Response(200, b"", effects=(Approve(vm.id, resolved, now),))
+        return Response(200, b"")

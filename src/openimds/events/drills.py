@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openimds.core.scheduled_events import EventSource, EventType
+from openimds.web.admin_errors import AdminError
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,9 @@ DRILLS: dict[str, Drill] = {
 }
 
 
-class UnknownDrill(LookupError):
+class UnknownDrill(AdminError, LookupError):
+    status = 404
+
     def __init__(self, name: str) -> None:
         super().__init__(f"no drill is named {name!r}; drills: {', '.join(DRILLS)}")
 

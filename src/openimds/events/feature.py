@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from openimds.config import Config, ConfigError
-from openimds.core.scheduled_events_api import Approve, ScheduledEventsEndpoint
+from openimds.core.scheduled_events_api import ScheduledEventsEndpoint
 from openimds.events import records
 from openimds.events.admin import EventsAdmin
 from openimds.events.live import LiveEvents
@@ -16,8 +16,9 @@ PATH = "/metadata/scheduledevents"
 
 
 def install(runtime: Runtime) -> Plug:
-    """The endpoint, its effects, the 1-second advance, admin routes, metrics, and the
-    configured scenario (a bad scenario stops the start with a ConfigError)."""
+    """The endpoint (over the service, its LiveEvents), the 1-second advance, admin
+    routes, metrics, and the configured scenario (a bad scenario stops the start with a
+    ConfigError)."""
     settings = runtime.config.events
     inventory = runtime.inventory
     live_events = LiveEvents(
@@ -25,9 +26,8 @@ def install(runtime: Runtime) -> Plug:
     )
     _load_scenario(live_events)
     return Plug(
-        endpoints=[(PATH, ScheduledEventsEndpoint(live_events.book_at))],
+        endpoints=[(PATH, ScheduledEventsEndpoint(live_events))],
         admin=[EventsAdmin(live_events)],
-        effects={Approve: live_events.on_approve},
         jobs=[live_events.tick],
         collectors=[EventsCollector(live_events.metrics, lambda: live_events.book)],
         # Every change raises the book's version: one notification per change.

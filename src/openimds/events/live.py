@@ -20,6 +20,7 @@ and the change feed share it), so there is no lock.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,20 +31,16 @@ import yaml
 
 from openimds.config.model import EventsSettings
 from openimds.config.vm_model import VmSpec
+from openimds.core import scheduled_events
 from openimds.core.scheduled_events import (
     Event,
     EventBook,
     Result,
     Trigger,
-    UnknownEvent,
-    advance,
-    approve,
     command,
     next_due,
     post,
 )
-from openimds.core.scheduled_events_api import Approve, UnknownEventId
-from openimds.core.vm import VmSnapshot
 from openimds.events import records
 from openimds.events.metrics import EventMetrics
 from openimds.events.schedule import (
@@ -83,37 +80,39 @@ class LiveEvents:
         self.reload()
         self.started_at = clock()
 
-    # -- the metadata side --------------------------------------------------------------
+    # -- the metadata side: core.scheduled_events_api.LiveEvents -------------------------
     def book_at(self, now: float) -> EventBook:
-        """The port the endpoint reads: the state advanced to `now`. Most calls come
-        before anything is due and cost one comparison."""
+        """Read: the book as of `now`; never writes. Most calls come before anything is
+        due and cost one comparison. Steps the clock makes (Scheduled -> Started) follow
+        from `now` alone: while the store refuses `advance`'s write (it logs the outage
+        once) they are shown, and written by the first tick after it recovers."""
         if now >= self.due:
-            try:
-                self._update(lambda book: advance(book, now))
-            except StoreError:
-                # Steps the clock makes (Scheduled -> Started) follow from `now` alone: shown
-                # while the store refuses writes (it logs the outage once), written by the
-                # first tick after it recovers.
-                return advance(self.book, now).book
+            return scheduled_events.advance(self.book, now).book
         return self.book
 
-    def tick(self) -> None:
-        self.book_at(self.clock())
+    def advance(self, now: float) -> None:
+        """Write the time-driven steps due at `now` (the endpoint calls it before it
+        reads, the tick once a second); nothing to do, and no write, before then."""
+        if now >= self.due:
+            # On a refused write the steps are shown by book_at meanwhile; the store
+            # logged its outage once.
+            with contextlib.suppress(StoreError):
+                self._update(lambda book: scheduled_events.advance(book, now))
 
-    def on_approve(self, vm: VmSnapshot, effect: Approve) -> None:
-        """Persist an approval handed back by the endpoint, before its 200 is written.
-        After a reload an event may be gone (another node removed it): the POST then
+    def tick(self) -> None:
+        self.advance(self.clock())
+
+    def approve(self, vm: str, event_ids: tuple[str, ...], at: float) -> None:
+        """Write an approval the endpoint resolved, before its 200 is written. After a
+        reload an event may be gone (another node removed it): UnknownEvent, and the POST
         gets the unknown-EventId answer, as it would have a moment later."""
-        try:
-            self._update(lambda book: approve(book, effect.vm, effect.event_ids, effect.at))
-        except UnknownEvent as exc:
-            raise UnknownEventId(exc.event_id) from None
+        self._update(lambda book: scheduled_events.approve(book, vm, event_ids, at))
 
     def approve_for(self, vm: str, event_id: str) -> Event | None:
         """An operator's approval on `vm`'s behalf: counted exactly as the VM's own POST
         of a StartRequest would be (UnknownEvent if the VM does not see this event)."""
         now = self.clock()
-        self._update(lambda book: approve(book, vm, [event_id], now))
+        self._update(lambda book: scheduled_events.approve(book, vm, [event_id], now))
         return self.book.events.get(event_id)
 
     def follow(self, key: str) -> None:
@@ -144,7 +143,7 @@ class LiveEvents:
             raise ScheduleError("two events of the request have the same eventId")
 
         def post_all(book: EventBook) -> Result:
-            result = advance(book, now)
+            result = scheduled_events.advance(book, now)
             steps = list(result.steps)
             for event in events:
                 result = post(result.book, event, now)

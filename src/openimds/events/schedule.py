@@ -21,6 +21,7 @@ from openimds.config.report import explain, field_path
 from openimds.config.vm_model import VmSpec
 from openimds.core import timestamps
 from openimds.core.scheduled_events import Event, EventSource, EventType, Policy
+from openimds.web.admin_errors import AdminError
 
 TargetKind = Literal["vm", "scaleSet", "availabilitySet", "placementGroup", "tag"]
 TARGET_KINDS: tuple[TargetKind, ...] = (
@@ -58,7 +59,7 @@ DURATIONS: dict[EventType, int] = {
 }
 
 
-class ScheduleError(ValueError):
+class ScheduleError(AdminError, ValueError):
     """A request that cannot become an event, worded for the operator."""
 
 

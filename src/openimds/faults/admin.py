@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openimds.core.faults import spent
-from openimds.faults.rules import FaultError, FaultRules, LiveRule, UnknownFault, parse_spec
+from openimds.faults.rules import FaultError, FaultRules, LiveRule, parse_spec
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -63,68 +63,66 @@ class FaultsAdmin:
         return []
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {FaultError: 400, UnknownFault: 404}
+        return {}
 
     def routes(self) -> list[BaseRoute]:
-        fault_rules = self.fault_rules
-
-        async def list_rules(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: The fault rules in the order they apply, with their hits.
-            """
-            now = fault_rules.clock()
-            return JSONResponse({"rules": [view(live, now) for live in fault_rules.rules]})
-
-        async def add(request: Request) -> Response:
-            """
-            responses:
-              201:
-                description: The rule added.
-              400:
-                description: The rule is not valid (the error says why).
-            """
-            live = fault_rules.add(parse_spec(await _body(request)))
-            return JSONResponse({"rule": view(live, fault_rules.clock())}, status_code=201)
-
-        async def clear(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: How many rules were removed.
-            """
-            return JSONResponse({"removed": fault_rules.clear()})
-
-        async def remove(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: The rule removed.
-              404:
-                description: No rule has this id.
-            """
-            live = fault_rules.remove(request.path_params["rule_id"])
-            return JSONResponse({"rule": view(live, fault_rules.clock())})
-
-        async def boot(request: Request) -> Response:
-            """
-            responses:
-              201:
-                description: The boot window's rule (every call gets 410 until it ends).
-              400:
-                description: seconds is missing or not a positive number.
-            """
-            seconds = (await _body(request)).get("seconds")
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-                raise FaultError("seconds: give the boot window's length, a positive number")
-            live = fault_rules.boot(float(seconds))
-            return JSONResponse({"rule": view(live, fault_rules.clock())}, status_code=201)
-
         return [
-            Route("/faults", list_rules, methods=["GET"]),
-            Route("/faults", add, methods=["POST"]),
-            Route("/faults", clear, methods=["DELETE"]),
-            Route("/faults/boot", boot, methods=["POST"]),
-            Route("/faults/{rule_id}", remove, methods=["DELETE"]),
+            Route("/faults", self.list_rules, methods=["GET"]),
+            Route("/faults", self.add, methods=["POST"]),
+            Route("/faults", self.clear, methods=["DELETE"]),
+            Route("/faults/boot", self.boot, methods=["POST"]),
+            Route("/faults/{rule_id}", self.remove, methods=["DELETE"]),
         ]
+
+    async def list_rules(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: The fault rules in the order they apply, with their hits.
+        """
+        now = self.fault_rules.clock()
+        return JSONResponse({"rules": [view(live, now) for live in self.fault_rules.rules]})
+
+    async def add(self, request: Request) -> Response:
+        """
+        responses:
+          201:
+            description: The rule added.
+          400:
+            description: The rule is not valid (the error says why).
+        """
+        live = self.fault_rules.add(parse_spec(await _body(request)))
+        return JSONResponse({"rule": view(live, self.fault_rules.clock())}, status_code=201)
+
+    async def clear(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: How many rules were removed.
+        """
+        return JSONResponse({"removed": self.fault_rules.clear()})
+
+    async def remove(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: The rule removed.
+          404:
+            description: No rule has this id.
+        """
+        live = self.fault_rules.remove(request.path_params["rule_id"])
+        return JSONResponse({"rule": view(live, self.fault_rules.clock())})
+
+    async def boot(self, request: Request) -> Response:
+        """
+        responses:
+          201:
+            description: The boot window's rule (every call gets 410 until it ends).
+          400:
+            description: seconds is missing or not a positive number.
+        """
+        seconds = (await _body(request)).get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise FaultError("seconds: give the boot window's length, a positive number")
+        live = self.fault_rules.boot(float(seconds))
+        return JSONResponse({"rule": view(live, self.fault_rules.clock())}, status_code=201)

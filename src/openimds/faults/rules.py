@@ -20,16 +20,19 @@ from pydantic import ValidationError
 from openimds.config.faults_model import FaultSpec
 from openimds.config.report import explain, field_path
 from openimds.core.faults import FaultRule, act, matches, spent
+from openimds.web.admin_errors import AdminError
 from openimds.web.metadata.hooks import HookedRequest, HookSwitch, Takeover
 
 BOOT = "boot"
 
 
-class FaultError(ValueError):
+class FaultError(AdminError, ValueError):
     """A rule that cannot be added, worded for the operator."""
 
 
-class UnknownFault(LookupError):
+class UnknownFault(AdminError, LookupError):
+    status = 404
+
     def __init__(self, rule_id: str) -> None:
         super().__init__(f"no fault rule has the id {rule_id!r}")
 

@@ -31,22 +31,25 @@ from openimds.config.report import Sources, format_errors
 from openimds.config.vm_model import VmSpec
 from openimds.core.app import build_dispatcher
 from openimds.core.versions import GENERAL_VERSIONS, LATEST
-from openimds.fleet.catalog import RATE_WINDOW, Card, Catalog, QueryError, parse_query
-from openimds.fleet.preview import MetadataPreview, PreviewRefused, absent_fields
-from openimds.inventory.live import InventoryError, UnknownVm
+from openimds.fleet.catalog import RATE_WINDOW, Card, Catalog, parse_query
+from openimds.fleet.preview import MetadataPreview, absent_fields
+from openimds.inventory.live import UnknownVm
 from openimds.inventory.stored import StoredInventory
 from openimds.web.admin_app import json_body
+from openimds.web.admin_errors import AdminError
 from openimds.web.metadata.request_ring import RequestRing
 
 VM_KEYS = frozenset(VmSpec.model_fields)
 
 
-class VmInputError(ValueError):
+class VmInputError(AdminError, ValueError):
     """A request body that is not a valid VM (or list of VMs); worded like config errors."""
 
 
-class PreconditionFailed(ValueError):
+class PreconditionFailed(AdminError, ValueError):
     """If-Match / If-None-Match did not hold."""
+
+    status = 412
 
 
 class VmBatch(BaseModel):
@@ -106,14 +109,7 @@ class FleetAdmin:
         return []
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {
-            VmInputError: 400,
-            QueryError: 400,
-            PreviewRefused: 400,
-            UnknownVm: 404,
-            InventoryError: 409,
-            PreconditionFailed: 412,
-        }
+        return {}
 
     async def list_vms(self, request: Request) -> Response:
         """

@@ -19,13 +19,14 @@ from openimds.core.instance import Node
 from openimds.core.vm import VmSnapshot
 from openimds.inventory.live import LiveInventory
 from openimds.web.admin_app import whole_number
+from openimds.web.admin_errors import AdminError
 
 View = Literal["full", "summary"]
 VIEWS: Final[tuple[View, ...]] = ("full", "summary")
 RATE_WINDOW: Final[float] = 60.0  # seconds of the request journal a summary's rate counts
 
 
-class QueryError(ValueError):
+class QueryError(AdminError, ValueError):
     """A query parameter of GET /vms that cannot be used; the message names it."""
 
 

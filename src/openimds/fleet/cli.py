@@ -36,11 +36,11 @@ def _call(
 ) -> Any:
     """One admin API call; on a refusal, its message with `request body` (the server's
     name for what was sent) replaced by `origin`, the file it came from."""
-    from openimds.cli.admin_client import AdminError, request
+    from openimds.cli.admin_client import AdminCallFailed, request
 
     try:
         return request(admin.config(), method, path, json=body, headers=headers)
-    except AdminError as exc:
+    except AdminCallFailed as exc:
         _fail(str(exc) if origin is None else _in_file_words(str(exc), origin))
 
 
@@ -205,11 +205,11 @@ def export(names: tuple[str, ...], admin: AdminTarget, as_json: bool) -> None:
 
 def _view(admin: AdminTarget, name: str) -> dict[str, Any]:
     """The VM as the admin API shows it; an unknown name is the user's mistake (exit 2)."""
-    from openimds.cli.admin_client import AdminError, request
+    from openimds.cli.admin_client import AdminCallFailed, request
 
     try:
         view: dict[str, Any] = request(admin.config(), "GET", _path(name))
-    except AdminError as exc:
+    except AdminCallFailed as exc:
         if exc.status == 404:
             _fail(f"no VM named {name}", 2)
         _fail(str(exc))  # the server's or the connection's failure, as every vm command

@@ -5,7 +5,8 @@ preview (`GET /vms/{name}/metadata`) and the attested document check
 The request is built as the listener builds it (`web.metadata.wire.core_request`, with
 `Metadata: true`) and answered by the same dispatcher, so the bytes are the listener's.
 Only the listener around the core is left out: no budget is taken, nothing is journaled,
-no fault rule or byte cache is consulted, and no effect is applied (a GET returns none).
+and no fault rule or byte cache is consulted. The endpoints' write ports run as for the
+listener (a GET of scheduled events writes the steps due, as the listener's would).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from openimds.core.instance import absent
 from openimds.core.versions import LATEST
 from openimds.core.vm import VmSnapshot
 from openimds.inventory.live import LiveInventory
+from openimds.web.admin_errors import AdminError
 from openimds.web.metadata.wire import core_request
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ TOKEN = ("metadata", "identity", "oauth2", "token")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
-class PreviewRefused(ValueError):
+class PreviewRefused(AdminError, ValueError):
     """A preview that is not given: not a metadata path, or a token (never shown)."""
 
 

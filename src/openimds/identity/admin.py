@@ -26,13 +26,13 @@ from openimds.crypto.jwt_tokens import discovery_document
 from openimds.crypto.signing_keys import KeyRing, generate
 from openimds.identity.directory import StoreDirectory
 from openimds.identity.sources_admin import SourcesAdmin
-from openimds.inventory.live import UnknownVm
+from openimds.web.admin_errors import AdminError
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/discovery/keys"
 
 
-class ClaimsQueryError(ValueError):
+class ClaimsQueryError(AdminError, ValueError):
     """A claims request without what it needs; the message names the parameter."""
 
 
@@ -63,7 +63,7 @@ class IdentityAdmin:
         return [DISCOVERY, "/{tenant}" + DISCOVERY, JWKS]
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {ClaimsQueryError: 400, UnknownVm: 404}
+        return {}
 
     async def discovery(self, request: Request) -> Response:
         """
@@ -127,7 +127,9 @@ class IdentityAdmin:
           200:
             description: Each VM's managed identities, generated ids included.
         """
-        return JSONResponse({"vms": [_vm_view(n, ids) for n, ids in self.directory.all().items()]})
+        return JSONResponse(
+            {"vms": [_vm_view(n, ids) for n, ids in self.directory.assign_all().items()]}
+        )
 
     async def claims(self, request: Request) -> Response:
         """
@@ -165,7 +167,7 @@ class IdentityAdmin:
         resource = request.query_params.get("resource")
         if not resource:
             raise ClaimsQueryError("resource: required, e.g. https://management.azure.com/")
-        ids = self.directory.identities(vm)
+        ids = self.directory.assign_ids(vm)
         if ids is None or not ids.all:
             return JSONResponse({"tenantId": None, "identities": []})
         now = self.clock()

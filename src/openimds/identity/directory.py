@@ -135,7 +135,9 @@ class StoreDirectory:
             ids[key] = _checked(key, value)
         self._ids = ids
 
-    def identities(self, vm: VmSnapshot) -> VmIdentities | None:
+    def assign_ids(self, vm: VmSnapshot) -> VmIdentities | None:
+        """core.identity_api.IdentityDirectory's write: a VM's identities, writing the
+        ids it lacks (a VM the warm-up has not reached, or one added later)."""
         memo = self._memo.get(vm.id)
         if memo is not None and memo[0] == vm.revision:
             return memo[1]
@@ -147,23 +149,23 @@ class StoreDirectory:
         block = self.inventory.identities(vm.id)
         return None if block is None else self.resolve(vm, block, new_ids)
 
-    def all(self) -> dict[str, VmIdentities | None]:
-        """Every VM's identities (resolving, and so generating, what is missing)."""
+    def assign_all(self) -> dict[str, VmIdentities | None]:
+        """Write: every VM's identities, the ids missing generated and stored."""
         if self._warming is not None:  # the rest in one batch, not two writes per VM
             for _ in self._warming:
                 pass
-        return {name: self.identities(vm) for name, vm in self.inventory.vms.items()}
+        return {name: self.assign_ids(vm) for name, vm in self.inventory.vms.items()}
 
     def primary_tenant(self) -> str:
         """The tenant the root discovery document speaks for: the first VM's that has
         identities, else the default one."""
-        for ids in self.all().values():
+        for ids in self.assign_all().values():
             if ids is not None:
                 return ids.tenant_id
         return self.tenant
 
     def tenants(self) -> set[str]:
-        found = {ids.tenant_id for ids in self.all().values() if ids is not None}
+        found = {ids.tenant_id for ids in self.assign_all().values() if ids is not None}
         return found | {self.tenant}
 
     def resolve(

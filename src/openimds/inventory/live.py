@@ -24,16 +24,21 @@ from openimds.config.vm_model import VmSpec
 from openimds.core.caller import CallerResolver
 from openimds.core.vm import VmSnapshot
 from openimds.inventory import records
+from openimds.web.admin_errors import AdminError
 
 SPEC_CACHE = 256  # decoded models kept for the features that ask for them
 
 
-class InventoryError(ValueError):
+class InventoryError(AdminError, ValueError):
     """A change that would leave the inventory unservable; the message says why."""
 
+    status = 409
 
-class UnknownVm(LookupError):
+
+class UnknownVm(AdminError, LookupError):
     """No VM has this name (a 404 on every admin route that names one)."""
+
+    status = 404
 
     def __init__(self, name: str) -> None:
         super().__init__(name)

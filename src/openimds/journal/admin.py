@@ -26,13 +26,16 @@ from starlette.routing import BaseRoute, Route
 from openimds.inventory.live import LiveInventory
 from openimds.journal.query import JournalError, Query, parse_query, whole_number
 from openimds.journal.stream import follow, start_after
+from openimds.web.admin_errors import AdminError
 from openimds.web.metadata.request_ring import RequestRing
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Response]])
 
 
-class JournalOff(LookupError):
+class JournalOff(AdminError, LookupError):
     """The journal is read while journal.size is 0."""
+
+    status = 409
 
 
 # The OpenAPI parameters of the filters both GET routes take, put before each route's own.
@@ -65,7 +68,7 @@ class JournalAdmin:
         return []
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {JournalError: 400, JournalOff: 409}
+        return {}
 
     def reading(self, request: Request) -> tuple[RequestRing, Query]:
         """The journal and what the request asks of it, or why it cannot be read."""

@@ -10,13 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from openimds.web.admin_app import whole_number as admin_whole_number
+from openimds.web.admin_errors import AdminError
 from openimds.web.metadata.request_ring import Entry
 
 _CODE = re.compile(r"[0-9]{1,3}")
 _CLASS = re.compile(r"([1-5])xx", re.IGNORECASE)
 
 
-class JournalError(ValueError):
+class JournalError(AdminError, ValueError):
     """A journal query that cannot be answered, worded for the operator."""
 
 

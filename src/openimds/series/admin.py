@@ -14,9 +14,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openimds.series.sampler import SIZE, Sampler
+from openimds.web.admin_errors import AdminError
 
 
-class SeriesError(ValueError):
+class SeriesError(AdminError, ValueError):
     """A figures query that cannot be answered, worded for the caller."""
 
 
@@ -37,7 +38,7 @@ class SeriesAdmin:
         return []
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {SeriesError: 400}
+        return {}
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/metrics/series", self.series, methods=["GET"])]

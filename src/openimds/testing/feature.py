@@ -16,9 +16,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openimds.runtime import Clock, Plug, Runtime
+from openimds.web.admin_errors import AdminError
 
 
-class ClockError(ValueError):
+class ClockError(AdminError, ValueError):
     """A clock change that cannot be made, worded for the caller."""
 
 
@@ -34,40 +35,38 @@ class ClockAdmin:
         return []
 
     def errors(self) -> Mapping[type[Exception], int]:
-        return {ClockError: 400}
+        return {}
 
     def routes(self) -> list[BaseRoute]:
-        clock = self.clock
-
-        def state() -> JSONResponse:
-            return JSONResponse({"now": clock.now(), "offset": clock.offset})
-
-        async def show(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: The server's time and how far it is ahead of wall time.
-            """
-            return state()
-
-        async def advance(request: Request) -> Response:
-            """
-            responses:
-              200:
-                description: The clock after the move.
-              400:
-                description: seconds is missing, not a number, or negative.
-            """
-            try:
-                seconds = json.loads(await request.body()).get("seconds")
-            except (ValueError, AttributeError):
-                raise ClockError('expected {"seconds": N}') from None
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-                raise ClockError("seconds: a number of seconds to move forward, 0 or more")
-            clock.advance(float(seconds))
-            return state()
-
         return [
-            Route("/clock", show, methods=["GET"]),
-            Route("/clock/advance", advance, methods=["POST"]),
+            Route("/clock", self.show, methods=["GET"]),
+            Route("/clock/advance", self.advance, methods=["POST"]),
         ]
+
+    async def show(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: The server's time and how far it is ahead of wall time.
+        """
+        return self._state()
+
+    async def advance(self, request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: The clock after the move.
+          400:
+            description: seconds is missing, not a number, or negative.
+        """
+        try:
+            seconds = json.loads(await request.body()).get("seconds")
+        except (ValueError, AttributeError):
+            raise ClockError('expected {"seconds": N}') from None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ClockError("seconds: a number of seconds to move forward, 0 or more")
+        self.clock.advance(float(seconds))
+        return self._state()
+
+    def _state(self) -> JSONResponse:
+        return JSONResponse({"now": self.clock.now(), "offset": self.clock.offset})

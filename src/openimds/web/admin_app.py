@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openimds import __version__
 from openimds.store import StoreError
+from openimds.web.admin_errors import AdminError
 from openimds.web.login_guard import LoginGuard
 from openimds.web.metrics import MetricsCollector, RequestMetrics
 
@@ -42,7 +43,9 @@ _schemas = SchemaGenerator(
 class AdminRoutes(Protocol):
     """One feature's part of the admin API, in one style: its routes, the paths a client
     reaches without the token (Starlette path templates), and how its exceptions become
-    answers (exception type -> status; the body is `{"error": str(exc)}`)."""
+    answers: `errors()` maps exceptions of the core and crypto to a status (the body is
+    `{"error": str(exc)}`); the shell's own refusals are AdminError subclasses, each
+    carrying its status, and need no entry."""
 
     def routes(self) -> list[BaseRoute]: ...
 
@@ -51,7 +54,7 @@ class AdminRoutes(Protocol):
     def errors(self) -> Mapping[type[Exception], int]: ...
 
 
-class BadBody(ValueError):
+class BadBody(AdminError, ValueError):
     """A request body that is not JSON: a 400 on every admin route."""
 
 
@@ -157,9 +160,10 @@ class RequestLog:
 def error_handlers(
     features: Iterable[AdminRoutes],
 ) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
-    """The one exception map of the admin app: each feature's errors, and on every route
-    a store failure as 503 (the write did not happen; the caller may retry)."""
-    statuses: dict[type[Exception], int] = {StoreError: 503, BadBody: 400}
+    """The one exception map of the admin app: the shell's own refusals (AdminError, at
+    the status each carries), each feature's errors from the core and crypto, and on every
+    route a store failure as 503 (the write did not happen; the caller may retry)."""
+    statuses: dict[type[Exception], int] = {StoreError: 503}
     for feature in features:
         statuses.update(feature.errors())
 
@@ -170,7 +174,12 @@ def error_handlers(
 
         return handle
 
-    return {kind: handler_for(status) for kind, status in statuses.items()}
+    async def refused(request: Request, exc: Exception) -> Response:
+        status = exc.status if isinstance(exc, AdminError) else 400
+        return JSONResponse({"error": str(exc)}, status_code=status)
+
+    handlers = {kind: handler_for(status) for kind, status in statuses.items()}
+    return {AdminError: refused, **handlers}
 
 
 ERROR_SCHEMA: dict[str, Any] = {

@@ -71,7 +71,7 @@ def test_token_resource_id_is_the_instance_resource_id() -> None:
     )
     store = MemoryStore()
     directory = StoreDirectory(store, LiveInventory([spec]), "3f2d8c4e-6b1a-4e7f-9c3d-2a5b8e1f0c47")
-    identities = directory.all()["a"]
+    identities = directory.assign_all()["a"]
     assert identities is not None and identities.system is not None
     assert identities.system.resource_id == spec.instance.compute.resourceId != ""
 
@@ -89,7 +89,7 @@ def test_scale_set_token_uses_the_same_id_when_inputs_are_missing() -> None:
     directory = StoreDirectory(
         MemoryStore(), LiveInventory([spec]), "3f2d8c4e-6b1a-4e7f-9c3d-2a5b8e1f0c47"
     )
-    identities = directory.all()["pool_0"]
+    identities = directory.assign_all()["pool_0"]
     assert identities is not None and identities.system is not None
     assert identities.system.resource_id.endswith("/virtualMachineScaleSets/pool/virtualMachines/0")
 

@@ -9,9 +9,8 @@ import pytest
 
 from openimds.core.app import build_dispatcher
 from openimds.core.http import Request, Response
-from openimds.core.scheduled_events import EventBook, EventType, advance, command
+from openimds.core.scheduled_events import EventBook, EventType, UnknownEvent, advance, command
 from openimds.core.scheduled_events_api import (
-    Approve,
     ScheduledEventsEndpoint,
     document,
     events_version,
@@ -94,16 +93,25 @@ VM_A = bare_vm("vm-a")
 
 
 class Harness:
+    """The endpoint over a LiveEvents that keeps the book in memory and notes each call."""
+
     def __init__(self, book: EventBook) -> None:
         self.book = book
-        self.asked: list[float] = []
-        endpoint = ScheduledEventsEndpoint(self.book_at)
+        self.calls: list[tuple[str, float]] = []
+        self.approvals: list[tuple[str, tuple[str, ...], float]] = []
+        endpoint = ScheduledEventsEndpoint(self)
         self.dispatcher = build_dispatcher([("/metadata/scheduledevents", endpoint)])
 
     def book_at(self, now: float) -> EventBook:
-        self.asked.append(now)
+        self.calls.append(("book_at", now))
+        return advance(self.book, now).book
+
+    def advance(self, now: float) -> None:
+        self.calls.append(("advance", now))
         self.book = advance(self.book, now).book
-        return self.book
+
+    def approve(self, vm: str, event_ids: tuple[str, ...], at: float) -> None:
+        self.approvals.append((vm, event_ids, at))
 
     def call(
         self,
@@ -123,20 +131,32 @@ class Harness:
 def test_get_reads_the_book_at_the_request_time() -> None:
     harness = Harness(posted(event(notice=10)))
     response = harness.call(now=T0 + 11)
-    assert harness.asked == [T0 + 11]
+    assert harness.calls == [("advance", T0 + 11), ("book_at", T0 + 11)]  # write, then read
     assert response.status == 200 and not response.cacheable
     body = json.loads(response.body)
     assert body["Events"][0]["EventStatus"] == "Started"
     assert isinstance(body["DocumentIncarnation"], int)
 
 
-def test_post_returns_the_approval_as_an_effect() -> None:
+def test_post_writes_the_approval_through_the_port() -> None:
     harness = Harness(posted(event()))
     body = b'{"StartRequests": [{"EventId": "e1"}]}'
     response = harness.call("POST", body=body)
     assert (response.status, response.body, response.cacheable) == (200, b"", False)
-    assert response.effects == (Approve("vm-a", ("E1",), T0 + 1),)
-    assert harness.book.events["E1"].approvals == (), "the endpoint itself writes nothing"
+    assert harness.approvals == [("vm-a", ("E1",), T0 + 1)]
+    assert harness.book.events["E1"].approvals == (), "the port's approve is the only write"
+
+
+def test_an_event_gone_before_the_write_gets_the_unknown_id_answer() -> None:
+    harness = Harness(posted(event()))
+
+    def gone(vm: str, event_ids: tuple[str, ...], at: float) -> None:
+        raise UnknownEvent("E1")  # another node removed it since the book was read
+
+    harness.approve = gone  # type: ignore[method-assign]
+    response = harness.call("POST", body=b'{"StartRequests": [{"EventId": "E1"}]}')
+    assert response.status == 400
+    assert "EventId 'E1' is not a scheduled event" in json.loads(response.body)["error"]
 
 
 def test_post_accepts_a_form_content_type_and_several_ids() -> None:
@@ -145,8 +165,7 @@ def test_post_accepts_a_form_content_type_and_several_ids() -> None:
     form = (("metadata", "true"), ("content-type", "application/x-www-form-urlencoded"))
     response = harness.call("POST", body=body, headers=form)
     assert response.status == 200
-    (approval,) = response.effects
-    assert isinstance(approval, Approve) and approval.event_ids == ("E1", "E2")
+    assert harness.approvals == [("vm-a", ("E1", "E2"), T0 + 1)]
 
 
 @pytest.mark.parametrize(
@@ -166,23 +185,26 @@ def test_post_accepts_a_form_content_type_and_several_ids() -> None:
     ],
 )
 def test_malformed_posts_get_400(body: bytes, detail: str) -> None:
-    response = Harness(posted(event())).call("POST", body=body)
-    assert response.status == 400 and not response.effects
+    harness = Harness(posted(event()))
+    response = harness.call("POST", body=body)
+    assert response.status == 400 and not harness.approvals
     message = json.loads(response.body)["error"]
     assert detail in message and '{"StartRequests": [{"EventId": "<id>"}]}' in message
 
 
 def test_unknown_event_id_gets_a_400_naming_it() -> None:
-    response = Harness(posted(event())).call(
+    harness = Harness(posted(event()))
+    response = harness.call(
         "POST", body=b'{"StartRequests":[{"EventId":"E1"},{"EventId":"ghost"}]}'
     )
-    assert response.status == 400 and not response.effects
+    assert response.status == 400 and not harness.approvals
     assert "EventId 'ghost' is not a scheduled event" in json.loads(response.body)["error"]
 
 
 def test_empty_start_requests_is_a_no_op() -> None:
-    response = Harness(posted(event())).call("POST", body=b'{"StartRequests":[]}')
-    assert response.status == 200 and response.effects == (Approve("vm-a", (), T0 + 1),)
+    harness = Harness(posted(event()))
+    response = harness.call("POST", body=b'{"StartRequests":[]}')
+    assert response.status == 200 and harness.approvals == [("vm-a", (), T0 + 1)]
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])

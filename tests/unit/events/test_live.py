@@ -12,7 +12,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from openimds.config.model import EventsSettings
 from openimds.config.vm_model import VmSpec
-from openimds.core.scheduled_events_api import Approve
 from openimds.events import records
 from openimds.events.live import LiveEvents
 from openimds.events.metrics import EventsCollector
@@ -20,7 +19,6 @@ from openimds.events.schedule import ScheduleError, validate_request
 from openimds.store import Delete, Expect, Put, Store, StoreError, open_store
 from openimds.store.memory import MemoryStore
 from tests.support.clock import FakeClock
-from tests.support.imds import bare_vm
 
 T0 = 1_764_000_000.0
 SPECS = {
@@ -29,8 +27,6 @@ SPECS = {
     )
     for name in ("vm-a", "vm-b")
 }
-VM_A = bare_vm("vm-a")
-VM_B = bare_vm("vm-b")
 
 
 class CountingStore(MemoryStore):
@@ -84,7 +80,7 @@ def test_requests_never_read_the_store_and_write_only_on_change() -> None:
         svc.tick()
     assert store.reads == reads_after_load
     assert len(store.batches) == 1, "nothing changed, nothing written"
-    svc.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 60))
+    svc.approve("vm-a", (event_id,), T0 + 60)
     (batch,) = store.batches[1:]
     kinds = sorted((op.kind, op.key) for op in batch)
     assert kinds == [
@@ -94,13 +90,23 @@ def test_requests_never_read_the_store_and_write_only_on_change() -> None:
     ]
 
 
+def test_reading_the_book_never_writes_even_when_a_step_is_due() -> None:
+    store, clock = CountingStore(), FakeClock(T0)
+    svc = live_events(store, clock)
+    event_id = schedule(svc, notBefore="+10s")
+    assert svc.book_at(T0 + 11).events[event_id].state == "Started"  # shown as of now
+    assert len(store.batches) == 1 and svc.book.events[event_id].state == "Scheduled"
+    svc.advance(T0 + 11)  # the write
+    assert len(store.batches) == 2 and svc.book.events[event_id].state == "Started"
+
+
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     path = str(tmp_path / "state.db")
     clock = FakeClock(T0)
     first = live_events(open_store(path), clock, approval="all")
     event_id = schedule(first, target="scaleSet:pool", approval="all")
     first.schedule([validate_request({"type": "Freeze", "target": "vm:vm-b"})])
-    first.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 5))
+    first.approve("vm-a", (event_id,), T0 + 5)
     before = first.book
     first.store.close()  # as after a SIGKILL: only what was written is there
     again = live_events(open_store(path), clock)
@@ -131,7 +137,7 @@ def test_a_failed_write_keeps_the_old_state() -> None:
     before = svc.book
     store.fail = True
     with pytest.raises(StoreError):
-        svc.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 1))
+        svc.approve("vm-a", (event_id,), T0 + 1)
     assert svc.book == before
 
 
@@ -189,7 +195,7 @@ def test_metrics_by_type_state_and_approval_latency() -> None:
     svc = live_events(store, clock)
     first = schedule(svc)
     schedule(svc, type="Preempt", target="vm:vm-b", at="+1h")
-    svc.on_approve(VM_A, Approve("vm-a", (first,), T0 + 7))
+    svc.approve("vm-a", (first,), T0 + 7)
     registry = CollectorRegistry()
     registry.register(EventsCollector(svc.metrics, lambda: svc.book))
     text = generate_latest(registry).decode()
@@ -244,9 +250,9 @@ def test_two_approvals_at_one_moment_on_two_nodes_both_count() -> None:
     store, _, a, b = _two_nodes()
     event_id = schedule(a, target="scaleSet:pool", notBefore="+10m")  # vm-a and vm-b
     b.follow("version")
-    a.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 5))
+    a.approve("vm-a", (event_id,), T0 + 5)
     # b has not heard of a's approval: its write conflicts, it reloads and approves again.
-    b.on_approve(VM_B, Approve("vm-b", (event_id,), T0 + 5))
+    b.approve("vm-b", (event_id,), T0 + 5)
     stored = records.load(store).events[event_id]
     assert {approval.vm for approval in stored.approvals} == {"vm-a", "vm-b"}
     assert stored.state == "Started"  # every affected VM approved
@@ -258,8 +264,8 @@ def test_a_time_driven_step_is_written_once() -> None:
     event_id = schedule(a, notBefore="+10s")
     b.follow("version")
     incarnation = records.load(store).incarnation("vm-a")
-    a.book_at(T0 + 11)
-    b.book_at(T0 + 11)  # conflicts, reloads, finds the step done: nothing to write
+    a.advance(T0 + 11)
+    b.advance(T0 + 11)  # conflicts, reloads, finds the step done: nothing to write
     book = records.load(store)
     assert book.events[event_id].state == "Started"
     assert book.incarnation("vm-a") == incarnation + 1

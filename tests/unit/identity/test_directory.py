@@ -30,9 +30,9 @@ def directory_for(tmp_path: Path, text: str, store: MemoryStore) -> StoreDirecto
 def test_generated_ids_are_stable_for_one_store(tmp_path: Path) -> None:
     text = "name: vm\nidentities: {systemAssigned: {}, userAssigned: [{}, {}]}\n"
     store = MemoryStore()
-    first = directory_for(tmp_path, text, store).all()["vm"]
-    again = directory_for(tmp_path, text, store).all()["vm"]
-    other = directory_for(tmp_path, text, MemoryStore()).all()["vm"]
+    first = directory_for(tmp_path, text, store).assign_all()["vm"]
+    again = directory_for(tmp_path, text, store).assign_all()["vm"]
+    other = directory_for(tmp_path, text, MemoryStore()).assign_all()["vm"]
     assert first is not None and again is not None and other is not None
     assert first == again
     assert first.system is not None and other.system is not None
@@ -47,12 +47,12 @@ def test_directory_follows_the_vm_revision(tmp_path: Path) -> None:
     store = MemoryStore()
     directory = directory_for(tmp_path, "name: vm\n", store)
     vm = directory.inventory.vms["vm"]
-    assert directory.identities(vm) is None
+    assert directory.assign_ids(vm) is None
     config = load_text(tmp_path, "name: vm\nidentities: {systemAssigned: true}\n")
     directory.inventory.replace(config.vms)
     newer: VmSnapshot = directory.inventory.vms["vm"]
     assert newer.revision != vm.revision
-    resolved = directory.identities(newer)
+    resolved = directory.assign_ids(newer)
     assert resolved is not None and resolved.system is not None
 
 
@@ -104,7 +104,7 @@ def test_the_warm_up_writes_every_missing_id_in_one_batch(
     steps = sum(1 for _ in directory.warm_up())
     assert steps == 3  # 5 VMs, 2 a step
     assert store.batches == 1 and len(store.list_records(KIND)) == 10
-    resolved = directory.all()
+    resolved = directory.assign_all()
     assert store.batches == 1  # resolved from memory, nothing written again
     stored = dict(store.list_records(KIND))
     assert _ids(resolved["vm-3"]) == (
@@ -120,14 +120,14 @@ def test_a_request_during_the_warm_up_keeps_the_ids_it_wrote(
     directory = directory_for(tmp_path, _fleet_text(5), store)
     steps = directory.warm_up()
     next(steps)  # vm-0 and vm-1 resolved, their ids not written yet
-    early = directory.identities(directory.inventory.vms["vm-1"])  # a token request for vm-1
+    early = directory.assign_ids(directory.inventory.vms["vm-1"])  # a token request for vm-1
     assert _ids(early) == (
         store.get_record(KIND, "vm-1/system/clientId"),
         store.get_record(KIND, "vm-1/system/objectId"),
     )
     for _ in steps:
         pass
-    assert _ids(directory.identities(directory.inventory.vms["vm-1"])) == _ids(early)
+    assert _ids(directory.assign_ids(directory.inventory.vms["vm-1"])) == _ids(early)
     assert len(store.list_records(KIND)) == 10
 
 
@@ -136,7 +136,7 @@ def test_asking_for_every_vm_finishes_the_warm_up_first(tmp_path: Path, small_sl
     directory = directory_for(tmp_path, _fleet_text(5), store)
     steps = directory.warm_up()
     next(steps)
-    assert len(directory.all()) == 5  # the discovery document, say, during the warm-up
+    assert len(directory.assign_all()) == 5  # the discovery document, say, during the warm-up
     assert store.batches == 1  # one batch, not two writes per VM
     assert list(steps) == []  # nothing left for the server's task
 
@@ -151,6 +151,6 @@ def test_ids_another_node_wrote_first_are_taken(tmp_path: Path, small_slices: No
         pass
     assert list(steps) == [None, None]  # conflict: reloaded and resolved again
     assert store.batches == 2  # the other node's, and this one's refused
-    theirs, mine = other.all(), directory.all()
+    theirs, mine = other.assign_all(), directory.assign_all()
     assert [_ids(mine[name]) for name in mine] == [_ids(theirs[name]) for name in mine]
     assert len(store.list_records(KIND)) == 6

@@ -18,6 +18,7 @@ from openimds.inventory.stored import StoredInventory
 from openimds.store import StoreError
 from openimds.store.memory import MemoryStore
 from openimds.web.admin_app import build_admin_app
+from openimds.web.admin_errors import AdminError
 from openimds.web.metrics import RequestMetrics
 from tests.support.imds import vm_spec
 
@@ -45,6 +46,18 @@ async def refusing(request: Request) -> Response:
     raise Refused("not now")
 
 
+class Stale(AdminError):
+    """The shell's own refusal: its status travels with it, no errors() entry."""
+
+    status = 412
+
+
+async def shell_refusing(request: Request) -> Response:
+    if request.query_params.get("stale"):
+        raise Stale("the VM changed meanwhile")
+    raise AdminError("limit: expected a whole number")
+
+
 class Things:
     """A feature's admin routes, in the one style every feature uses."""
 
@@ -54,6 +67,7 @@ class Things:
             Route("/things/{item_id:str}", with_parameter, methods=["GET"]),
             Route("/broken", failing_store, methods=["POST"]),
             Route("/refused", refusing, methods=["POST"]),
+            Route("/shell", shell_refusing, methods=["POST"]),
         ]
 
     def public_paths(self) -> list[str]:
@@ -97,6 +111,15 @@ def test_one_exception_map_a_store_failure_is_503_on_any_route() -> None:
     assert refused.json() == {"error": "not now"}
 
 
+def test_the_shells_refusals_carry_their_status() -> None:
+    plain = _call("POST", "/shell", f"Bearer {TOKEN}")
+    assert (plain.status_code, plain.json()) == (400, {"error": "limit: expected a whole number"})
+    stale = _call("POST", "/shell?stale=1", f"Bearer {TOKEN}")
+    assert (stale.status_code, stale.json()) == (412, {"error": "the VM changed meanwhile"})
+    unknown = _call("GET", "/vms/nobody/metadata", f"Bearer {TOKEN}")  # fleet's UnknownVm
+    assert unknown.status_code == 404
+
+
 def test_openapi_lists_every_route_and_is_valid() -> None:
     document = _get("/openapi.json", f"Bearer {TOKEN}")
     assert document.headers["content-type"] == "application/json"
@@ -113,6 +136,7 @@ def test_openapi_lists_every_route_and_is_valid() -> None:
         "/things/{item_id}",
         "/broken",
         "/refused",
+        "/shell",
     }
     assert set(body["paths"]["/things"]) == {"get", "post"}
     item = body["paths"]["/things/{item_id}"]["get"]

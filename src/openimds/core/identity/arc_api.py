@@ -50,7 +50,8 @@ NOT_FOUND_BODY = {
 
 
 class ChallengeBook(Protocol):
-    """The key files of the challenge (the shell writes them: files and randomness)."""
+    """The key files of the challenge (the shell writes them: files and randomness).
+    Both methods are writes (docs/architecture.md, "Ports")."""
 
     def issue(self) -> str:
         """A fresh secret in a fresh key file; the file's path, for the realm."""

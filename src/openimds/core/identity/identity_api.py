@@ -137,7 +137,11 @@ class VmIdentities:
 class IdentityDirectory(Protocol):
     """The identities of a VM with every id filled in (generated ones are the shell's)."""
 
-    def identities(self, vm: VmSnapshot) -> VmIdentities | None: ...
+    def assign_ids(self, vm: VmSnapshot) -> VmIdentities | None:
+        """Write: the VM's identities, the ids it lacks generated and stored before this
+        returns (the first writer wins, so nodes hand out the same ids); once a VM
+        revision's ids are stored, a lookup that writes nothing."""
+        ...
 
 
 def select(
@@ -260,7 +264,7 @@ class TokenEndpoint(IdentityBase):
         bypass = request.param("bypass_cache")
         if bypass is not None and bypass != "true":  # the only value Azure documents
             raise MalformedRequest()
-        identities = self.directory.identities(vm)
+        identities = self.directory.assign_ids(vm)
         identity = select(identities, request)
         tenant = identities.tenant_id if identities is not None else ""
         key = (vm.id, identity.client_id, resource)
@@ -299,7 +303,7 @@ class IdentityInfoEndpoint(IdentityBase):
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
         require_identity_version(request)
-        identities = self.directory.identities(vm)
+        identities = self.directory.assign_ids(vm)
         if identities is None or not identities.all:
             raise IdentityNotFound()
         # A pure function of (request, VM revision): the adapter may keep the bytes.

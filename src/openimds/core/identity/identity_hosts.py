@@ -126,7 +126,7 @@ class SourceEndpoint(BaseEndpoint):
     ) -> IssuedToken:
         """The token for the identity the request selects (by `selectors`, the class's
         table unless given), from the shared cache or newly minted."""
-        identities = self.directory.identities(vm)
+        identities = self.directory.assign_ids(vm)
         table = self.selectors if selectors is None else selectors
         identity = select(identities, request, table)
         tenant = identities.tenant_id if identities is not None else ""

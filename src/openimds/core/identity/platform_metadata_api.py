@@ -29,7 +29,7 @@ class PlatformMetadataEndpoint(IdentityBase):
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:
         if request.param("cred-api-version") not in CRED_API_VERSIONS:
             raise MalformedRequest()
-        identities = self.directory.identities(vm)
+        identities = self.directory.assign_ids(vm)
         identity = select(identities, request)
         vm_id = vm.compute.get("vmId")
         body = {

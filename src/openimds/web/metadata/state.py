@@ -75,7 +75,6 @@ class ConnectionLimits:
     max_per_source: int = MAX_PER_SOURCE
 
 
-EffectsSink = Callable[[VmSnapshot, tuple[object, ...]], None]
 Headers = list[tuple[bytes, bytes]]
 # What answering gives the connection: the bytes to write (None: a hook's verdict without
 # an answer), the VM name for the log, and the hook's verdict if one took part (its delay,
@@ -112,7 +111,6 @@ class MetadataServer:
         server_header: str,
         access_log: AccessLog,
         metrics: RequestMetrics,
-        effects: EffectsSink | None = None,
         limits: ConnectionLimits = ConnectionLimits(),
         hooks: Sequence[RequestHook] = (),
         byte_cache: bool = True,
@@ -134,7 +132,6 @@ class MetadataServer:
         self.any_limit = any(lim.enabled for lim in limiters.values())
         self.access_log = access_log
         self.metrics = metrics
-        self.effects = effects
         # Only hooks that are on are called; the list is updated in place when a hook's
         # switch flips, so the listener's test stays `if server.hooks`.
         self.registered_hooks = tuple(hooks)
@@ -331,10 +328,7 @@ class MetadataServer:
 
     def _run_core(self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot) -> Response:
         try:
-            response = self.dispatcher.dispatch(request, endpoint, vm, self.clock())
-            if response.effects and self.effects is not None:
-                self.effects(vm, response.effects)
-            return response
+            return self.dispatcher.dispatch(request, endpoint, vm, self.clock())
         except ImdsError as error:
             return error_response(error)
         except StoreError:

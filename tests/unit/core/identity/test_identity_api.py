@@ -66,7 +66,7 @@ class Directory:
     def __init__(self, identities: VmIdentities | None) -> None:
         self.value = identities
 
-    def identities(self, vm: VmSnapshot) -> VmIdentities | None:
+    def assign_ids(self, vm: VmSnapshot) -> VmIdentities | None:
         return self.value
 
 
