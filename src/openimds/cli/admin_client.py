@@ -54,7 +54,9 @@ def request(
             "server's admin token, or --state to the server's state store"
         )
     if response.status_code >= 400:
-        raise AdminCallFailed(f"{_error_text(response)} ({response.status_code})", response.status_code)
+        raise AdminCallFailed(
+            f"{_error_text(response)} ({response.status_code})", response.status_code
+        )
     if not response.content:
         return None
     try:
