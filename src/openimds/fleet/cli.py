@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import click
 
-from openimds.cli.options import JSON_OPTION, AdminTarget, admin_options
+from openimds.cli.options import JSON_OPTION, POSITIVE_SECONDS, AdminTarget, admin_options
 from openimds.fleet import vm_file
 
 FILE = click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
@@ -228,7 +228,9 @@ def export(names: tuple[str, ...], admin: AdminTarget, as_json: bool) -> None:
     multiple=True,
     help="A source address the lab VM calls from (repeatable); a fleet needs them.",
 )
-@click.option("--timeout", type=float, default=3.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--timeout", type=POSITIVE_SECONDS, default=3.0, show_default=True, help="Seconds per request."
+)
 def capture(
     url: str,
     output: str | None,
