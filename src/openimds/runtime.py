@@ -61,6 +61,11 @@ class Clock:
     timeouts stay on real time: they are about the wire, not the emulated machine.
     """
 
+    # How far ahead of wall time the clock may go, in all: ten years covers any lifetime a
+    # test exercises (tokens, certificates, event notices), and every time it drives stays
+    # one that RFC 1123, ISO 8601 and the events' 9999 limit can still write.
+    MAX_OFFSET = 10 * 365 * 86400.0
+
     __slots__ = ("offset",)
 
     def __init__(self) -> None:
@@ -70,8 +75,14 @@ class Clock:
         return time.time() + self.offset
 
     def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("the clock does not go back")
+        """Move forward; ValueError (and no move) past MAX_OFFSET in all, or for a negative
+        or non-finite step."""
+        if not 0 <= seconds <= self.MAX_OFFSET - self.offset:  # also false for nan
+            raise ValueError(
+                f"the clock moves forward only, to at most {self.MAX_OFFSET:.0f} s "
+                f"({self.MAX_OFFSET / 86400 / 365:.0f} years) ahead of wall time; it is "
+                f"{self.offset:g} s ahead now"
+            )
         self.offset += seconds
 
 

@@ -7,7 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Seconds = Annotated[float, Field(ge=0, le=86400)]
+# The longest a rule may wait, last or delay (a day): beyond it a test is not a test.
+MAX_SECONDS = 86400.0
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 KINDS = ("status", "sequence", "latency", "close", "hang")
 
 
