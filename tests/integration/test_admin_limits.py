@@ -5,7 +5,6 @@ documents, events and /clock)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
