@@ -210,3 +210,34 @@ def test_a_bad_rule_in_the_config_file_stops_the_start(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "faults.yaml: faults.rules[0]: " in done.stderr
     assert "give exactly one of status, sequence, latency, close, hang" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ({"vm": "nobody", "status": 500}, "vm: no VM is named 'nobody'"),
+        ({"path": "no-slash", "status": 500}, "path: a request path starts with '/'"),
+    ],
+)
+def test_a_rule_that_could_never_fire_is_refused(
+    server: RunningServer, rule: dict[str, object], expected: str
+) -> None:
+    answer = server.admin("POST", "/faults", json=rule)
+    assert answer.status_code == 400
+    assert expected in answer.json()["error"]
+    assert server.admin("GET", "/faults").json()["rules"] == []
+
+
+def test_the_cli_refuses_a_rule_for_an_unknown_vm_or_a_path_without_a_slash(
+    server: RunningServer,
+) -> None:
+    for flags, expected in (
+        (("--vm", "nobody"), "no VM is named 'nobody'"),
+        (("--path", "no-slash"), "a request path starts with '/'"),
+    ):
+        result = server.cli("faults", "add", *flags, "--status", "500")
+        assert result.returncode == 1
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr
+    known = server.cli("faults", "add", "--vm", "demo-vm", "--path", "*token", "--status", "500")
+    assert known.returncode == 0, known.stderr

@@ -9,7 +9,7 @@ POST   /faults/boot         a boot window: every call gets 410 for `seconds` fro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +55,8 @@ async def _body(request: Request) -> Any:
 @dataclass
 class FaultsAdmin:
     service: FaultsService
+    # Whether a VM of this name is served now: a rule for another could never fire.
+    has_vm: Callable[[str], bool] = lambda name: True
 
     def public_paths(self) -> list[str]:
         return []
@@ -80,9 +82,13 @@ class FaultsAdmin:
               201:
                 description: The rule added.
               400:
-                description: The rule is not valid (the error says why).
+                description: The rule is not valid, or names a VM the server does not
+                  serve (the error says why).
             """
-            live = service.add(parse_spec(await _body(request)))
+            spec = parse_spec(await _body(request))
+            if spec.vm is not None and not self.has_vm(spec.vm):
+                raise FaultError(f"vm: no VM is named {spec.vm!r}")
+            live = service.add(spec)
             return JSONResponse({"rule": view(live, service.clock())}, status_code=201)
 
         async def clear(request: Request) -> Response:

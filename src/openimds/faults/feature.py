@@ -12,10 +12,11 @@ from openimds.runtime import Plug, Runtime
 
 def install(runtime: Runtime) -> Plug:
     service = FaultsService(clock=runtime.clock.now)
+    fleet = runtime.fleet
     _configure(service, runtime.config)
     return Plug(
         hooks=[service],
-        admin=[FaultsAdmin(service)],
+        admin=[FaultsAdmin(service, lambda name: name in fleet.vms)],
         jobs=[service.refresh],
         collectors=[FaultsCollector(service)],
     )
