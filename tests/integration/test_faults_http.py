@@ -75,9 +75,21 @@ def test_identity_answers_keep_the_identity_shape(server: RunningServer) -> None
     assert server.get(token).status_code == 200
 
 
-def test_scoped_to_a_vm_that_is_not_the_caller(server: RunningServer) -> None:
-    add(server, vm="some-other-vm", status=500)
-    assert server.get(NAME).status_code == 200
+def test_scoped_to_a_vm_that_is_not_the_caller(tmp_path: Path) -> None:
+    config = tmp_path / "two.yaml"
+    config.write_text(
+        "vms:\n"
+        "  - {name: caller, addresses: [127.0.0.1]}\n"
+        "  - {name: some-other-vm, addresses: [127.0.0.9]}\n"
+    )
+    running = start_server(tmp_path, config=str(config))
+    try:
+        add(running, vm="some-other-vm", status=500)
+        assert running.get(INSTANCE).status_code == 200
+        add(running, vm="caller", status=503)
+        assert running.get(INSTANCE).status_code == 503
+    finally:
+        running.stop()
 
 
 def test_latency_fixed_delays_the_answer(server: RunningServer) -> None:
@@ -144,13 +156,13 @@ def test_cli_add_list_remove_clear(server: RunningServer) -> None:
     added = server.cli("faults", "add", "--path", "/metadata/instance", "--sequence", "410,200")
     assert added.returncode == 0, added.stderr
     rule_id = added.stdout.strip()
-    server.cli("faults", "add", "--status", "503", "--retry-after", "5", "--vm", "nobody")
+    server.cli("faults", "add", "--status", "503", "--retry-after", "5", "--vm", "demo-vm")
     listed = server.cli("faults", "list")
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["ID", "VM", "PATH", "DOES", "HITS", "UNTIL"]
     assert lines[1].split() == [rule_id, "*", "/metadata/instance", "410,200", "0/2", "-"]
-    assert lines[2].split()[1:5] == ["nobody", "*", "503", "Retry-After"]
+    assert lines[2].split()[1:5] == ["demo-vm", "*", "503", "Retry-After"]
     assert server.get(NAME).status_code == 410
     assert server.cli("faults", "remove", rule_id).stdout.strip() == f"{rule_id}: removed"
     assert server.cli("faults", "clear").stdout.strip() == "removed 1 rule(s)"
