@@ -4,6 +4,7 @@ metadata answers as a VM file (fleet/capture.py)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
@@ -202,6 +203,21 @@ def export(names: tuple[str, ...], admin: AdminTarget, as_json: bool) -> None:
     click.echo(vm_file.dump(data, as_json), nl=False)
 
 
+def _addresses(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Each --address checked as `vm import` checks it, before anything is asked: the
+    captured file is always importable."""
+    for value in values:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"expected an IPv4 or IPv6 address, got {value!r}", ctx, param
+            ) from None
+    return values
+
+
 @click.command("capture")
 @click.option(
     "--url",
@@ -226,6 +242,7 @@ def export(names: tuple[str, ...], admin: AdminTarget, as_json: bool) -> None:
     "--address",
     "addresses",
     multiple=True,
+    callback=_addresses,
     help="A source address the lab VM calls from (repeatable); a fleet needs them.",
 )
 @click.option(
@@ -260,9 +277,12 @@ def capture(
         click.echo(text, nl=False)
         return
     try:
-        # userData often carries a bootstrap secret: the file is the owner's alone.
+        # userData often carries a bootstrap secret: the file is the owner's alone, also
+        # one that was there (the mode of open() applies to a new file only); the chmod
+        # comes before anything is written.
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(fd, 0o600)
             handle.write(text)
     except OSError as exc:
         _fail(f"{output}: cannot write: {exc.strerror}")
