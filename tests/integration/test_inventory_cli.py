@@ -177,3 +177,20 @@ def test_a_configuration_files_settings_are_left_out_with_a_note(
     assert result.returncode == 0
     assert result.stdout == "added  c\n"
     assert result.stderr.endswith("config.yaml: settings left out (not VMs): server\n")
+
+
+def test_a_name_no_route_could_carry_is_refused_saying_which_characters_a_name_holds(
+    fleet: RunningServer, tmp_path: Path
+) -> None:
+    slashed = _file(tmp_path, "s.yaml", 'name: "a/b"\naddresses: [127.0.1.4]\n')
+    err = _refused(fleet, "vm", "import", slashed)
+    assert err.startswith(f"openimds: {slashed}: name: 'a/b': a VM name holds 1 to 64 letters")
+    assert err.endswith(" (400)\n") and err.count("\n") == 1
+    for body in ({"name": "a/b", "addresses": ["127.0.1.4"]}, {"vms": [{"name": "web-"}]}):
+        answer = fleet.admin("POST", "/vms", json=body)
+        assert answer.status_code == 400
+        assert "hyphens, underscores and periods" in answer.json()["error"]
+    assert [vm["name"] for vm in json.loads(_ok(fleet, "vm", "list", "--json"))["vms"]] == [
+        "a",
+        "b",
+    ]
