@@ -194,3 +194,35 @@ def test_a_name_no_route_could_carry_is_refused_saying_which_characters_a_name_h
         "a",
         "b",
     ]
+
+
+def test_an_export_carries_the_generated_identity_ids_to_another_server(
+    fleet: RunningServer, tmp_path: Path
+) -> None:
+    given = _file(
+        tmp_path,
+        "c.yaml",
+        "name: c\naddresses: [127.0.0.3]\n"
+        "identities: {systemAssigned: {}, userAssigned: [{}]}\n",
+    )
+    assert _ok(fleet, "vm", "import", given) == "added  c\n"
+    exported = _ok(fleet, "vm", "export", "--name", "c")
+    ids = fleet.admin("GET", "/identity/vms").json()["vms"]
+    effective = next(vm["identities"] for vm in ids if vm["name"] == "c")
+    block = yaml.safe_load(exported)["vms"][0]["identities"]
+    assert block["tenantId"] == effective["tenantId"]
+    assert block["systemAssigned"] == {
+        key: effective["systemAssigned"][key] for key in ("clientId", "objectId")
+    }
+    assert block["userAssigned"] == effective["userAssigned"]
+
+    (tmp_path / "other").mkdir(mode=0o700)
+    other = start_server(tmp_path / "other")
+    try:
+        assert _ok(other, "vm", "remove", "demo-vm") == "removed  demo-vm\n"
+        assert _ok(other, "vm", "import", _file(tmp_path, "e.yaml", exported)) == "added  c\n"
+        there = other.admin("GET", "/identity/vms").json()["vms"]
+        assert next(vm["identities"] for vm in there if vm["name"] == "c") == effective
+        assert _ok(other, "vm", "export") == exported
+    finally:
+        other.stop()

@@ -194,12 +194,14 @@ def show(name: str, admin: AdminTarget, as_json: bool) -> None:
 @JSON_OPTION
 def export(names: tuple[str, ...], admin: AdminTarget, as_json: bool) -> None:
     """Print a VM file with a `vms` list (YAML, or JSON with --json) that `vm import`
-    and the configuration file take."""
+    and the configuration file take. Identities carry the ids the server uses, generated
+    ones included, so the VMs imported elsewhere get the same tokens' tid, oid and appid."""
     if names:
         views = [_call(admin, "GET", _path(name)) for name in dict.fromkeys(names)]
     else:
         views = _call(admin, "GET", "/vms")["vms"]
-    data = {"vms": [vm_file.as_file(view) for view in views]}
+    effective = {vm["name"]: vm["identities"] for vm in _call(admin, "GET", "/identity/vms")["vms"]}
+    data = {"vms": [vm_file.as_file(view, effective.get(view["name"])) for view in views]}
     click.echo(vm_file.dump(data, as_json), nl=False)
 
 

@@ -62,10 +62,37 @@ def name_of(vm: Any) -> str:
     return ""
 
 
-def as_file(view: dict[str, Any]) -> dict[str, Any]:
+def as_file(view: dict[str, Any], effective: dict[str, Any] | None = None) -> dict[str, Any]:
     """One VM of the admin API's answer as a VM file holds it: without its revision,
-    which is the server's, not the VM's."""
-    return {key: value for key, value in view.items() if key in VM_KEYS}
+    which is the server's, not the VM's; with `effective` (the VM's identities as
+    `GET /identity/vms` gives them), its identities with every id the server uses."""
+    data = {key: value for key, value in view.items() if key in VM_KEYS}
+    if effective is not None and isinstance(data.get("identities"), dict):
+        data["identities"] = _with_ids(data["identities"], effective)
+    return data
+
+
+def _with_ids(given: dict[str, Any], effective: dict[str, Any]) -> dict[str, Any]:
+    """The identities block with the ids the server generated filled in. A generated id
+    lives in one server's state store: without it in the file, a server importing the VM
+    would generate others, and the VM's tokens would name other principals."""
+    # The model's order (tenantId first), as a server shows an imported block.
+    block = {"tenantId": effective["tenantId"], **given}
+    block["tenantId"] = effective["tenantId"]
+    system = effective.get("systemAssigned")
+    if given.get("systemAssigned") is not None and system is not None:
+        block["systemAssigned"] = {
+            **given["systemAssigned"],
+            "clientId": system["clientId"],
+            "objectId": system["objectId"],
+        }
+    users = effective.get("userAssigned") or []
+    if len(users) == len(given.get("userAssigned") or []):
+        block["userAssigned"] = [
+            {**user, **{key: ids[key] for key in ("clientId", "objectId", "resourceId")}}
+            for user, ids in zip(given["userAssigned"], users, strict=True)
+        ]
+    return block
 
 
 def dump(data: dict[str, Any], as_json: bool) -> str:
