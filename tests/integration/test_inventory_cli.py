@@ -202,8 +202,7 @@ def test_an_export_carries_the_generated_identity_ids_to_another_server(
     given = _file(
         tmp_path,
         "c.yaml",
-        "name: c\naddresses: [127.0.0.3]\n"
-        "identities: {systemAssigned: {}, userAssigned: [{}]}\n",
+        "name: c\naddresses: [127.0.0.3]\nidentities: {systemAssigned: {}, userAssigned: [{}]}\n",
     )
     assert _ok(fleet, "vm", "import", given) == "added  c\n"
     exported = _ok(fleet, "vm", "export", "--name", "c")

@@ -12,10 +12,12 @@ from openimds.fleet.admin import FleetAdmin
 from openimds.fleet.inventory import InventoryError
 from openimds.fleet.preview import MetadataPreview
 from openimds.fleet.service import Inventory
+from openimds.fleet.vm_ids import VmIds
 from openimds.runtime import Plug, Runtime
 
 
 def install(runtime: Runtime) -> Plug:
+    runtime.fleet.vm_ids = VmIds(runtime.store)
     inventory = Inventory(runtime.store, runtime.fleet)
     demo = VmSpec.model_validate(demo_vm())
     # Without a VM file the built-in demo VM is served, unless the store holds VMs.
