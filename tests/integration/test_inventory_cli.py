@@ -222,6 +222,16 @@ def test_an_export_carries_the_generated_identity_ids_to_another_server(
         assert _ok(other, "vm", "import", _file(tmp_path, "e.yaml", exported)) == "added  c\n"
         there = other.admin("GET", "/identity/vms").json()["vms"]
         assert next(vm["identities"] for vm in there if vm["name"] == "c") == effective
+        # The vmId the first server generated is the one the VM keeps.
+        assert _vm_id(other, "c") == _vm_id(fleet, "c")
+        assert yaml.safe_load(exported)["vms"][0]["instance"]["compute"]["vmId"] == _vm_id(
+            fleet, "c"
+        )
         assert _ok(other, "vm", "export") == exported
     finally:
         other.stop()
+
+
+def _vm_id(server: RunningServer, name: str) -> str:
+    rows = server.admin("GET", "/vms", params={"view": "summary"}).json()["vms"]
+    return str(next(row["vmId"] for row in rows if row["name"] == name))

@@ -194,14 +194,21 @@ def show(name: str, admin: AdminTarget, as_json: bool) -> None:
 @JSON_OPTION
 def export(names: tuple[str, ...], admin: AdminTarget, as_json: bool) -> None:
     """Print a VM file with a `vms` list (YAML, or JSON with --json) that `vm import`
-    and the configuration file take. Identities carry the ids the server uses, generated
-    ones included, so the VMs imported elsewhere get the same tokens' tid, oid and appid."""
+    and the configuration file take. Identities and vmIds carry the ids the server uses,
+    generated ones included, so a VM imported elsewhere keeps its vmId and its tokens'
+    tid, oid and appid."""
     if names:
         views = [_call(admin, "GET", _path(name)) for name in dict.fromkeys(names)]
     else:
         views = _call(admin, "GET", "/vms")["vms"]
     effective = {vm["name"]: vm["identities"] for vm in _call(admin, "GET", "/identity/vms")["vms"]}
-    data = {"vms": [vm_file.as_file(view, effective.get(view["name"])) for view in views]}
+    served = {row["name"]: row["vmId"] for row in _call(admin, "GET", "/vms?view=summary")["vms"]}
+    data = {
+        "vms": [
+            vm_file.as_file(view, effective.get(view["name"]), served.get(view["name"]))
+            for view in views
+        ]
+    }
     click.echo(vm_file.dump(data, as_json), nl=False)
 
 
