@@ -30,6 +30,7 @@ from openimds.inventory import records
 from openimds.inventory.live import LiveInventory
 from openimds.inventory.proxy import load_trust
 from openimds.inventory.stored import StoredInventory, start_inventory
+from openimds.inventory.vm_ids import VmIds
 from openimds.store import Store, StoreError, check_url, open_store
 from openimds.web.admin_tls import AdminTls, admin_tls, check_files
 from openimds.web.login_guard import LoginGuard
@@ -59,6 +60,11 @@ class Clock:
     timeouts stay on real time: they are about the wire, not the emulated machine.
     """
 
+    # How far ahead of wall time the clock may go, in all: ten years covers any lifetime a
+    # test exercises (tokens, certificates, event notices), and every time it drives stays
+    # one that RFC 1123, ISO 8601 and the events' 9999 limit can still write.
+    MAX_OFFSET = 10 * 365 * 86400.0
+
     __slots__ = ("offset",)
 
     def __init__(self) -> None:
@@ -68,8 +74,14 @@ class Clock:
         return time.time() + self.offset
 
     def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("the clock does not go back")
+        """Move forward; ValueError (and no move) past MAX_OFFSET in all, or for a negative
+        or non-finite step."""
+        if not 0 <= seconds <= self.MAX_OFFSET - self.offset:  # also false for nan
+            raise ValueError(
+                f"the clock moves forward only, to at most {self.MAX_OFFSET:.0f} s "
+                f"({self.MAX_OFFSET / 86400 / 365:.0f} years) ahead of wall time; it is "
+                f"{self.offset:g} s ahead now"
+            )
         self.offset += seconds
 
 
@@ -249,6 +261,7 @@ def build_runtime(
     runtime: Runtime | None = None
     try:
         inventory = LiveInventory(addresses_required=not config.proxy.proxy_only)
+        inventory.vm_ids = VmIds(store)
         stored = start_inventory(store, inventory, config.vms)
         runtime = Runtime(
             config=config,

@@ -179,3 +179,29 @@ def test_a_captured_file_is_yaml_unless_it_ends_in_json(source: RunningServer) -
     data = yaml.safe_load(result.stdout)
     assert data["name"] == "lab-7"
     assert data["identities"]["systemAssigned"]["clientId"] == _claims(source)["appid"]
+
+
+def test_an_address_that_is_not_one_is_refused_before_anything(tmp_path: Path) -> None:
+    output = tmp_path / "lab.yaml"
+    result = run_openimds(
+        "capture", "--url", "http://127.0.0.1:9", "--address", "notanip", "-o", str(output)
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert "'--address'" in errors[0] and "'notanip'" in errors[0]
+    assert "capture from" not in result.stderr  # refused before any request
+    assert not output.exists()
+
+
+def test_capturing_over_a_readable_file_leaves_it_the_owners_alone(
+    source: RunningServer, tmp_path: Path
+) -> None:
+    output = tmp_path / "lab.yaml"
+    output.write_text("old\n")
+    output.chmod(0o644)
+    result = run_openimds("capture", "--url", source.metadata_url, "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert output.stat().st_mode & 0o777 == 0o600
+    assert "old" not in output.read_text()

@@ -105,6 +105,17 @@ def test_malformed_state_url(tmp_path: Path) -> None:
     _refused_alike(None, {"OPENIMDS_STATE": "sqlite://relative.db"}, "three slashes")
 
 
+@pytest.mark.parametrize(
+    ("url", "scheme"), [("mysql://x@y/z", "mysql"), ("postgresq://db/openimds", "postgresq")]
+)
+def test_an_unknown_state_scheme_is_refused_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, scheme: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a mistaken SQLite file would appear
+    _refused_alike(None, {"OPENIMDS_STATE": url}, f"unknown state URL scheme {scheme!r}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_good_config_is_checked_without_creating_anything(
     tmp_path: Path, state: dict[str, str]
 ) -> None:

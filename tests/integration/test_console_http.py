@@ -245,3 +245,25 @@ def test_a_form_number_that_is_not_one_gets_the_apis_refusal(server: RunningServ
         assert 'class="flash error"' in page and field in page
     assert server.admin("GET", "/faults").json()["rules"] == []
     assert "Traceback" not in server.output
+
+
+def _section(page: str, heading_id: str) -> str:
+    """The HTML from a heading to the next one."""
+    start = page.index(f'id="{heading_id}"')
+    end = page.find("<h2", start)
+    return page[start : end if end != -1 else None]
+
+
+def test_a_vms_page_shows_its_load_balancer_or_none(server: RunningServer) -> None:
+    client, _ = signed_in(server)
+    shown = _section(client.get("/console/vms/demo-vm").text, "lb-h")
+    assert "20.61.15.42" in shown
+    assert "api-version" not in shown and "answers 400" not in shown
+    added = server.admin("POST", "/vms", json={"name": "bare", "addresses": ["127.0.0.9"]})
+    assert added.status_code == 200
+    try:
+        bare = _section(client.get("/console/vms/bare").text, "lb-h")
+        assert "<p>none</p>" in bare
+        assert "answers" not in bare
+    finally:
+        assert server.admin("DELETE", "/vms/bare").status_code == 200

@@ -75,9 +75,21 @@ def test_identity_answers_keep_the_identity_shape(server: RunningServer) -> None
     assert server.get(token).status_code == 200
 
 
-def test_scoped_to_a_vm_that_is_not_the_caller(server: RunningServer) -> None:
-    add(server, vm="some-other-vm", status=500)
-    assert server.get(NAME).status_code == 200
+def test_scoped_to_a_vm_that_is_not_the_caller(tmp_path: Path) -> None:
+    config = tmp_path / "two.yaml"
+    config.write_text(
+        "vms:\n"
+        "  - {name: caller, addresses: [127.0.0.1]}\n"
+        "  - {name: some-other-vm, addresses: [127.0.0.9]}\n"
+    )
+    running = start_server(tmp_path, config=str(config))
+    try:
+        add(running, vm="some-other-vm", status=500)
+        assert running.get(INSTANCE).status_code == 200
+        add(running, vm="caller", status=503)
+        assert running.get(INSTANCE).status_code == 503
+    finally:
+        running.stop()
 
 
 def test_latency_fixed_delays_the_answer(server: RunningServer) -> None:
@@ -144,13 +156,13 @@ def test_cli_add_list_remove_clear(server: RunningServer) -> None:
     added = server.cli("faults", "add", "--path", "/metadata/instance", "--sequence", "410,200")
     assert added.returncode == 0, added.stderr
     rule_id = added.stdout.strip()
-    server.cli("faults", "add", "--status", "503", "--retry-after", "5", "--vm", "nobody")
+    server.cli("faults", "add", "--status", "503", "--retry-after", "5", "--vm", "demo-vm")
     listed = server.cli("faults", "list")
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["ID", "VM", "PATH", "DOES", "HITS", "UNTIL"]
     assert lines[1].split() == [rule_id, "*", "/metadata/instance", "410,200", "0/2", "-"]
-    assert lines[2].split()[1:5] == ["nobody", "*", "503", "Retry-After"]
+    assert lines[2].split()[1:5] == ["demo-vm", "*", "503", "Retry-After"]
     assert server.get(NAME).status_code == 410
     assert server.cli("faults", "remove", rule_id).stdout.strip() == f"{rule_id}: removed"
     assert server.cli("faults", "clear").stdout.strip() == "removed 1 rule(s)"
@@ -210,3 +222,34 @@ def test_a_bad_rule_in_the_config_file_stops_the_start(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "faults.yaml: faults.rules[0]: " in done.stderr
     assert "give exactly one of status, sequence, latency, close, hang" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ({"vm": "nobody", "status": 500}, "vm: no VM is named 'nobody'"),
+        ({"path": "no-slash", "status": 500}, "path: a request path starts with '/'"),
+    ],
+)
+def test_a_rule_that_could_never_fire_is_refused(
+    server: RunningServer, rule: dict[str, object], expected: str
+) -> None:
+    answer = server.admin("POST", "/faults", json=rule)
+    assert answer.status_code == 400
+    assert expected in answer.json()["error"]
+    assert server.admin("GET", "/faults").json()["rules"] == []
+
+
+def test_the_cli_refuses_a_rule_for_an_unknown_vm_or_a_path_without_a_slash(
+    server: RunningServer,
+) -> None:
+    for flags, expected in (
+        (("--vm", "nobody"), "no VM is named 'nobody'"),
+        (("--path", "no-slash"), "a request path starts with '/'"),
+    ):
+        result = server.cli("faults", "add", *flags, "--status", "500")
+        assert result.returncode == 1
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr
+    known = server.cli("faults", "add", "--vm", "demo-vm", "--path", "*token", "--status", "500")
+    assert known.returncode == 0, known.stderr

@@ -177,3 +177,61 @@ def test_a_configuration_files_settings_are_left_out_with_a_note(
     assert result.returncode == 0
     assert result.stdout == "added  c\n"
     assert result.stderr.endswith("config.yaml: settings left out (not VMs): server\n")
+
+
+def test_a_name_no_route_could_carry_is_refused_saying_which_characters_a_name_holds(
+    fleet: RunningServer, tmp_path: Path
+) -> None:
+    slashed = _file(tmp_path, "s.yaml", 'name: "a/b"\naddresses: [127.0.1.4]\n')
+    err = _refused(fleet, "vm", "import", slashed)
+    assert err.startswith(f"openimds: {slashed}: name: 'a/b': a VM name holds 1 to 64 letters")
+    assert err.endswith(" (400)\n") and err.count("\n") == 1
+    for body in ({"name": "a/b", "addresses": ["127.0.1.4"]}, {"vms": [{"name": "web-"}]}):
+        answer = fleet.admin("POST", "/vms", json=body)
+        assert answer.status_code == 400
+        assert "hyphens, underscores and periods" in answer.json()["error"]
+    assert [vm["name"] for vm in json.loads(_ok(fleet, "vm", "list", "--json"))["vms"]] == [
+        "a",
+        "b",
+    ]
+
+
+def test_an_export_carries_the_generated_identity_ids_to_another_server(
+    fleet: RunningServer, tmp_path: Path
+) -> None:
+    given = _file(
+        tmp_path,
+        "c.yaml",
+        "name: c\naddresses: [127.0.0.3]\nidentities: {systemAssigned: {}, userAssigned: [{}]}\n",
+    )
+    assert _ok(fleet, "vm", "import", given) == "added  c\n"
+    exported = _ok(fleet, "vm", "export", "--name", "c")
+    ids = fleet.admin("GET", "/identity/vms").json()["vms"]
+    effective = next(vm["identities"] for vm in ids if vm["name"] == "c")
+    block = yaml.safe_load(exported)["vms"][0]["identities"]
+    assert block["tenantId"] == effective["tenantId"]
+    assert block["systemAssigned"] == {
+        key: effective["systemAssigned"][key] for key in ("clientId", "objectId")
+    }
+    assert block["userAssigned"] == effective["userAssigned"]
+
+    (tmp_path / "other").mkdir(mode=0o700)
+    other = start_server(tmp_path / "other")
+    try:
+        assert _ok(other, "vm", "remove", "demo-vm") == "removed  demo-vm\n"
+        assert _ok(other, "vm", "import", _file(tmp_path, "e.yaml", exported)) == "added  c\n"
+        there = other.admin("GET", "/identity/vms").json()["vms"]
+        assert next(vm["identities"] for vm in there if vm["name"] == "c") == effective
+        # The vmId the first server generated is the one the VM keeps.
+        assert _vm_id(other, "c") == _vm_id(fleet, "c")
+        assert yaml.safe_load(exported)["vms"][0]["instance"]["compute"]["vmId"] == _vm_id(
+            fleet, "c"
+        )
+        assert _ok(other, "vm", "export") == exported
+    finally:
+        other.stop()
+
+
+def _vm_id(server: RunningServer, name: str) -> str:
+    rows = server.admin("GET", "/vms", params={"view": "summary"}).json()["vms"]
+    return str(next(row["vmId"] for row in rows if row["name"] == name))

@@ -110,3 +110,24 @@ def test_the_inventory_survives_a_restart_and_a_config_without_vms(tmp_path: Pat
         assert _from(again, "127.0.0.3").status_code == 200
     finally:
         again.stop()
+
+
+def test_a_short_vm_file_serves_its_name_and_a_vm_id_kept_across_restarts(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "short.yaml"
+    config.write_text("vms:\n  - {name: web-1, addresses: [127.0.0.1]}\n")
+    compute = "/metadata/instance/compute?api-version=2021-02-01"
+    server = start_server(tmp_path, config=str(config))
+    try:
+        first = _from(server, "127.0.0.1", compute).json()
+        assert first["name"] == "web-1"
+        assert len(first["vmId"]) == 36 and first["vmId"].count("-") == 4
+        assert _from(server, "127.0.0.1", compute).json()["vmId"] == first["vmId"]  # cached
+    finally:
+        server.stop()
+    again = start_server(tmp_path, config=str(config), state_path=server.state_path)
+    try:
+        assert _from(again, "127.0.0.1", compute).json()["vmId"] == first["vmId"]
+    finally:
+        again.stop()

@@ -37,7 +37,7 @@ def _wait_for_access(running: RunningServer, count: int) -> list[dict[str, Any]]
 
 def test_one_structured_line_per_request_without_secrets(tmp_path: Path) -> None:
     config = tmp_path / "vm.yaml"
-    config.write_text('name: vm "quoted"\ninstance: {compute: {name: x}}\n')
+    config.write_text("name: vm.web_1\ninstance: {compute: {name: x}}\n")
     running = start_server(tmp_path, config=str(config), admin_token=TOKEN)
     try:
         running.get(DOC + "&nonce=nonce-secret-42")
@@ -50,7 +50,7 @@ def test_one_structured_line_per_request_without_secrets(tmp_path: Path) -> None
         assert first["method"] == "GET"
         assert first["path"] == "/metadata/instance"
         assert first["status"] == 200
-        assert first["vm"] == 'vm "quoted"'
+        assert first["vm"] == "vm.web_1"
         assert first["level"] == "info"
         assert isinstance(first["ms"], float)
         assert first["ms"] >= 0

@@ -138,3 +138,30 @@ def test_bad_keyword_and_refused_calls_say_why() -> None:
             imds.set_vm(colour="red")
         with pytest.raises(openimds.testing.ServerRefused, match="status: 200 is not"):
             imds.fault(status=200)
+
+
+COMPUTE = "/metadata/instance/compute?api-version=2021-02-01"
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"env": "ci", "team": "a"},
+        [{"name": "env", "value": "ci"}, {"name": "team", "value": "a"}],
+        "env:ci;team:a",
+    ],
+)
+def test_tags_as_a_mapping_a_list_or_azures_string(tags: object) -> None:
+    with openimds.testing.serve() as imds:
+        imds.set_vm(tags=tags)
+        got = httpx.get(imds.url + COMPUTE, headers={"Metadata": "true"}).json()
+        assert got["tags"] == "env:ci;team:a"
+        assert got["tagsList"] == [{"name": "env", "value": "ci"}, {"name": "team", "value": "a"}]
+        imds.update_vm(tags={"env": "prod"})
+        got = httpx.get(imds.url + COMPUTE, headers={"Metadata": "true"}).json()
+        assert (got["tags"], got["tagsList"]) == ("env:prod", [{"name": "env", "value": "prod"}])
+
+
+def test_tags_of_another_type_say_which_types_are_taken() -> None:
+    with openimds.testing.serve() as imds, pytest.raises(TypeError, match="tags: give a mapping"):
+        imds.set_vm(tags=42)

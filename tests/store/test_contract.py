@@ -128,7 +128,11 @@ def test_open_store_chooses_the_backend_by_url(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("url", "message"),
-    [("", "the state path is empty"), ("sqlite://host/x.db", "three slashes")],
+    [
+        ("", "the state path is empty"),
+        ("sqlite://host/x.db", "three slashes"),
+        ("mysql://x@y/z", "unknown state URL scheme 'mysql'"),
+    ],
 )
 def test_a_bad_state_url_is_one_clear_error(url: str, message: str) -> None:
     with pytest.raises(StoreError, match=message):

@@ -5,6 +5,7 @@ unit by `systemd-analyze verify`."""
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,88 @@ def test_the_dockerfile_runs_a_slim_python_as_a_user_with_a_healthcheck() -> Non
     assert parser.envs["OPENIMDS_ADMIN_LISTEN"] == "127.0.0.1:8081"  # admin stays inside
     assert parser.envs["OPENIMDS_LISTEN"] == "0.0.0.0:80"
     assert _last("ENTRYPOINT") == '["openimds"]'
+
+
+# What Debian's useradd --create-home gives a home directory: HOME_MODE is unset in
+# bookworm's /etc/login.defs (the image's base), so the mode is 0777 & ~UMASK (022).
+_USERADD_HOME_MODE = 0o755
+
+
+def _final_stage_commands() -> list[list[str]]:
+    """Each shell command of the final stage's RUN lines, split as sh would (the
+    Dockerfile uses only `&&` between commands)."""
+    instructions = _instructions()
+    last_from = max(i for i, (name, _) in enumerate(instructions) if name == "FROM")
+    commands = []
+    for name, value in instructions[last_from:]:
+        if name == "RUN":
+            commands += [shlex.split(part) for part in value.split("&&")]
+    return commands
+
+
+def _option(words: list[str], *names: str) -> str | None:
+    for i, word in enumerate(words):
+        if word in names:
+            return words[i + 1]
+    return None
+
+
+def _image_directories() -> dict[str, tuple[int, str]]:
+    """What the final stage's commands leave a directory as: path -> (mode, owner uid).
+    Each command that makes or changes a directory is modelled; `--create-home` without a
+    mode of its own gets Debian's default."""
+    made: dict[str, tuple[int, str]] = {}
+    uids: dict[str, str] = {}
+    for words in _final_stage_commands():
+        program, args = words[0], words[1:]
+        if program == "useradd":
+            uid = _option(args, "--uid", "-u") or "?"
+            uids[args[-1]] = uid
+            home = _option(args, "--home-dir", "-d")
+            if home and ("--create-home" in args or "-m" in args):
+                made[home] = (_USERADD_HOME_MODE, uid)
+        elif program == "install" and ("-d" in args or "--directory" in args):
+            mode = int(_option(args, "-m", "--mode") or "755", 8)
+            owner = _option(args, "-o", "--owner") or "0"
+            for path in [a for a in args if a.startswith("/")]:
+                made[path] = (mode, uids.get(owner, owner))
+        elif program == "chmod":
+            mode_text, *paths = [a for a in args if not a.startswith("-")]
+            for path in paths:
+                made[path] = (int(mode_text, 8), made.get(path, (0, "0"))[1])
+        elif program == "chown":
+            owner_text, *paths = [a for a in args if not a.startswith("-")]
+            owner = owner_text.split(":")[0]
+            for path in paths:
+                made[path] = (made.get(path, (0o755, "0"))[0], uids.get(owner, owner))
+    return made
+
+
+def test_the_images_state_directory_is_private_and_the_servers() -> None:
+    state = str(Path(_last_env("OPENIMDS_STATE")).parent)
+    assert _last("VOLUME") == f'["{state}"]'  # a new volume starts with the image's mode
+    assert _last("WORKDIR") == state
+    mode, owner = _image_directories()[state]
+    assert (mode, owner) == (0o700, _last("USER").split(":")[0])
+
+
+def test_serve_accepts_the_images_state_directory_and_refuses_debians_default(
+    tmp_path: Path,
+) -> None:
+    from openimds.store.sqlite import StateNotPrivate, check_location
+
+    state = str(Path(_last_env("OPENIMDS_STATE")).parent)
+    folder = tmp_path / "openimds"
+    folder.mkdir()
+    folder.chmod(_image_directories()[state][0])
+    check_location(str(folder / "state.db"))  # the image's: accepted
+    folder.chmod(_USERADD_HOME_MODE)
+    with pytest.raises(StateNotPrivate, match="chmod 700"):
+        check_location(str(folder / "state.db"))
+
+
+def _last_env(name: str) -> str:
+    return str(DockerfileParser(path=str(DEPLOY / "Dockerfile")).envs[name])
 
 
 def _yaml(path: Path) -> Any:

@@ -5,6 +5,7 @@ the reason when that fails)."""
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,38 @@ CONFIG_OPTION = click.option(
     help="VM/config file (YAML or JSON); commands that talk to a running server read its "
     "admin address and token from it. Default: the built-in demo VM and settings.",
 )
+
+
+class Seconds(click.ParamType[float]):
+    """A flag's number of seconds: finite and not negative, and above zero where zero means
+    nothing (a timeout). Refused here, before any call, so NaN or an infinity never reaches
+    JSON or a socket."""
+
+    name = "seconds"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"expected a number of seconds, got {value!r}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite number of seconds, got {value!r}", param, ctx)
+        if number < 0 or (self.positive and number == 0):
+            least = "above 0" if self.positive else "0 or more"
+            self.fail(f"expected seconds {least}, got {value!r}", param, ctx)
+        return number
+
+
+SECONDS = Seconds()
+"""Seconds where 0 means now or nothing (a delay, a window's start)."""
+POSITIVE_SECONDS = Seconds(positive=True)
+"""Seconds where 0 means nothing (a timeout)."""
+
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 
 

@@ -7,7 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Seconds = Annotated[float, Field(ge=0, le=86400)]
+# The longest a rule may wait, last or delay (a day): beyond it a test is not a test.
+MAX_SECONDS = 86400
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 KINDS = ("status", "sequence", "latency", "close", "hang")
 
 
@@ -39,6 +41,15 @@ class FaultSpec(BaseModel):
     def _printable(cls, value: str | None) -> str | None:
         if value is not None and (not value or not value.isprintable() or "/" in value):
             raise ValueError("a rule id is printable, not empty and has no '/'")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _a_request_path(cls, value: str) -> str:
+        # Request paths start with '/': a pattern starting otherwise (but not with a
+        # wildcard) could never match one.
+        if value[0] not in "/*?[":
+            raise ValueError("a request path starts with '/' (or give a glob: *, ?, [...])")
         return value
 
     @field_validator("status")

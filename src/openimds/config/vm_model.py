@@ -426,8 +426,24 @@ def _address_text(value: Any) -> Any:
 Address = Annotated[IPvAnyAddress, BeforeValidator(_address_text)]
 
 
+# Azure's rule for a (Linux) VM's name, which also keeps every name one path segment of
+# the admin API and the console (`/vms/{name}`) with nothing to encode: 1 to 64 letters,
+# digits, '-', '_' and '.', not starting with '_', not ending with '.' or '-'.
+VM_NAME = re.compile(r"(?!_)[A-Za-z0-9._-]{0,63}[A-Za-z0-9_]", re.ASCII)
+VM_NAME_RULE = (
+    "a VM name holds 1 to 64 letters, digits, hyphens, underscores and periods, and does "
+    "not start with an underscore or end with a period or a hyphen (Azure's rule)"
+)
+
+
+def check_vm_name(name: str) -> str:
+    if not VM_NAME.fullmatch(name):
+        raise ValueError(f"{name!r}: {VM_NAME_RULE}")
+    return name
+
+
 class VmSpec(_Strict):
-    """One VM of the file. `name` defaults to compute.name."""
+    """One VM of the file. `name` defaults to compute.name (then vmId)."""
 
     name: str = ""
     instance: Instance = Field(default_factory=_empty(Instance))
@@ -437,6 +453,22 @@ class VmSpec(_Strict):
     # an availability set reach every VM in it).
     availabilitySet: str = ""
     identities: Identities | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _routable_name(cls, value: str) -> str:
+        return value and check_vm_name(value)
+
+    @model_validator(mode="after")
+    def _routable_display_name(self) -> VmSpec:
+        # Without `name`, compute.name (or vmId) names the VM: the same rule holds.
+        if not self.name and self.display_name:
+            source = "instance.compute.name" if self.instance.compute.name else "vmId"
+            try:
+                check_vm_name(self.display_name)
+            except ValueError as exc:
+                raise ValueError(f"the VM's name (from {source}) {exc}") from None
+        return self
 
     @property
     def display_name(self) -> str:

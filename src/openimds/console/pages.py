@@ -106,7 +106,9 @@ class ConsolePages:
             "spec": spec,
             "versions": versions["versions"],
             "instance": instance,
-            "loadbalancer": await self._preview(visit, name, "/metadata/loadbalancer", "json"),
+            "loadbalancer": await self._preview(
+                visit, name, "/metadata/loadbalancer", "json", versions["newest"]
+            ),
             "user_data": await self._user_data(visit, name, versions["newest"]),
             "identities": await _or_error(
                 visit.api.get(f"/vms/{name}/identities/claims", {"resource": ARM})

@@ -10,7 +10,13 @@ from urllib.parse import quote
 
 import click
 
-from openimds.cli.options import JSON_OPTION, AdminTarget, admin_call, admin_options
+from openimds.cli.options import (
+    JSON_OPTION,
+    SECONDS,
+    AdminTarget,
+    admin_call,
+    admin_options,
+)
 
 
 def _when(iso: str | None) -> str:
@@ -53,7 +59,7 @@ def events() -> None:
 @click.option("--duration", type=int, help="DurationInSeconds (-1 unknown, 0 no impact).")
 @click.option("--description", help="Description text.")
 @click.option("--source", type=click.Choice(["Platform", "User"]), help="EventSource.")
-@click.option("--complete-after", type=float, help="Seconds Started lasts after the duration.")
+@click.option("--complete-after", type=SECONDS, help="Seconds Started lasts after the duration.")
 @click.option("--approval", type=click.Choice(["any", "all"]), help="Approvals needed to start.")
 @click.option("--id", "event_id", help="Use this EventId instead of a random GUID.")
 @admin_options

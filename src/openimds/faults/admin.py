@@ -9,8 +9,7 @@ POST   /faults/boot         a boot window: every call gets 410 for `seconds` fro
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,8 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from openimds.config.faults_model import MAX_SECONDS
 from openimds.core.faults import spent
 from openimds.faults.rules import FaultError, FaultRules, LiveRule, parse_spec
+from openimds.web.admin_app import json_body
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -46,18 +47,16 @@ def view(live: LiveRule, now: float) -> dict[str, Any]:
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw:
+    if not await request.body():
         return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise FaultError(f"the body is not JSON: {exc}") from None
+    return await json_body(request)
 
 
 @dataclass
 class FaultsAdmin:
     fault_rules: FaultRules
+    # Whether a VM of this name is served now: a rule for another could never fire.
+    has_vm: Callable[[str], bool] = lambda name: True
 
     def public_paths(self) -> list[str]:
         return []
@@ -89,9 +88,13 @@ class FaultsAdmin:
           201:
             description: The rule added.
           400:
-            description: The rule is not valid (the error says why).
+            description: The rule is not valid, or names a VM the server does not
+              serve (the error says why).
         """
-        live = self.fault_rules.add(parse_spec(await _body(request)))
+        spec = parse_spec(await _body(request))
+        if spec.vm is not None and not self.has_vm(spec.vm):
+            raise FaultError(f"vm: no VM is named {spec.vm!r}")
+        live = self.fault_rules.add(spec)
         return JSONResponse({"rule": view(live, self.fault_rules.clock())}, status_code=201)
 
     async def clear(self, request: Request) -> Response:
@@ -119,10 +122,19 @@ class FaultsAdmin:
           201:
             description: The boot window's rule (every call gets 410 until it ends).
           400:
-            description: seconds is missing or not a positive number.
+            description: seconds is missing, not a number, or not above 0 and at most
+              86400 (a day).
         """
-        seconds = (await _body(request)).get("seconds")
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-            raise FaultError("seconds: give the boot window's length, a positive number")
+        body = await _body(request)
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 < seconds <= MAX_SECONDS
+        ):
+            raise FaultError(
+                "seconds: give the boot window's length, a number above 0 and at most "
+                f"{MAX_SECONDS:g}"
+            )
         live = self.fault_rules.boot(float(seconds))
         return JSONResponse({"rule": view(live, self.fault_rules.clock())}, status_code=201)

@@ -9,7 +9,13 @@ from urllib.parse import quote
 
 import click
 
-from openimds.cli.options import JSON_OPTION, AdminTarget, admin_call, admin_options
+from openimds.cli.options import (
+    JSON_OPTION,
+    SECONDS,
+    AdminTarget,
+    admin_call,
+    admin_options,
+)
 
 
 def _statuses(value: str) -> list[int]:
@@ -19,15 +25,20 @@ def _statuses(value: str) -> list[int]:
         raise click.BadParameter(f"expected statuses like 410,410,200, got {value!r}") from None
 
 
-def _latency(value: str) -> float | list[float]:
-    """`0.5` or `0.2-1.5` (seconds)."""
-    try:
-        if "-" in value.lstrip("-"):
-            low, _, high = value.partition("-")
-            return [float(low), float(high)]
-        return float(value)
-    except ValueError:
-        raise click.BadParameter(f"expected SECONDS or LOW-HIGH, got {value!r}") from None
+class _Latency(click.ParamType["float | list[float]"]):
+    """`0.5` or `0.2-1.5` (seconds, each as SECONDS takes it)."""
+
+    name = "latency"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float | list[float]:
+        if not isinstance(value, str) or "-" not in value.lstrip("-"):
+            return SECONDS.convert(value, param, ctx)
+        low, _, high = value.partition("-")
+        if not low or not high:
+            self.fail(f"expected SECONDS or LOW-HIGH, got {value!r}", param, ctx)
+        return [SECONDS.convert(low, param, ctx), SECONDS.convert(high, param, ctx)]
 
 
 def _what(rule: dict[str, Any]) -> str:
@@ -70,13 +81,13 @@ def faults() -> None:
 @click.option("--vm", help="Only this VM (default: every caller).")
 @click.option("--status", type=int, help="Answer with this status (410, 429, 500, 503...).")
 @click.option("--sequence", type=_statuses, help="One status per request, e.g. 410,410,200.")
-@click.option("--latency", type=_latency, help="Delay answers: SECONDS or LOW-HIGH.")
+@click.option("--latency", type=_Latency(), help="Delay answers: SECONDS or LOW-HIGH.")
 @click.option("--close", is_flag=True, help="Hang up without an answer.")
 @click.option("--hang", is_flag=True, help="Hold the connection open without an answer.")
 @click.option("--retry-after", type=int, help="Retry-After seconds with --status/--sequence.")
 @click.option("--times", type=int, help="Fire this many times, then stop.")
-@click.option("--after", type=float, help="Seconds before the rule starts.")
-@click.option("--window", type=float, help="Seconds the rule lasts once started.")
+@click.option("--after", type=SECONDS, help="Seconds before the rule starts.")
+@click.option("--window", type=SECONDS, help="Seconds the rule lasts once started.")
 @click.option("--id", "rule_id", help="Name the rule (default: generated).")
 @admin_options
 @JSON_OPTION
@@ -116,7 +127,7 @@ def clear(admin: AdminTarget) -> None:
 
 
 @faults.command("boot")
-@click.option("--seconds", type=float, default=30.0, show_default=True, help="Window length.")
+@click.option("--seconds", type=SECONDS, default=30.0, show_default=True, help="Window length.")
 @admin_options
 def boot(seconds: float, admin: AdminTarget) -> None:
     """Start a boot window: every call gets 410 for SECONDS from now."""

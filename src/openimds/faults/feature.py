@@ -12,10 +12,11 @@ from openimds.runtime import Plug, Runtime
 
 def install(runtime: Runtime) -> Plug:
     fault_rules = FaultRules(clock=runtime.clock.now)
+    inventory = runtime.inventory
     _configure(fault_rules, runtime.config)
     return Plug(
         hooks=[fault_rules],
-        admin=[FaultsAdmin(fault_rules)],
+        admin=[FaultsAdmin(fault_rules, lambda name: name in inventory.vms)],
         jobs=[fault_rules.refresh],
         collectors=[FaultsCollector(fault_rules)],
     )

@@ -5,6 +5,7 @@ metadata answers as a VM file (fleet/capture.py)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ from urllib.parse import quote
 
 import click
 
-from openimds.cli.options import JSON_OPTION, AdminTarget, admin_options
+from openimds.cli.options import JSON_OPTION, POSITIVE_SECONDS, AdminTarget, admin_options
 from openimds.fleet import vm_file
 
 FILE = click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
@@ -194,12 +195,21 @@ def show(name: str, admin: AdminTarget, as_json: bool) -> None:
 @JSON_OPTION
 def export(names: tuple[str, ...], admin: AdminTarget, as_json: bool) -> None:
     """Print a VM file with a `vms` list (YAML, or JSON with --json) that `vm import`
-    and the configuration file take."""
+    and the configuration file take. Identities and vmIds carry the ids the server uses,
+    generated ones included, so a VM imported elsewhere keeps its vmId and its tokens'
+    tid, oid and appid."""
     if names:
         views = [_call(admin, "GET", _path(name)) for name in dict.fromkeys(names)]
     else:
         views = _call(admin, "GET", "/vms")["vms"]
-    data = {"vms": [vm_file.as_file(view) for view in views]}
+    effective = {vm["name"]: vm["identities"] for vm in _call(admin, "GET", "/identity/vms")["vms"]}
+    served = {row["name"]: row["vmId"] for row in _call(admin, "GET", "/vms?view=summary")["vms"]}
+    data = {
+        "vms": [
+            vm_file.as_file(view, effective.get(view["name"]), served.get(view["name"]))
+            for view in views
+        ]
+    }
     click.echo(vm_file.dump(data, as_json), nl=False)
 
 
@@ -346,6 +356,21 @@ def kit(
         click.echo(kits.libvirt(guest, os.path.abspath(path), bridge), nl=False)
 
 
+def _addresses(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Each --address checked as `vm import` checks it, before anything is asked: the
+    captured file is always importable."""
+    for value in values:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"expected an IPv4 or IPv6 address, got {value!r}", ctx, param
+            ) from None
+    return values
+
+
 @click.command("capture")
 @click.option(
     "--url",
@@ -370,9 +395,12 @@ def kit(
     "--address",
     "addresses",
     multiple=True,
+    callback=_addresses,
     help="A source address the lab VM calls from (repeatable); a fleet needs them.",
 )
-@click.option("--timeout", type=float, default=3.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--timeout", type=POSITIVE_SECONDS, default=3.0, show_default=True, help="Seconds per request."
+)
 def capture(
     url: str,
     output: str | None,
@@ -402,9 +430,12 @@ def capture(
         click.echo(text, nl=False)
         return
     try:
-        # userData often carries a bootstrap secret: the file is the owner's alone.
+        # userData often carries a bootstrap secret: the file is the owner's alone, also
+        # one that was there (the mode of open() applies to a new file only); the chmod
+        # comes before anything is written.
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(fd, 0o600)
             handle.write(text)
     except OSError as exc:
         _fail(f"{output}: cannot write: {exc.strerror}")

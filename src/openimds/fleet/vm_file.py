@@ -16,6 +16,7 @@ import yaml
 from openimds.config import ConfigError
 from openimds.config.loading import VM_KEYS, normalise, read_document
 from openimds.config.model import Config
+from openimds.config.vm_model import Compute
 
 # The configuration's sections that are settings, not VMs.
 SETTINGS = frozenset(Config.model_fields) - {"vms"}
@@ -62,10 +63,48 @@ def name_of(vm: Any) -> str:
     return ""
 
 
-def as_file(view: dict[str, Any]) -> dict[str, Any]:
+def as_file(
+    view: dict[str, Any], effective: dict[str, Any] | None = None, vm_id: str | None = None
+) -> dict[str, Any]:
     """One VM of the admin API's answer as a VM file holds it: without its revision,
-    which is the server's, not the VM's."""
-    return {key: value for key, value in view.items() if key in VM_KEYS}
+    which is the server's, not the VM's; with `effective` (the VM's identities as
+    `GET /identity/vms` gives them), its identities with every id the server uses; with
+    `vm_id` (the one served), that vmId where the file gave none (it was generated)."""
+    data = {key: value for key, value in view.items() if key in VM_KEYS}
+    if effective is not None and isinstance(data.get("identities"), dict):
+        data["identities"] = _with_ids(data["identities"], effective)
+    instance = data.get("instance", {})
+    compute = instance.get("compute", {}) if isinstance(instance, dict) else None
+    if vm_id and isinstance(compute, dict) and not compute.get("vmId"):
+        # In the model's field order, as a server shows the VM once imported.
+        with_id = {**compute, "vmId": vm_id}
+        order = {field: i for i, field in enumerate(Compute.model_fields)}
+        ordered = dict(sorted(with_id.items(), key=lambda item: order.get(item[0], len(order))))
+        data["instance"] = {**instance, "compute": ordered}
+    return data
+
+
+def _with_ids(given: dict[str, Any], effective: dict[str, Any]) -> dict[str, Any]:
+    """The identities block with the ids the server generated filled in. A generated id
+    lives in one server's state store: without it in the file, a server importing the VM
+    would generate others, and the VM's tokens would name other principals."""
+    # The model's order (tenantId first), as a server shows an imported block.
+    block = {"tenantId": effective["tenantId"], **given}
+    block["tenantId"] = effective["tenantId"]
+    system = effective.get("systemAssigned")
+    if given.get("systemAssigned") is not None and system is not None:
+        block["systemAssigned"] = {
+            **given["systemAssigned"],
+            "clientId": system["clientId"],
+            "objectId": system["objectId"],
+        }
+    users = effective.get("userAssigned") or []
+    if len(users) == len(given.get("userAssigned") or []):
+        block["userAssigned"] = [
+            {**user, **{key: ids[key] for key in ("clientId", "objectId", "resourceId")}}
+            for user, ids in zip(given["userAssigned"], users, strict=True)
+        ]
+    return block
 
 
 def dump(data: dict[str, Any], as_json: bool) -> str:

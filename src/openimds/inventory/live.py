@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 import orjson
 
@@ -142,8 +142,35 @@ class Specs(Mapping[str, VmSpec]):
         return len(self._texts)
 
 
+class VmIdSource(Protocol):
+    """Where a VM without a vmId of its own gets one (inventory/vm_ids.py: the state store)."""
+
+    def ids_for(self, names: Collection[str]) -> Mapping[str, str]: ...
+
+
+def fill_names(data: Mapping[str, dict[str, Any]], vm_ids: VmIdSource | None) -> None:
+    """What a VM file may leave out and a VM always has: compute.name (its VM name) and a
+    vmId (from `vm_ids`), each only where the file gives none. Done to the record's data
+    before its snapshot is built, so the served documents and their cache hold them."""
+    missing = []
+    for name, record in data.items():
+        compute = record["instance"].get("compute")
+        if not isinstance(compute, dict):
+            continue
+        if not compute.get("name"):
+            compute["name"] = name
+        if not compute.get("vmId"):
+            missing.append(name)
+    if missing and vm_ids is not None:
+        ids = vm_ids.ids_for(missing)
+        for name in missing:
+            data[name]["instance"]["compute"]["vmId"] = ids[name]
+
+
 class LiveInventory:
     def __init__(self, specs: Iterable[VmSpec] = (), *, addresses_required: bool = True) -> None:
+        # Where VMs without a vmId get one; None (no state store): they serve "".
+        self.vm_ids: VmIdSource | None = None
         # False when every caller comes through a signed proxy, which names the VM.
         self.addresses_required = addresses_required
         # One counter for every VM: a revision is never reused, even for a VM removed
@@ -172,6 +199,7 @@ class LiveInventory:
     def replace_texts(self, texts: Mapping[str, str]) -> None:
         data = {name: records.raw(name, text) for name, text in texts.items()}
         check_servable({name: _addresses(d) for name, d in data.items()}, self.addresses_required)
+        fill_names(data, self.vm_ids)
         interner = Interner()
         vms = {name: self._snapshot(name, d, interner) for name, d in data.items()}
         self._identity_blocks = {name: d.get("identities") for name, d in data.items()}
@@ -185,6 +213,7 @@ class LiveInventory:
         addresses = {name: vm.addresses for name, vm in self.vms.items()}
         addresses.update({name: _addresses(d) for name, d in data.items()})
         check_servable(addresses, self.addresses_required)
+        fill_names(data, self.vm_ids)
         vms = dict(self.vms)
         interner = Interner()
         vms.update({name: self._snapshot(name, d, interner) for name, d in data.items()})

@@ -1,13 +1,15 @@
 """State that must survive a restart: admin token, keys, events. One interface, many backends.
 
 A backend is chosen by the state URL: `memory:` keeps nothing (tests, throwaway runs;
-`:memory:` is the same), `sqlite:///abs/path` or a plain file path is the embedded SQLite
-store, `postgresql://user@host:port/db` the shared PostgreSQL store that several nodes use
-at once. A new backend is one module and one entry in `BACKENDS`.
+`:memory:` is the same), `sqlite:///abs/path` or a plain file path (anything without
+`scheme://`) is the embedded SQLite store, `postgresql://user@host:port/db` (or
+`postgres://`) the shared PostgreSQL store that several nodes use at once. Any other
+`scheme://` is refused. A new backend is one module and one entry in `BACKENDS`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -73,10 +75,21 @@ BACKENDS: dict[str, Opener] = {"memory": _memory, "sqlite": _sqlite, "postgresql
 _ALIASES = {"postgres": "postgresql"}
 
 
+# `scheme://` (RFC 3986's scheme characters): a URL, never a file path, so a misspelled
+# scheme is refused instead of becoming a SQLite file named after it.
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
 def backend_of(url: str) -> tuple[str, str]:
-    """(scheme, location) of a state URL; a bare path is a SQLite file."""
+    """(scheme, location) of a state URL; a bare path (no `scheme://`) is a SQLite file."""
     if url in ("memory:", ":memory:"):
         return "memory", ""
+    named = _URL.match(url)
+    if named and _ALIASES.get(named[1], named[1]) not in BACKENDS.keys() - {"memory"}:
+        raise StoreError(
+            f"unknown state URL scheme {named[1]!r}: give memory:, sqlite:///path, "
+            "postgresql://user@host/db or a file path"
+        )
     scheme, sep, rest = url.partition(":")
     scheme = _ALIASES.get(scheme, scheme)
     if scheme == "postgresql":

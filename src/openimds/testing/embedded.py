@@ -200,6 +200,9 @@ def _apply_keywords(vm: dict[str, Any], fields: Mapping[str, Any]) -> None:
             vm["name"] = value
             vm.setdefault("instance", {}).setdefault("compute", {})["name"] = value
             continue
+        if key == "tags":
+            vm.setdefault("instance", {}).setdefault("compute", {}).update(_tags(value))
+            continue
         if key not in COMPUTE_KEYWORDS:
             known = ", ".join(sorted(["name", *COMPUTE_KEYWORDS]))
             raise TypeError(f"set_vm: unknown keyword {key!r} (known: {known})")
@@ -208,6 +211,28 @@ def _apply_keywords(vm: dict[str, Any], fields: Mapping[str, Any]) -> None:
         for parent in parents:
             target = target.setdefault(parent, {})
         target[leaf] = value
+
+
+def _tags(value: Any) -> dict[str, Any]:
+    """compute's `tags` and `tagsList` from what a test gives: a mapping of name to value,
+    Azure's `tagsList` (a list of {"name", "value"}) or its `name:value;...` string. Both
+    are set, so a VM that had tags never keeps the old ones in the other form."""
+    if isinstance(value, str):
+        pairs = [part.partition(":") for part in value.split(";") if part]
+        listed = [{"name": name, "value": tag} for name, _, tag in pairs]
+    elif isinstance(value, Mapping):
+        listed = [{"name": str(name), "value": str(tag)} for name, tag in value.items()]
+    elif isinstance(value, list) and all(
+        isinstance(t, Mapping) and set(t) == {"name", "value"} for t in value
+    ):
+        listed = [{"name": str(t["name"]), "value": str(t["value"])} for t in value]
+    else:
+        raise TypeError(
+            "tags: give a mapping ({'env': 'ci'}), a list of {'name': ..., 'value': ...} "
+            f"(Azure's tagsList) or a 'name:value;...' string, not {value!r}"
+        )
+    joined = ";".join(f"{t['name']}:{t['value']}" for t in listed)
+    return {"tags": joined, "tagsList": listed}
 
 
 class Serving:

@@ -7,7 +7,6 @@ POST /clock/advance    {"seconds": N}: move the clock forward (never back)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openimds.runtime import Clock, Plug, Runtime
+from openimds.web.admin_app import json_body
 from openimds.web.admin_errors import AdminError
 
 
@@ -57,15 +57,17 @@ class ClockAdmin:
           200:
             description: The clock after the move.
           400:
-            description: seconds is missing, not a number, or negative.
+            description: seconds is missing, not a number, negative, or would take the
+              clock more than 315360000 s (ten years) ahead of wall time.
         """
+        body = await json_body(request)
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ClockError('expected {"seconds": N}, N a number of seconds, 0 or more')
         try:
-            seconds = json.loads(await request.body()).get("seconds")
-        except (ValueError, AttributeError):
-            raise ClockError('expected {"seconds": N}') from None
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise ClockError("seconds: a number of seconds to move forward, 0 or more")
-        self.clock.advance(float(seconds))
+            self.clock.advance(float(seconds))
+        except (ValueError, OverflowError) as exc:
+            raise ClockError(f"seconds: {exc}") from None
         return self._state()
 
     def _state(self) -> JSONResponse:

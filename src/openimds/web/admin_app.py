@@ -58,10 +58,17 @@ class BadBody(AdminError, ValueError):
     """A request body that is not JSON: a 400 on every admin route."""
 
 
+def _not_a_number(literal: str) -> Any:
+    # Python's json takes NaN and Infinity; RFC 8259 does not, and no limit holds them.
+    raise BadBody(f"the body is not JSON: {literal} is not a JSON number")
+
+
 async def json_body(request: Request) -> Any:
     """The request's JSON body, or BadBody saying why not (one wording for every route)."""
     try:
-        return json.loads(await request.body())
+        return json.loads(await request.body(), parse_constant=_not_a_number)
+    except BadBody:
+        raise
     except ValueError as exc:
         raise BadBody(f"the body is not JSON: {exc}") from None
     except RecursionError:

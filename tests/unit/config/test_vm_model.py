@@ -108,3 +108,24 @@ def test_parts_left_out_are_one_shared_empty_model(write: WriteFile) -> None:
     assert c.osProfile is a.osProfile
     with pytest.raises(ValueError, match="frozen"):
         a.plan.name = "changed"  # type: ignore[misc]
+
+
+NAME_RULE = "a VM name holds 1 to 64 letters, digits, hyphens, underscores and periods"
+
+
+@pytest.mark.parametrize(
+    "name", ["a/b", "a b", "a?b", "a%2Fb", "_web", "web.", "web-", "x" * 65, "caf\u00e9", "#1"]
+)
+def test_a_name_routes_could_not_carry_is_refused(write: WriteFile, name: str) -> None:
+    for text in (
+        f"name: {name!r}\naddresses: [127.0.1.4]\n",
+        f"instance: {{compute: {{name: {name!r}}}}}\naddresses: [127.0.1.4]\n",
+    ):
+        error = error_of(write(text.replace("'", '"')))
+        assert NAME_RULE in error
+        assert "not start with an underscore" in error and "end with a period or a hyphen" in error
+
+
+@pytest.mark.parametrize("name", ["web-1", "a", "Web_01.prod", "x" * 64, "node-0100", "vm_"])
+def test_names_azure_allows_are_taken(write: WriteFile, name: str) -> None:
+    assert load(write(f"name: {name}\naddresses: [127.0.1.4]\n")).vms[0].display_name == name
