@@ -256,7 +256,7 @@ def test_cloud_init_reports_ready_and_openimds_shows_it(booted: Booted) -> None:
 
 
 def _reported_ready(state: dict[str, Any] | None) -> bool:
-    return bool(state) and "Ready" in json.dumps(state.get("health") if state else None)
+    return state is not None and (state.get("health") or {}).get("state") == "Ready"
 
 
 def _ready_uptime(booted: Booted, log: str) -> float:
@@ -295,7 +295,9 @@ def test_waagent_provisions_uploads_status_and_stays_quiet(booted: Booted) -> No
     assert "Finished provisioning" in log or "Provisioning complete" in log, log[-3000:]
     state = booted.guest_state()
     assert state is not None
-    assert "Ready" in json.dumps(state.get("status")), state
+    assert state["agent"]["status"] == "Ready", state
+    assert state["agent"]["agent_version"].startswith("2.7"), state
+    assert state["health"]["state"] == "Ready", state
 
 
 def _goal_state_incarnation(booted: Booted) -> str:
@@ -339,4 +341,7 @@ def test_second_boot_does_not_provision_again(booted: Booted) -> None:
     ), last_boot[-3000:]
     if booted.wireserver:
         assert _goal_state_incarnation(booted) == incarnation
+        state = booted.guest_state()
+        assert state is not None
+        assert str(state["incarnation"]) == incarnation, state
     _require_wireserver(booted)
