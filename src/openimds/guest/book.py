@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -195,19 +196,27 @@ class GuestBook:
         return {
             "vm": name,
             "incarnation": state.incarnation or None,
-            "health": state.health,
-            "agent": state.agent,
-            "ready_since": state.ready_since,
-            "goal_state_fetched_at": state.fetched_at,
-            "last_report_at": state.reported_at,
-            "last_status_at": state.uploaded_at,
+            "health": _stamped(state.health),
+            "agent": _stamped(state.agent),
+            "ready_since": iso(state.ready_since),
+            "goal_state_fetched_at": iso(state.fetched_at),
+            "last_report_at": iso(state.reported_at),
+            "last_status_at": iso(state.uploaded_at),
             "summary": summary(state),
         }
 
 
+def iso(at: float | None) -> str | None:
+    """An epoch second as ISO 8601 UTC, to the second (None stays None)."""
+    return None if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _stamped(said: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if said is None else {**said, "at": iso(said.get("at"))}
+
+
 def summary(state: GuestState) -> str:
     """One line for people: "agent Ready since 12:03:04; provisioning succeeded"."""
-    import time
 
     def clock(at: float) -> str:
         return time.strftime("%H:%M:%S", time.gmtime(at))
