@@ -88,9 +88,11 @@ def listener_server(
     runtime: Runtime, listener: Listener, log: AccessLog, limits: ConnectionLimits
 ) -> MetadataServer:
     """A feature's extra listener: its own service and callers; budgets, metrics and the
-    access log shared with the metadata listener; no hooks and no byte cache."""
+    access log shared with the metadata listener; no hooks; the byte cache, the signed
+    proxy and the journal when the listener asks for them."""
     settings = runtime.config.server
-    return MetadataServer(
+    trust = runtime.proxy if listener.signed_proxy else None
+    server = MetadataServer(
         listener.service,
         listener.callers,
         runtime.limiters,
@@ -99,9 +101,15 @@ def listener_server(
         metrics=runtime.metrics,
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         limits=limits,
-        byte_cache=False,
+        byte_cache=listener.byte_cache,
+        proxy=None if trust is None else ProxyCallers(trust, runtime.fleet),
+        journal=runtime.journal if listener.journal else None,
         clock=runtime.clock.now,
+        on_answer=listener.on_answer,
     )
+    if listener.attach is not None:
+        listener.attach(server)
+    return server
 
 
 def admin_app(runtime: Runtime) -> Starlette:
@@ -365,7 +373,7 @@ def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime)
     runtime.bound["admin"] = admin_at
     line = f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
     extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]
-    return line + (f"; token sources: {', '.join(extras)}" if extras else "")
+    return line + (f"; also {', '.join(extras)}" if extras else "")
 
 
 def _client_url(scheme: str, sockname: object) -> str:

@@ -53,6 +53,14 @@ def main() -> None:
     type=click.Choice(list(SOURCES)),
     help="Also serve this managed-identity token source (repeatable); see `openimds env`.",
 )
+@click.option(
+    "--wireserver-listen",
+    help="Also serve the WireServer (guest agents' host API) on HOST:PORT, e.g. 168.63.129.16:80.",
+)
+@click.option(
+    "--hostgaplugin-listen",
+    help="Also serve the HostGAPlugin on HOST:PORT, e.g. 168.63.129.16:32526.",
+)
 def serve(
     config_path: str | None,
     listen: str | None,
@@ -62,6 +70,8 @@ def serve(
     state_path: str | None,
     access_log: bool | None,
     hosts: tuple[str, ...],
+    wireserver_listen: str | None,
+    hostgaplugin_listen: str | None,
 ) -> None:
     """Serve the metadata API and the admin API (and any token sources asked for)."""
     # A start builds many long-lived objects (a large fleet: millions); the cyclic
@@ -75,6 +85,8 @@ def serve(
         "server.log_level": log_level,
         "server.access_log": access_log,
         "state.path": state_path,
+        "guest.wireserver.listen": wireserver_listen,
+        "guest.hostgaplugin.listen": hostgaplugin_listen,
     }
     # Merged into the file's `hosts:` section: a source's settings there stay.
     flags.update({f"hosts.{name}.enabled": True for name in hosts})

@@ -299,6 +299,8 @@ class MetadataProtocol(asyncio.Protocol):
             transport.abort()
         elapsed = time.perf_counter() - started
         server.metrics.observe(cached.route, cached.status, vm_name, elapsed)
+        if server.on_answer is not None:
+            server.on_answer(cached.route, vm_name)
         if server.access_log.enabled:
             path = self.url.partition(b"?")[0].decode("latin-1")
             server.access_log.record(

@@ -85,6 +85,7 @@ class MetadataServer:
         proxy: SignedCallers | None = None,
         journal: Journal | None = None,
         clock: Callable[[], float] = time.time,
+        on_answer: Callable[[str, str], None] | None = None,
     ) -> None:
         self.service = service
         # Set with a proxy secret: callers are resolved through it, and its headers are
@@ -112,6 +113,9 @@ class MetadataServer:
         self.journal = journal
         # The `now` handed to the core (the runtime's clock: a test may advance it).
         self.clock = clock
+        # Told of every answer (route, VM name): a listener's own bookkeeping (the guest
+        # plane's last goal-state fetch), kept out of the request's path when None.
+        self.on_answer = on_answer
         self.idle_ticks = max(1, round(limits.idle_timeout))
         self.head_ticks = max(1, round(limits.head_timeout))
         self.max_connections = limits.max_connections
