@@ -37,6 +37,9 @@ WIRESERVER_ADDRESS = "168.63.129.16"
 # The chassis asset tag of every Azure VM: what cloud-init's ds-identify looks for.
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 BRIDGE = "br0"
+# The system version Hyper-V reports: systemd recognises Hyper-V by it ("Hyper-V" prefix;
+# the vendor "Microsoft Corporation" alone is not in its table).
+HYPERV_VERSION = "Hyper-V UEFI Release v4.1"
 
 
 def _ip(*args: str) -> None:
@@ -190,6 +193,7 @@ class GuestVM:
     process: subprocess.Popen[bytes] | None = None
     console: Path | None = None
     started: float = 0.0
+    powered_on_at: float = 0.0  # wall clock, to compare with times openimds records
 
     @property
     def overlay(self) -> Path:
@@ -252,7 +256,7 @@ class GuestVM:
             f"virtio-net-pci,netdev=nic0,mac={self.mac}",
             "-smbios",
             "type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,"
-            f"version=7.0,uuid={smbios_uuid(self.vm_id)}",
+            f"version={HYPERV_VERSION},uuid={smbios_uuid(self.vm_id)}",
             "-smbios",
             f"type=3,manufacturer=Microsoft Corporation,asset={AZURE_ASSET_TAG}",
             "-serial",
@@ -261,6 +265,7 @@ class GuestVM:
             "virtio-rng-pci",
         ]
         self.started = time.monotonic()
+        self.powered_on_at = time.time()
         self.process = self.network.start(cmd, self.network.workdir / f"qemu-{self.boots}.log")
 
     def shutdown(self, timeout: float = 180) -> None:
