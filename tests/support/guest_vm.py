@@ -23,7 +23,6 @@ import shlex
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,13 +48,6 @@ def _ip(*args: str) -> None:
 def azure_mac() -> str:
     """A MAC address in Azure's own range (00:0d:3a)."""
     return "00:0d:3a:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
-
-
-def smbios_uuid(vm_id: str) -> str:
-    """The SMBIOS system UUID that makes a generation 1 guest read `vm_id`: Hyper-V stores
-    the first three fields byte-swapped there, and cloud-init (`convert_system_uuid_to_vm_id`
-    on a guest without EFI) swaps them back."""
-    return str(uuid.UUID(bytes=uuid.UUID(vm_id).bytes_le))
 
 
 @dataclass
@@ -256,7 +248,7 @@ class GuestVM:
             f"virtio-net-pci,netdev=nic0,mac={self.mac}",
             "-smbios",
             "type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,"
-            f"version={HYPERV_VERSION},uuid={smbios_uuid(self.vm_id)}",
+            f"version={HYPERV_VERSION},uuid={self.vm_id}",
             "-smbios",
             f"type=3,manufacturer=Microsoft Corporation,asset={AZURE_ASSET_TAG}",
             "-serial",
