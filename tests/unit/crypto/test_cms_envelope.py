@@ -72,8 +72,7 @@ def test_openssl_opens_it_and_finds_the_key_certificate(tmp_path: Path, cipher: 
         input=pem,
         check=True,
         capture_output=True,
-        text=True,
-    ).stdout
+    ).stdout.decode()
     assert printed.strip().split("=")[1].replace(":", "") == cms_envelope.thumbprint(made)
     assert b"PRIVATE KEY" not in pem  # certificates only: the guest's keys stay its own
 
