@@ -24,7 +24,7 @@ def require_isolation():
     """Exit unless `lo` is the only interface and 168.63.129.16 is an address of it."""
     interfaces = sorted(name for _, name in socket.if_nameindex())
     if interfaces != ["lo"]:
-        raise SystemExit("not in a loopback-only namespace: {}".format(interfaces))
+        raise SystemExit(f"not in a loopback-only namespace: {interfaces}")
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         probe.bind((WIRESERVER, 0))  # only an address of this namespace's lo binds
@@ -37,15 +37,15 @@ def observe_requests():
     original = http.client.HTTPConnection.putrequest
 
     def recording(self, method, url, *args, **kwargs):
-        requests_seen.append([method, "{}:{}".format(self.host, self.port), url])
+        requests_seen.append([method, f"{self.host}:{self.port}", url])
         return original(self, method, url, *args, **kwargs)
 
     http.client.HTTPConnection.putrequest = recording
 
 
 def cloud_init(workdir):
-    from cloudinit.sources.helpers import azure
     from cloudinit import version
+    from cloudinit.sources.helpers import azure
 
     parsed = {}
     original = azure.OpenSSLManager.parse_certificates
