@@ -109,6 +109,8 @@ class Listener:
     journal: bool = False
     on_answer: AnswerObserver | None = None
     attach: Callable[[MetadataServer], None] | None = None
+    # The setting that moves it, for an "address in use" message (hosts.NAME.listen if "").
+    setting: str = ""
 
 
 @dataclass(frozen=True)
