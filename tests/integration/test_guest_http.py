@@ -426,3 +426,43 @@ def test_a_second_node_follows(tmp_path: Path, config: Path, postgres_url: str) 
     finally:
         one.server.stop()
         two.server.stop()
+
+
+PROXIED = """
+proxy: {secret: edge-proxy-secret-0123456789}
+vms:
+  - name: a
+    instance: {compute: {name: a, vmId: 11111111-2222-3333-4444-555555555555}}
+  - name: b
+    instance: {compute: {name: b, vmId: 66666666-2222-3333-4444-555555555555}}
+"""
+
+
+def test_behind_the_signed_edge_proxy_the_proxy_names_the_vm(tmp_path: Path) -> None:
+    from openimds.core.proxy_identity import proxy_signature
+
+    config = tmp_path / "proxied.yaml"
+    config.write_text(PROXIED)
+    running = _start(tmp_path, config)
+    try:
+        now = int(time.time())
+        signed = {
+            "X-OpenIMDS-VM": "b",
+            "X-OpenIMDS-Timestamp": str(now),
+            "X-OpenIMDS-Signature": proxy_signature(b"edge-proxy-secret-0123456789", "b", now),
+        }
+        answer = running.get(running.wire + "/machine/?comp=goalstate", headers=signed)
+        assert answer.status_code == 200, answer.text
+        assert (ET.fromstring(answer.text).findtext(".//InstanceId") or "").endswith(".b")
+        forged = {**signed, "X-OpenIMDS-VM": "a"}
+        refused = running.get(running.wire + "/machine/?comp=goalstate", headers=forged)
+        metadata = httpx.get(
+            running.server.metadata_url + "/metadata/instance?api-version=2021-02-01",
+            headers={"Metadata": "true", **forged},
+        )
+        assert refused.status_code == metadata.status_code != 200
+        assert refused.content == metadata.content
+        unsigned = running.get(running.wire + "/machine/?comp=goalstate")
+        assert unsigned.status_code != 200
+    finally:
+        running.server.stop()
