@@ -102,6 +102,7 @@ def listener_server(
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         limits=limits,
         byte_cache=listener.byte_cache,
+        cache_closing=listener.byte_cache,
         proxy=None if trust is None else ProxyCallers(trust, runtime.fleet),
         journal=runtime.journal if listener.journal else None,
         clock=runtime.clock.now,

@@ -352,10 +352,12 @@ class MetadataProtocol(asyncio.Protocol):
             endpoint = server.service.route(self.core_request(method))
             error = UnknownCaller() if endpoint is None else endpoint.own_error(UnknownCaller())
             return server.encode(error_response(error), "unknown", not keep_alive), "-"
-        fast = method == "GET" and keep_alive and server.byte_cache
+        fast = method == "GET" and server.byte_cache and (keep_alive or server.cache_closing)
         if fast:
             flags = self.header_state
             fast = flags != _UNCACHEABLE
+            if not keep_alive:  # its own entry: the bytes say Connection: close
+                flags |= _CLOSING
             cache = server.cache_for(vm)
             hit = cache.entries.get((self.url, flags)) if fast else None
             if (
@@ -508,6 +510,7 @@ class MetadataProtocol(asyncio.Protocol):
 
 
 _METADATA, _NO_METADATA, _UNCACHEABLE = 1, 0, -1
+_CLOSING = 2  # a cache key's flag: the answer closes the connection
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
