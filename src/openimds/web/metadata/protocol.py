@@ -354,10 +354,10 @@ class MetadataProtocol(asyncio.Protocol):
             return server.encode(error_response(error), "unknown", not keep_alive), "-"
         fast = method == "GET" and server.byte_cache and (keep_alive or server.cache_closing)
         if fast:
-            flags = self.header_state
+            # A closing answer has its own entry (its bytes say Connection: close);
+            # -1 (uncacheable) stays -1.
+            flags = self.header_state if keep_alive else self.header_state | _CLOSING
             fast = flags != _UNCACHEABLE
-            if not keep_alive:  # its own entry: the bytes say Connection: close
-                flags |= _CLOSING
             cache = server.cache_for(vm)
             hit = cache.entries.get((self.url, flags)) if fast else None
             if (
