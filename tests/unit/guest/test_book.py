@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from openimds.core.guest.api import HealthReported, StatusUploaded
 from openimds.core.guest.reports import AgentStatus, HealthReport
+from openimds.core.instance import Node
 from openimds.core.inventory import VmSnapshot
 from openimds.guest.book import KIND, GuestBook
 from openimds.guest.certificates import ssh_keys
@@ -29,7 +30,7 @@ class CountingStore(MemoryStore):
 
 
 def _vm(revision: int = 1, key: str = "") -> VmSnapshot:
-    compute: dict[str, object] = {"name": "a", "vmId": "v-1"}
+    compute: dict[str, Node] = {"name": "a", "vmId": "v-1"}
     if key:
         compute["publicKeys"] = [{"keyData": key, "path": "/x"}]
     return VmSnapshot(id="a", name="a", revision=revision, instance={"compute": compute})
@@ -99,6 +100,6 @@ def test_another_nodes_change_is_followed_and_drops_cached_answers() -> None:
     theirs.on_health(_vm(5), HealthReported(HealthReport("Ready")))
     mine.follow("a")
     assert dropped == ["a"]  # same incarnation number, another goal state: re-render
-    assert mine.view("a")["health"]["state"] == "Ready"  # type: ignore[index]
+    assert mine.view("a")["health"]["state"] == "Ready"
     mine.follow("*")
-    assert mine.view("a")["health"]["state"] == "Ready"  # type: ignore[index]
+    assert mine.view("a")["health"]["state"] == "Ready"
