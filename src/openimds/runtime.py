@@ -93,11 +93,12 @@ class Listener:
 
     A token source's answers are never byte-cached (they depend on secret headers);
     `byte_cache` turns the metadata listener's cache on for a listener whose cacheable
-    answers depend only on the path and the VM. `signed_proxy`: callers are resolved
-    through the signed edge proxy too, when one is configured, as on the metadata
-    listener. `journal`: its requests go to the request journal. `on_answer` sees every
-    answer; `attach` receives the listener's server once built (to drop a VM's cached
-    answers when something outside its revision changes)."""
+    answers depend only on the path and the VM, for requests that close the connection
+    too (each kept apart: the guest agents close every connection). `signed_proxy`:
+    callers are resolved through the signed edge proxy too, when one is configured, as
+    on the metadata listener. `journal`: its requests go to the request journal.
+    `on_answer` sees every answer; `attach` receives the listener's server once built
+    (to drop a VM's cached answers when something outside its revision changes)."""
 
     name: str
     address: ListenAddress
@@ -109,6 +110,8 @@ class Listener:
     journal: bool = False
     on_answer: AnswerObserver | None = None
     attach: Callable[[MetadataServer], None] | None = None
+    # The setting that moves it, for an "address in use" message (hosts.NAME.listen if "").
+    setting: str = ""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from openimds.config import ListenAddress
 from openimds.config.listen import WILDCARDS
 from openimds.fleet.proxy import ProxyCallers
-from openimds.netsetup import IMDS_HOST
+from openimds.netsetup import IMDS_HOST, WIRESERVER_HOST
 from openimds.runtime import Listener, Runtime
 from openimds.store import StoreError
 from openimds.web.access_log import AccessLog
@@ -102,6 +102,7 @@ def listener_server(
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         limits=limits,
         byte_cache=listener.byte_cache,
+        cache_closing=listener.byte_cache,
         proxy=None if trust is None else ProxyCallers(trust, runtime.fleet),
         journal=runtime.journal if listener.journal else None,
         clock=runtime.clock.now,
@@ -129,6 +130,10 @@ def _hint(host: str, exc: OSError) -> str:
     """What to do about the two failures people meet first on 169.254.169.254:80."""
     if host == IMDS_HOST and exc.errno == errno.EADDRNOTAVAIL:
         return " (the address is not on this machine: run `sudo openimds net up` first)"
+    if host == WIRESERVER_HOST and exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            " (the address is not on this machine: run `sudo openimds net up --wireserver` first)"
+        )
     if exc.errno == errno.EACCES:
         return " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
     return ""
@@ -268,7 +273,8 @@ async def _listen(
     except OSError as exc:
         hint = _hint(listen.host, exc)
         if extra is not None and exc.errno == errno.EADDRINUSE:
-            hint = f" (set hosts.{extra.name}.listen to another HOST:PORT)"
+            setting = extra.setting or f"hosts.{extra.name}.listen"
+            hint = f" (set {setting} to another HOST:PORT)"
         raise OSError(f"{what} {listen}: {exc.strerror or exc}{hint}") from None
 
 

@@ -32,9 +32,9 @@ class GuestAdmin:
         """
         responses:
           200:
-            description: The VM's provisioning state: its goal state's incarnation, its
-              last health report (state, substatus, description decoded), its agent's
-              status, when it last fetched its goal state, and a one-line summary.
+            description: The VM's provisioning state (its goal state's incarnation, its
+              last health report with the description decoded, its agent's status, when
+              it last fetched its goal state) and a one-line summary.
           404:
             description: No VM has this name.
         """

@@ -122,4 +122,5 @@ def _listener(
         journal=True,
         on_answer=book.answered,
         attach=servers.append,
+        setting=f"guest.{name}.listen",
     )

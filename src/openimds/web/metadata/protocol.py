@@ -352,9 +352,11 @@ class MetadataProtocol(asyncio.Protocol):
             endpoint = server.service.route(self.core_request(method))
             error = UnknownCaller() if endpoint is None else endpoint.own_error(UnknownCaller())
             return server.encode(error_response(error), "unknown", not keep_alive), "-"
-        fast = method == "GET" and keep_alive and server.byte_cache
+        fast = method == "GET" and server.byte_cache and (keep_alive or server.cache_closing)
         if fast:
-            flags = self.header_state
+            # A closing answer has its own entry (its bytes say Connection: close);
+            # -1 (uncacheable) stays -1.
+            flags = self.header_state if keep_alive else self.header_state | _CLOSING
             fast = flags != _UNCACHEABLE
             cache = server.cache_for(vm)
             hit = cache.entries.get((self.url, flags)) if fast else None
@@ -508,6 +510,7 @@ class MetadataProtocol(asyncio.Protocol):
 
 
 _METADATA, _NO_METADATA, _UNCACHEABLE = 1, 0, -1
+_CLOSING = 2  # a cache key's flag: the answer closes the connection
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 

@@ -86,6 +86,7 @@ class MetadataServer:
         journal: Journal | None = None,
         clock: Callable[[], float] = time.time,
         on_answer: Callable[[str, str], None] | None = None,
+        cache_closing: bool = False,
     ) -> None:
         self.service = service
         # Set with a proxy secret: callers are resolved through it, and its headers are
@@ -95,6 +96,9 @@ class MetadataServer:
         # Off for a token source's listener: its answers depend on secret headers, which
         # the cache key does not hold.
         self.byte_cache = byte_cache
+        # Also cache answers that close the connection (keyed apart): the guest plane's,
+        # whose agents send `Connection: close` on every request.
+        self.cache_closing = cache_closing
         self.fleet = fleet
         # Route name -> its own budget ("identity"); every other route shares "imds".
         self.limiters = limiters
