@@ -466,3 +466,14 @@ def test_behind_the_signed_edge_proxy_the_proxy_names_the_vm(tmp_path: Path) -> 
         assert unsigned.status_code != 200
     finally:
         running.server.stop()
+
+
+def test_the_consoles_vm_page_shows_the_agents_state(guest: Guest) -> None:
+    # The page gathers much (an attested document, token claims): generous on a busy machine.
+    with httpx.Client(base_url=guest.server.admin_url, timeout=60) as client:
+        login = client.post("/console/login", data={"token": guest.server.admin_token})
+        assert login.status_code == 303
+        assert "no health report yet" in client.get("/console/vms/a").text
+        assert guest.health("Ready").status_code == 200
+        page = client.get("/console/vms/a").text
+        assert "Guest agent" in page and "provisioning succeeded" in page

@@ -23,7 +23,7 @@ from typing import Any
 from openimds.core.guest.api import HealthReported, StatusUploaded
 from openimds.core.guest.documents import GuestIds
 from openimds.core.inventory import VmSnapshot
-from openimds.store import Put, Store, decoding
+from openimds.store import Put, Store, StoreError, decoding
 
 log = logging.getLogger("openimds")
 
@@ -125,6 +125,14 @@ class GuestBook:
         names = sorted(self._dirty)
         self.store.write_batch([Put(KIND, name, self.states[name].record()) for name in names])
         self._dirty.difference_update(names)
+
+    def close(self) -> None:
+        """At shutdown: the last incarnations, unless the store is gone (the next start
+        counts them again from the VMs: forward, never back)."""
+        try:
+            self.flush()
+        except StoreError as exc:
+            log.warning("the guest plane's last incarnations were not written: %s", exc)
 
     def answered(self, route: str, vm_name: str) -> None:
         """Every answer of the WireServer (no store access: memory only)."""

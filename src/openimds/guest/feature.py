@@ -97,7 +97,7 @@ def install(runtime: Runtime) -> Plug:
         effects={HealthReported: book.on_health, StatusUploaded: book.on_status},
         budgets=budgets,
         jobs=[book.flush],
-        closers=[book.flush],
+        closers=[book.close],
         collectors=[GuestCollector(book, runtime.fleet)],
         follows={KIND: book.follow},
         listeners=listeners,
