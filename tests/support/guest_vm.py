@@ -23,7 +23,7 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -360,9 +360,3 @@ def ssh_key(directory: Path) -> tuple[Path, str]:
         check=True,
     )
     return path, path.with_suffix(".pub").read_text().strip()
-
-
-@contextlib.contextmanager
-def guest_network(workdir: Path) -> Iterator[GuestNetwork]:
-    with GuestNetwork(workdir) as network:
-        yield network
