@@ -55,6 +55,7 @@ ALL: tuple[Feature, ...] = (
     Feature("events", "openimds.events", commands=("events",)),
     Feature("attested", "openimds.attested", commands=("ca", "attested")),
     Feature("identity", "openimds.identity", commands=("keys", "env")),
+    Feature("guest", "openimds.guest"),
     Feature("faults", "openimds.faults", commands=("faults",)),
     Feature("journal", "openimds.journal", commands=("requests",)),
     Feature("series", "openimds.series"),

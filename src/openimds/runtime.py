@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
     from openimds.web.admin_app import AdminRoutes
+    from openimds.web.metadata.state import MetadataServer
 
 log = logging.getLogger("openimds")
 
@@ -97,18 +98,38 @@ class Feature(Protocol):
     def check(self, config: Config) -> None: ...
 
 
+# Called after each answer of a listener that asks for it: (route, VM name or "-").
+AnswerObserver = Callable[[str, str], None]
+
+
 @dataclass(frozen=True)
 class Listener:
     """A listener a feature adds beside the metadata one: a token source (Azure Arc, App
-    Service, ...) speaking its own protocol through the same lean HTTP adapter, with its
-    own dispatcher, the VM(s) it speaks for, and TLS when `tls` is set. Its answers are never
-    byte-cached (they depend on secret headers); it shares budgets, metrics and the log."""
+    Service, ...) or the guest plane's WireServer and HostGAPlugin, speaking its own
+    protocol through the same lean HTTP adapter, with its own dispatcher, the VM(s) it
+    speaks for, and TLS when `tls` is set. It shares budgets, metrics and the log.
+
+    A token source's answers are never byte-cached (they depend on secret headers);
+    `byte_cache` turns the metadata listener's cache on for a listener whose cacheable
+    answers depend only on the path and the VM, for requests that close the connection
+    too (each kept apart: the guest agents close every connection). `signed_proxy`:
+    callers are resolved through the signed edge proxy too, when one is configured, as
+    on the metadata listener. `journal`: its requests go to the request journal.
+    `on_answer` sees every answer; `attach` receives the listener's server once built
+    (to drop a VM's cached answers when something outside its revision changes)."""
 
     name: str
     address: ListenAddress
     dispatcher: Dispatcher
     callers: Callers
     tls: ssl.SSLContext | None = None
+    byte_cache: bool = False
+    signed_proxy: bool = False
+    journal: bool = False
+    on_answer: AnswerObserver | None = None
+    attach: Callable[[MetadataServer], None] | None = None
+    # The setting that moves it, for an "address in use" message (hosts.NAME.listen if "").
+    setting: str = ""
 
 
 @dataclass(frozen=True)

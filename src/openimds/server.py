@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from openimds.config import ListenAddress
 from openimds.config.listen import WILDCARDS
 from openimds.inventory.proxy import ProxyCallers
-from openimds.netsetup import IMDS_HOST
+from openimds.netsetup import IMDS_HOST, WIRESERVER_HOST
 from openimds.runtime import Listener, Runtime
 from openimds.store import StoreError
 from openimds.web.access_log import AccessLog
@@ -87,9 +87,11 @@ def listener_server(
     runtime: Runtime, listener: Listener, log: AccessLog, limits: ConnectionLimits
 ) -> MetadataServer:
     """A feature's extra listener: its own dispatcher and callers; budgets, metrics and the
-    access log shared with the metadata listener; no hooks and no byte cache."""
+    access log shared with the metadata listener; no hooks; the byte cache, the signed
+    proxy and the journal when the listener asks for them."""
     settings = runtime.config.server
-    return MetadataServer(
+    trust = runtime.proxy if listener.signed_proxy else None
+    server = MetadataServer(
         listener.dispatcher,
         listener.callers,
         runtime.limiters,
@@ -97,9 +99,16 @@ def listener_server(
         access_log=log,
         metrics=runtime.metrics,
         limits=limits,
-        byte_cache=False,
+        byte_cache=listener.byte_cache,
+        cache_closing=listener.byte_cache,
+        proxy=None if trust is None else ProxyCallers(trust, runtime.inventory),
+        journal=runtime.request_ring if listener.journal else None,
         clock=runtime.clock.now,
+        on_answer=listener.on_answer,
     )
+    if listener.attach is not None:
+        listener.attach(server)
+    return server
 
 
 def admin_app(runtime: Runtime) -> Starlette:
@@ -119,6 +128,10 @@ def _hint(host: str, exc: OSError) -> str:
     """What to do about the two failures people meet first on 169.254.169.254:80."""
     if host == IMDS_HOST and exc.errno == errno.EADDRNOTAVAIL:
         return " (the address is not on this machine: run `sudo openimds net up` first)"
+    if host == WIRESERVER_HOST and exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            " (the address is not on this machine: run `sudo openimds net up --wireserver` first)"
+        )
     if exc.errno == errno.EACCES:
         return " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
     return ""
@@ -258,7 +271,8 @@ async def _listen(
     except OSError as exc:
         hint = _hint(listen.host, exc)
         if extra is not None and exc.errno == errno.EADDRINUSE:
-            hint = f" (set hosts.{extra.name}.listen to another HOST:PORT)"
+            setting = extra.setting or f"hosts.{extra.name}.listen"
+            hint = f" (set {setting} to another HOST:PORT)"
         raise OSError(f"{what} {listen}: {exc.strerror or exc}{hint}") from None
 
 
@@ -363,7 +377,7 @@ def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime)
     runtime.bound["admin"] = admin_at
     line = f"{where}; admin on {admin_at}; {len(runtime.inventory.vms)} VM(s)"
     extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]
-    return line + (f"; token sources: {', '.join(extras)}" if extras else "")
+    return line + (f"; also {', '.join(extras)}" if extras else "")
 
 
 def _client_url(scheme: str, sockname: object) -> str:

@@ -94,3 +94,53 @@ def test_net_up_serve_fetch_net_down(netns: str, tmp_path: Path) -> None:
     assert again.returncode == 0
     assert "already off" in again.stdout + again.stderr
     assert _lo_has_imds(None) == host_before  # the host was never touched
+
+
+GOAL_STATE = """
+import urllib.request
+with urllib.request.urlopen("http://168.63.129.16/machine/?comp=goalstate", timeout=5) as r:
+    print(r.read().decode())
+"""
+
+
+def test_net_up_wireserver_serves_the_guest_plane_there(netns: str, tmp_path: Path) -> None:
+    up = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            sys.executable,
+            "-m",
+            "openimds",
+            "net",
+            "up",
+            "--wireserver",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert up.returncode == 0, up.stderr
+    addresses = _ip("-n", netns, "-o", "address", "show", "dev", "lo")
+    assert "168.63.129.16/32" in addresses and "169.254.169.254/32" in addresses
+    running = start_server(
+        tmp_path,
+        prefix=["ip", "netns", "exec", netns],
+        args=["--listen", "169.254.169.254:80", "--wireserver-listen", "168.63.129.16:80"],
+    )
+    try:
+        fetched = subprocess.run(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", GOAL_STATE],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "<Incarnation>1</Incarnation>" in fetched.stdout
+        # The goal state's links name the address the guest used.
+        assert "http://168.63.129.16:80/machine/" in fetched.stdout
+    finally:
+        assert running.stop() == 0
+    assert "168.63.129.16/32" not in _ip("-o", "address", "show", "dev", "lo")  # host untouched

@@ -27,3 +27,19 @@ def test_without_root_it_prints_the_command(
 def test_command_shape() -> None:
     assert netsetup.command("up") == ["ip", "address", "add", "169.254.169.254/32", "dev", "lo"]
     assert netsetup.command("down") == ["ip", "address", "del", "169.254.169.254/32", "dev", "lo"]
+
+
+def test_the_wireserver_address_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert netsetup.command("up", netsetup.WIRESERVER_HOST) == [
+        "ip",
+        "address",
+        "add",
+        "168.63.129.16/32",
+        "dev",
+        "lo",
+    ]
+    result = CliRunner().invoke(main, ["net", "up", "--wireserver"])
+    assert result.exit_code == 1
+    assert "sudo ip address add 169.254.169.254/32 dev lo" in result.output
+    assert "sudo ip address add 168.63.129.16/32 dev lo" in result.output

@@ -53,6 +53,14 @@ def main() -> None:
     type=click.Choice(list(SOURCES)),
     help="Also serve this managed-identity token source (repeatable); see `openimds env`.",
 )
+@click.option(
+    "--wireserver-listen",
+    help="Also serve the WireServer (guest agents' host API) on HOST:PORT, e.g. 168.63.129.16:80.",
+)
+@click.option(
+    "--hostgaplugin-listen",
+    help="Also serve the HostGAPlugin on HOST:PORT, e.g. 168.63.129.16:32526.",
+)
 def serve(
     config_path: str | None,
     listen: str | None,
@@ -62,6 +70,8 @@ def serve(
     state_path: str | None,
     access_log: bool | None,
     hosts: tuple[str, ...],
+    wireserver_listen: str | None,
+    hostgaplugin_listen: str | None,
 ) -> None:
     """Serve the metadata API and the admin API (and any token sources asked for)."""
     # A start builds many long-lived objects (a large inventory: millions); the cyclic
@@ -75,6 +85,8 @@ def serve(
         "server.log_level": log_level,
         "server.access_log": access_log,
         "state.path": state_path,
+        "guest.wireserver.listen": wireserver_listen,
+        "guest.hostgaplugin.listen": hostgaplugin_listen,
     }
     # Merged into the file's `hosts:` section: a source's settings there stay.
     flags.update({f"hosts.{name}.enabled": True for name in hosts})
@@ -146,21 +158,34 @@ def net_group() -> None:
     """Make 169.254.169.254 reachable on this machine (Linux, root)."""
 
 
+WIRESERVER_OPTION = click.option(
+    "--wireserver",
+    is_flag=True,
+    help="Also 168.63.129.16/32, the WireServer's and HostGAPlugin's address.",
+)
+
+
 @net_group.command("up")
-def net_up() -> None:
+@WIRESERVER_OPTION
+def net_up(wireserver: bool) -> None:
     """Add 169.254.169.254/32 to the loopback interface."""
-    _net("up")
+    _net("up", wireserver)
 
 
 @net_group.command("down")
-def net_down() -> None:
+@WIRESERVER_OPTION
+def net_down(wireserver: bool) -> None:
     """Remove 169.254.169.254/32 from the loopback interface."""
-    _net("down")
+    _net("down", wireserver)
 
 
-def _net(action: str) -> None:
-    from openimds.netsetup import change
+def _net(action: str, wireserver: bool = False) -> None:
+    from openimds.netsetup import IMDS_HOST, WIRESERVER_HOST, change
 
-    ok, message = change(action)
-    click.echo(message, err=not ok)
-    sys.exit(0 if ok else 1)
+    hosts = (IMDS_HOST, WIRESERVER_HOST) if wireserver else (IMDS_HOST,)
+    failed = False
+    for host in hosts:
+        ok, message = change(action, host)
+        click.echo(message, err=not ok)
+        failed = failed or not ok
+    sys.exit(1 if failed else 0)

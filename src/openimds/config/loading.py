@@ -40,6 +40,8 @@ ENV_VARS: dict[str, str] = {
     "OPENIMDS_PROXY_SECRET": "proxy.secret",
     "OPENIMDS_JOURNAL_SIZE": "journal.size",
     "OPENIMDS_BOOT_SECONDS": "faults.boot_seconds",
+    "OPENIMDS_WIRESERVER_LISTEN": "guest.wireserver.listen",
+    "OPENIMDS_HOSTGAPLUGIN_LISTEN": "guest.hostgaplugin.listen",
 }
 
 # Command-line flags and the settings they set (`serve` and the admin commands), so an
@@ -55,6 +57,8 @@ FLAGS: dict[str, str] = {
     "admin.tls_ca_file": "--admin-ca",
     "admin.tls_fingerprint": "--admin-fingerprint",
     "state.path": "--state",
+    "guest.wireserver.listen": "--wireserver-listen",
+    "guest.hostgaplugin.listen": "--hostgaplugin-listen",
 }
 
 # A configuration file larger than this is refused unread: a VM file is kilobytes, and

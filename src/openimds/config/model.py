@@ -270,6 +270,45 @@ class JournalSettings(_Section):
     size: int = Field(100, ge=0, le=100000, description="requests kept per VM; 0 turns it off")
 
 
+class GuestListener(_Section):
+    listen: Listen | None = Field(
+        None,
+        description="HOST:PORT to serve on (168.63.129.16:80 / :32526 in a farm); off when unset",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _tcp_only(cls, value: ListenAddress | None) -> ListenAddress | None:
+        if value is not None and value.is_unix:
+            raise ValueError("guests reach it over TCP: give HOST:PORT, e.g. 168.63.129.16:80")
+        return value
+
+
+class GuestSettings(_Section):
+    """The guest plane (docs/guests.md): the WireServer and the HostGAPlugin, what an
+    Azure guest agent talks to besides IMDS."""
+
+    wireserver: GuestListener = Field(default_factory=GuestListener)
+    hostgaplugin: GuestListener = Field(default_factory=GuestListener)
+    wireserver_url: str | None = Field(
+        None,
+        description="the WireServer's base URL in the goal state's links, as guests reach it; "
+        "default: http:// and the listen address (168.63.129.16 for a wildcard host)",
+    )
+    rate_limit: float = Field(
+        0.0, ge=0, description="guest-plane requests/s per VM and API; 0 turns it off"
+    )
+
+    @field_validator("wireserver_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.fullmatch(value):
+            raise ValueError(
+                f"expected an http(s) URL such as http://168.63.129.16:80, got {value!r}"
+            )
+        return None if value is None else value.rstrip("/")
+
+
 class Config(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
@@ -281,6 +320,7 @@ class Config(_Section):
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     faults: FaultsSettings = Field(default_factory=FaultsSettings)
     journal: JournalSettings = Field(default_factory=JournalSettings)
+    guest: GuestSettings = Field(default_factory=GuestSettings)
     # Empty when every VM comes from the state store (added through the admin API).
     vms: list[VmSpec] = Field(default_factory=list)
 
@@ -322,6 +362,14 @@ class Config(_Section):
         address (port 0 takes a free one, so it never clashes)."""
         names = {vm.display_name for vm in self.vms}
         taken = {str(self.server.listen): "server.listen", str(self.admin.listen): "admin.listen"}
+        for which in ("wireserver", "hostgaplugin"):
+            guest_listen: ListenAddress | None = getattr(self.guest, which).listen
+            if guest_listen is None or guest_listen.port == 0:
+                continue
+            if str(guest_listen) in taken:
+                where = taken[str(guest_listen)]
+                raise ValueError(f"guest.{which}.listen: {guest_listen} is {where} too")
+            taken[str(guest_listen)] = f"guest.{which}.listen"
         for name, settings in self.hosts.enabled():
             if settings.vm is not None and settings.vm not in names:
                 known = ", ".join(sorted(names))

@@ -117,6 +117,7 @@ class ConsolePages:
                 visit.api.get(f"/vms/{name}/attested", {"api-version": ATTESTED_VERSION})
             ),
             "requests": await _or_error(visit.api.get("/requests", {"vm": name, "limit": 50})),
+            "guest": await _or_error(visit.api.get(f"/vms/{name}/guest")),
         }
         return self.page(visit, "vm.html", **context)
 

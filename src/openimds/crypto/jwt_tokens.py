@@ -10,7 +10,7 @@ from openimds.crypto.signing_keys import KeyRing
 
 
 class JwtSigner:
-    """core.tokens.TokenSigner backed by the key ring's active key."""
+    """core.identity.tokens.TokenSigner backed by the key ring's active key."""
 
     def __init__(self, ring: KeyRing) -> None:
         self.ring = ring

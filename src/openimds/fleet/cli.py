@@ -184,9 +184,61 @@ def _table(vms: list[dict[str, Any]]) -> str:
 @admin_options
 @JSON_OPTION
 def show(name: str, admin: AdminTarget, as_json: bool) -> None:
-    """One VM as a VM file holds it (YAML; what `vm update` takes back)."""
+    """One VM as a VM file holds it (YAML; what `vm update` takes back), then its
+    provisioning state as comments (docs/guests.md)."""
     view = _call(admin, "GET", _path(name))
     click.echo(vm_file.dump(vm_file.as_file(view), as_json), nl=False)
+    if not as_json:
+        click.echo(_guest_comment(_call(admin, "GET", _path(name) + "/guest")), nl=False)
+
+
+def _guest_comment(guest: Mapping[str, Any]) -> str:
+    """The provisioning state as YAML comments: the file stays one `vm update` takes."""
+    lines = [f"guest: {guest.get('summary', '')}"]
+    health = guest.get("health")
+    if health:
+        lines.append(f"  health: {health['state']} at {health.get('at')}")
+        for key in ("substatus", "description"):
+            if health.get(key):
+                lines.append(f"    {key}: {health[key]}")
+    agent = guest.get("agent")
+    if agent:
+        message = f" ({agent['message']})" if agent.get("message") else ""
+        lines.append(f"  agent: {agent.get('agent_version')} {agent.get('status')}{message}")
+    if guest.get("incarnation"):
+        lines.append(f"  incarnation: {guest['incarnation']}")
+    if guest.get("goal_state_fetched_at"):
+        lines.append(f"  goal state fetched: {guest['goal_state_fetched_at']}")
+    return "".join(f"# {line}\n" for line in lines)
+
+
+@vm.command("wait")
+@click.argument("name")
+@click.option("--ready", is_flag=True, required=True, help="Wait until the VM reports Ready.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait before giving up (exit 1).",
+)
+@admin_options
+def wait(name: str, ready: bool, timeout: float, admin: AdminTarget) -> None:
+    """Wait until the VM's agent reports Ready to the WireServer (what an image pipeline
+    or a CI job calls after booting a VM). Exit 0 once Ready, 1 on timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        guest = _call(admin, "GET", _path(name) + "/guest")
+        health = guest.get("health") or {}
+        if health.get("state") == "Ready":
+            click.echo(f"{name}: {guest.get('summary')}")
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _fail(f"{name} did not report Ready within {timeout:g} s ({guest.get('summary')})")
+        time.sleep(min(0.5, left))
 
 
 @vm.command("export")

@@ -1,1 +1,2 @@
-"""The guest plane: what an Azure guest needs of its host besides IMDS (docs/guests.md)."""
+"""The guest plane: the WireServer and the HostGAPlugin an Azure guest's agents talk to
+besides IMDS, and each VM's provisioning state (docs/guests.md)."""

@@ -136,7 +136,7 @@ class StoreDirectory:
         self._ids = ids
 
     def assign_ids(self, vm: VmSnapshot) -> VmIdentities | None:
-        """core.identity_api.IdentityDirectory's write: a VM's identities, writing the
+        """core.identity.identity_api.IdentityDirectory's write: a VM's identities, writing the
         ids it lacks (a VM the warm-up has not reached, or one added later)."""
         memo = self._memo.get(vm.id)
         if memo is not None and memo[0] == vm.revision:

@@ -1,1 +1,2 @@
-"""Pure parts of the guest plane: what an Azure guest reads from its host besides IMDS."""
+"""The guest plane's pure half: the WireServer's and HostGAPlugin's documents, the
+reports guests send, and the endpoints (docs/guests.md)."""

@@ -298,6 +298,8 @@ class MetadataProtocol(asyncio.Protocol):
             transport.abort()
         elapsed = time.perf_counter() - started
         server.record(method, url, headers, peer, cached.status, cached.route, vm_name, elapsed)
+        if server.on_answer is not None:
+            server.on_answer(cached.route, vm_name)
 
     def _unanswered(self, verdict: Takeover, method: str, vm_name: str, started: float) -> None:
         """A hook's verdict without an answer: hang up, or hold the connection open and

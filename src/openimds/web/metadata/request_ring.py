@@ -31,7 +31,8 @@ REDACTED = "[redacted]"
 _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-identity-header", "secret"}
 )
-_SECRET_MARKS = ("secret", "token", "password", "key", "signature", "sig")
+# "cert": the guest agents' transport certificate (x-ms-guest-agent-public-x509-cert).
+_SECRET_MARKS = ("secret", "token", "password", "key", "signature", "sig", "cert")
 
 Entry = tuple[int, float, str, bytes, list[tuple[bytes, bytes]], int, str, str, str]
 # What a request was: target, headers, status, route, peer, method.

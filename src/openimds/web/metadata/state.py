@@ -63,6 +63,7 @@ TICK_SLICE = 256  # connections checked per step of a tick (about 0.1 ms)
 # A request's header state, the header fact in the cache key: `Metadata: true` or not;
 # UNCACHEABLE (X-Forwarded-For, two Metadata headers) bypasses the cache.
 METADATA, NO_METADATA, UNCACHEABLE = 1, 0, -1
+CLOSING = 2  # a cache key's flag: the answer closes the connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,8 @@ class MetadataServer:
         proxy: SignedCallers | None = None,
         journal: RequestRing | None = None,
         clock: Callable[[], float] = time.time,
+        on_answer: Callable[[str, str], None] | None = None,
+        cache_closing: bool = False,
     ) -> None:
         self.dispatcher = dispatcher
         # Set with a proxy secret: callers are resolved through it, and its headers are
@@ -126,6 +129,9 @@ class MetadataServer:
         # Off for a token source's listener: its answers depend on secret headers, which
         # the cache key does not hold.
         self.byte_cache = byte_cache
+        # Also cache answers that close the connection (keyed apart): the guest plane's,
+        # whose agents send `Connection: close` on every request.
+        self.cache_closing = cache_closing
         self.inventory = inventory
         # Route name -> its own budget ("identity"); every other route shares "imds".
         self.limiters = limiters
@@ -143,6 +149,9 @@ class MetadataServer:
         self.journal = journal
         # The `now` handed to the core (the runtime's clock: a test may advance it).
         self.clock = clock
+        # Told of every answer (route, VM name): a listener's own bookkeeping (the guest
+        # plane's last goal-state fetch), kept out of the request's path when None.
+        self.on_answer = on_answer
         self.idle_ticks = max(1, round(limits.idle_timeout))
         self.head_ticks = max(1, round(limits.head_timeout))
         self.max_connections = limits.max_connections
@@ -236,7 +245,8 @@ class MetadataServer:
     ) -> Answer:
         """A complete request's answer, from what its connection gathered (`trusted`: the
         peer is the signed proxy's). Only the core's answers to keep-alive GETs are
-        cached; a hook's own answers, refusals and 429s never are."""
+        cached (and closing ones, keyed apart, where `cache_closing`); a hook's own
+        answers, refusals and 429s never are."""
         proxy = self.proxy
         try:
             vm = (
@@ -258,9 +268,11 @@ class MetadataServer:
         if vm is None:
             request = core_request(method, target, headers, bytes(body or b""), peer)
             return self._unknown(request, keep_alive), "-", verdict
-        fast = method == "GET" and keep_alive and self.byte_cache
+        fast = method == "GET" and self.byte_cache and (keep_alive or self.cache_closing)
         if fast:
             fast = header_state != UNCACHEABLE
+            # A closing answer has its own entry (its bytes say Connection: close).
+            header_state = header_state if keep_alive else header_state | CLOSING
             cache = self.cache_for(vm)
             hit = cache.entries.get((target, header_state)) if fast else None
             if hit is not None and hit.valid_until is not None and self.clock() >= hit.valid_until:
