@@ -160,6 +160,21 @@ def test_refused_tokens_are_limited_per_source() -> None:
     assert _as("10.0.0.2", app, "/vms", None).status_code == 401
 
 
+def test_this_machine_gets_in_with_the_right_token_past_the_limit() -> None:
+    app = _app()
+    for source in ("127.0.0.1", "::1", "::ffff:127.0.0.5"):
+        for _ in range(10):
+            assert _as(source, app, "/vms", "Bearer wrong-token-000000").status_code == 401
+        # Wrong tokens stay refused and counted, and past the limit they get the wait...
+        assert _as(source, app, "/vms", "Bearer wrong-token-000000").status_code == 429
+        # ...but the right one always works from loopback.
+        assert _as(source, app, "/vms", f"Bearer {TOKEN}").status_code == 200, source
+    # Any other source (a TLS listener on another address) keeps the limit.
+    for _ in range(10):
+        assert _as("192.0.2.7", app, "/vms", "Bearer wrong-token-000000").status_code == 401
+    assert _as("192.0.2.7", app, "/vms", f"Bearer {TOKEN}").status_code == 429
+
+
 def test_good_tokens_are_never_counted() -> None:
     app = _app()
     for _ in range(50):
