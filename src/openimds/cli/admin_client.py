@@ -20,6 +20,11 @@ class AdminError(Exception):
     """A failed admin call, worded for the user."""
 
 
+class Unreachable(AdminError):
+    """Nothing answered at the admin address (not listening, or the connection dropped):
+    a server that is restarting looks like this, and a follower may try again."""
+
+
 def request(
     config: Config,
     method: str,
@@ -41,6 +46,8 @@ def request(
     try:
         with httpx.Client(transport=transport, timeout=timeout) as client:
             response = client.request(method, base + path, json=json, headers=sent)
+    except httpx.TransportError as exc:
+        raise Unreachable(f"cannot reach the admin API at {listen}: {exc}") from exc
     except httpx.HTTPError as exc:
         raise AdminError(f"cannot reach the admin API at {listen}: {exc}") from exc
     if response.status_code == 401:
