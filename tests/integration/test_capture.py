@@ -179,3 +179,29 @@ def test_a_captured_file_is_yaml_unless_it_ends_in_json(source: RunningServer) -
     data = yaml.safe_load(result.stdout)
     assert data["name"] == "lab-7"
     assert data["identities"]["systemAssigned"]["clientId"] == _claims(source)["appid"]
+
+
+def test_transient_answers_are_retried_with_backoff_and_said(
+    source: RunningServer, tmp_path: Path
+) -> None:
+    # The instance document answers 410, 429 and 503 before it is served; userData 500
+    # on every try.
+    for rule in (
+        {"path": "/metadata/instance", "sequence": [410, 429, 503]},
+        {"path": "/metadata/instance/compute/userData", "status": 500},
+    ):
+        assert source.admin("POST", "/faults", json=rule).status_code == 201
+    output = tmp_path / "retried.yaml"
+    result = run_openimds("capture", "--url", source.metadata_url, "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    notes = result.stderr.splitlines()
+    instance = "openimds: capture: the instance document: answered"
+    assert [note.split(" (")[0] + note.split(")")[-1] for note in notes[:3]] == [
+        f"{instance} 410; retry 1 in 0.5 s",
+        f"{instance} 429; retry 2 in 1 s",
+        f"{instance} 503; retry 3 in 2 s",
+    ], notes
+    retries = [n for n in notes if n.startswith("openimds: capture: userData: answered 500")]
+    assert len(retries) == 6  # five retries, then left out
+    assert retries[-1].endswith("after 6 tries; left out")
+    assert yaml.safe_load(output.read_text())["name"] == "demo-vm"
