@@ -7,8 +7,9 @@ in the environment (IMDS is never reached through a proxy). The answers Azure ca
 transient (410 while IMDS is updated, 429, 5xx) are retried with backoff, as the SDKs do:
 at most 5 retries 0.5 s to 8 s apart (15.5 s of waiting), a 410 up to 7 (63.5 s, as Azure
 says to retry it for 70 s), a 429's Retry-After honoured up to 30 s; each retry is noted.
-A part that still fails is left out with a note; only the instance document is needed. An access token is decoded where
-it is received and dropped: only its ids leave this module, and no message holds it.
+A part that still fails is left out with a note; only the instance document is needed.
+An access token is decoded where it is received and dropped: only its ids leave this
+module, and no message holds it.
 """
 
 from __future__ import annotations
