@@ -79,9 +79,12 @@ def connection_limits(runtime: Runtime, max_connections: int | None = None) -> C
 def _fitted_limits(runtime: Runtime) -> ConnectionLimits:
     """The limits with the connection cap fitted to the open-file limit (raised first).
     Every listener may fill its cap, so the descriptors must be there for all of them."""
-    wanted = runtime.config.server.max_connections
-    count = 1 + len(runtime.listeners)
-    return connection_limits(runtime, min(wanted, connection_budget(wanted * count) // count))
+    settings = runtime.config.server
+    configured = "max_connections" in settings.model_fields_set
+    fit = connection_budget(
+        settings.max_connections, 1 + len(runtime.listeners), configured=configured
+    )
+    return connection_limits(runtime, fit)
 
 
 def listener_server(

@@ -205,3 +205,18 @@ def test_transient_answers_are_retried_with_backoff_and_said(
     assert len(retries) == 6  # five retries, then left out
     assert retries[-1].endswith("after 6 tries; left out")
     assert yaml.safe_load(output.read_text())["name"] == "demo-vm"
+
+
+def test_one_identity_is_said_in_the_singular(tmp_path: Path) -> None:
+    vm = reference_vm_data()
+    vm["identities"] = {"systemAssigned": True}
+    config = tmp_path / "one.json"
+    config.write_text(json.dumps(vm))
+    server = start_server(tmp_path, config=str(config))
+    try:
+        output = tmp_path / "one.yaml"
+        result = run_openimds("capture", "--url", server.metadata_url, "-o", str(output))
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == f"captured demo-vm (1 identity) into {output}"

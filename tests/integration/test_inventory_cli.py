@@ -74,6 +74,8 @@ def test_vms_are_imported_changed_and_removed_and_served_at_once(
     assert _location(fleet, "127.0.0.2").text == "westeurope"  # now cached for b
     moved = "name: b\naddresses: [127.0.0.2]\ninstance: {compute: {location: eastus}}\n"
     assert _ok(fleet, "vm", "update", _file(tmp_path, "b.yaml", moved)) == "updated  b\n"
+    # Again: nothing changed, worded as `vm import` words it.
+    assert _ok(fleet, "vm", "update", _file(tmp_path, "b.yaml", moved)) == "unchanged  b\n"
     assert _location(fleet, "127.0.0.2").text == "eastus"
 
     assert _ok(fleet, "vm", "remove", "c") == "removed  c\n"

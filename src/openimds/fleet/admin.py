@@ -289,9 +289,9 @@ class FleetAdmin:
                   identities: {type: object, nullable: true}
         responses:
           200:
-            description: The VM was replaced (or was already so).
+            description: The VM was replaced (changed true) or was already so (changed false).
           201:
-            description: The VM was added.
+            description: The VM was added (changed true).
           400:
             description: The body is not a valid VM, or names another VM.
           409:
@@ -308,8 +308,9 @@ class FleetAdmin:
             raise VmInputError(f"request body: expected the one VM named {name}")
         exists = name in self.inventory.fleet.texts
         _check_preconditions(request, name, exists)
-        self.inventory.upsert(specs)
-        return JSONResponse(view(self.inventory, name), status_code=200 if exists else 201)
+        changed = bool(self.inventory.upsert(specs))
+        answer = {**view(self.inventory, name), "changed": changed}
+        return JSONResponse(answer, status_code=200 if exists else 201)
 
     async def delete(self, request: Request) -> Response:
         """

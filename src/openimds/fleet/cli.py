@@ -131,8 +131,10 @@ def _put(
     answer = _call(admin, "PUT", _path(name), payload, headers=headers, origin=path)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
-    else:
-        click.echo(f"{'added' if command == 'add' else 'updated'}  {name}")
+    elif command == "add":
+        click.echo(f"added  {name}")
+    else:  # as `vm import` words it
+        click.echo(f"{'updated' if answer.get('changed', True) else 'unchanged'}  {name}")
 
 
 @vm.command("remove")
@@ -266,7 +268,8 @@ def capture(
         _fail(f"{output}: cannot write: {exc.strerror}")
     ids = data.get("identities", {})
     count = len(ids.get("userAssigned", [])) + ("systemAssigned" in ids)
-    click.echo(f"captured {data['name']} ({count} identities) into {output}", err=True)
+    noun = "identity" if count == 1 else "identities"
+    click.echo(f"captured {data['name']} ({count} {noun}) into {output}", err=True)
 
 
 COMMANDS: tuple[click.Command, ...] = (vm, capture)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import click
 
-from openimds.cli.options import JSON_OPTION, AdminTarget, admin_call, admin_options
+from openimds.cli.options import AdminTarget, admin_call, admin_options
 
 POLL_SECONDS = 0.5
 MAX_BACKOFF = 8.0  # the longest wait between tries while the server is away
@@ -41,7 +41,13 @@ def line(entry: dict[str, Any]) -> str:
     "say so on stderr and reconnect, as tail -F does.",
 )
 @admin_options
-@JSON_OPTION
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print each request as one JSON object per line (JSON Lines: an entry as GET "
+    "/requests gives it), so --follow can stream them.",
+)
 def requests(admin: AdminTarget, as_json: bool, vm: str | None, limit: int, follow: bool) -> None:
     """The last requests the metadata listener received (secrets redacted)."""
     base: dict[str, str] = {} if vm is None else {"vm": vm}
