@@ -2,7 +2,9 @@
 
 GET    /vms           the VMs (name, revision, and the VM as a VM file holds it), or
                       summary rows; searched, filtered and paged (fleet/catalog.py)
-POST   /vms           import: one VM or {"vms": [...]}, upserted by name, all or none
+POST   /vms           import: one VM or {"vms": [...]}, upserted by name, all or none;
+                      ?prune=true also removes the VMs the body does not name
+POST   /vms/remove    remove {"names": [...]} in one store batch, all or none
 GET    /vms/{name}    one VM
 PUT    /vms/{name}    add or replace one VM (If-None-Match: * adds only, If-Match: *
                       replaces only; 412 otherwise)
@@ -97,6 +99,7 @@ class FleetAdmin:
             Route("/vms/{name}/metadata", self.metadata, methods=["GET"]),
             Route("/vms/{name}/metadata/versions", self.versions, methods=["GET"]),
             Route("/vms", self.import_vms, methods=["POST"]),
+            Route("/vms/remove", self.remove_many, methods=["POST"]),
             Route("/vms/{name}", self.one, methods=["GET"]),
             Route("/vms/{name}", self.put, methods=["PUT"]),
             Route("/vms/{name}", self.delete, methods=["DELETE"]),
@@ -239,26 +242,77 @@ class FleetAdmin:
                   addresses: {type: array, items: {type: string}}
                   instance: {type: object}
                   identities: {type: object, nullable: true}
+        parameters:
+          - {name: prune, in: query, schema: {type: string, enum: ["true", "false"]},
+             description: "true: the VMs the body does not name are removed, in the same
+               store batch, so the inventory matches the body"}
         responses:
           200:
-            description: The VMs were added or replaced by name (all or none).
+            description: The VMs were added or replaced by name (all or none); removed
+              lists what a prune removed.
             content:
               application/json:
                 schema:
                   type: object
-                  required: [changed, unchanged]
+                  required: [changed, unchanged, removed]
                   properties:
                     changed: {type: array, items: {type: string}}
                     unchanged: {type: array, items: {type: string}}
+                    removed: {type: array, items: {type: string}}
           400:
             description: The body is not a valid VM file (the error names the field).
           409:
             description: The VMs would share an address, or lack the addresses a fleet needs.
         """
+        prune = request.query_params.get("prune", "false")
+        if prune not in ("true", "false"):
+            raise VmInputError(f"prune: expected true or false, got {prune!r}")
         specs = parse_vms(await json_body(request))
-        changed = self.inventory.upsert(specs)
-        unchanged = sorted({s.display_name for s in specs} - set(changed))
-        return JSONResponse({"changed": sorted(changed), "unchanged": unchanged})
+        named = {s.display_name: s for s in specs}
+        removed = self.inventory.pruned(named) if prune == "true" else []
+        changed = self.inventory.upsert(specs, prune=prune == "true")
+        unchanged = sorted(set(named) - set(changed))
+        answer = {"changed": sorted(changed), "unchanged": unchanged, "removed": removed}
+        return JSONResponse(answer)
+
+    async def remove_many(self, request: Request) -> Response:
+        """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [names]
+                additionalProperties: false
+                properties:
+                  names:
+                    type: array
+                    minItems: 1
+                    items: {type: string, minLength: 1}
+        responses:
+          200:
+            description: Every named VM was removed, in one store batch.
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [removed]
+                  properties:
+                    removed: {type: array, items: {type: string}}
+          400:
+            description: The body is not {"names": [...]} with at least one name.
+          404:
+            description: A name is unknown; nothing was removed.
+          409:
+            description: The fleet would lack the addresses it needs.
+        """
+        names = _names(await json_body(request))
+        fleet = self.inventory.fleet
+        unknown = [name for name in dict.fromkeys(names) if name not in fleet.texts]
+        if unknown:
+            raise UnknownVm(f"{', '.join(unknown)}; nothing removed")
+        return JSONResponse({"removed": self.inventory.remove(names)})
 
     async def one(self, request: Request) -> Response:
         """
@@ -324,6 +378,18 @@ class FleetAdmin:
         if not self.inventory.remove([name]):
             raise UnknownVm(name)
         return JSONResponse({"name": name, "removed": True})
+
+
+def _names(data: Any) -> list[str]:
+    """The names of a bulk remove's body, or a VmInputError saying what is wrong."""
+    if not isinstance(data, dict) or set(data) != {"names"}:
+        raise VmInputError('request body: expected {"names": [NAME, ...]}')
+    names = data["names"]
+    if not isinstance(names, list) or not names:
+        raise VmInputError("request body: names: expected a list of at least one name")
+    if not all(isinstance(name, str) and name for name in names):
+        raise VmInputError("request body: names: every name must be a non-empty string")
+    return names
 
 
 def _check_preconditions(request: Request, name: str, exists: bool) -> None:
