@@ -44,9 +44,7 @@ def _ok(server: RunningServer, *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-def _refused(
-    server: RunningServer, *args: str, code: int = 1, stdin: str | None = None
-) -> str:
+def _refused(server: RunningServer, *args: str, code: int = 1, stdin: str | None = None) -> str:
     result = server.cli(*args, stdin=stdin)
     assert result.returncode == code
     assert result.stdout == ""

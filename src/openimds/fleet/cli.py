@@ -16,6 +16,8 @@ import click
 from openimds.cli.options import JSON_OPTION, AdminTarget, admin_options
 from openimds.fleet import vm_file
 
+# A batch of tens of thousands of VMs is validated and written in one go: give it time.
+BULK_TIMEOUT = 600.0
 FILE = click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
 
 
@@ -32,13 +34,14 @@ def _call(
     *,
     headers: Mapping[str, str] | None = None,
     origin: str | None = None,
+    timeout: float = 10.0,
 ) -> Any:
     """One admin API call; on a refusal, its message with `request body` (the server's
     name for what was sent) replaced by `origin`, the file it came from."""
     from openimds.cli.admin_client import AdminError, request
 
     try:
-        return request(admin.config(), method, path, json=body, headers=headers)
+        return request(admin.config(), method, path, json=body, headers=headers, timeout=timeout)
     except AdminError as exc:
         _fail(str(exc) if origin is None else _in_file_words(str(exc), origin))
 
@@ -101,10 +104,11 @@ def import_vms(path: str, prune: bool, admin: AdminTarget, as_json: bool) -> Non
     list; all or none). Importing the same file again changes nothing."""
     payload = _read(path)
     origin = vm_file.label(path)
-    before = {v["name"] for v in _call(admin, "GET", "/vms?view=summary")["vms"]}
+    listed = _call(admin, "GET", "/vms?view=summary", timeout=BULK_TIMEOUT)["vms"]
+    before = {v["name"] for v in listed}
     try:
-        answer = _call(admin, "POST", "/vms" + ("?prune=true" if prune else ""), payload,
-                       origin=origin)  # fmt: skip
+        target = "/vms" + ("?prune=true" if prune else "")
+        answer = _call(admin, "POST", target, payload, origin=origin, timeout=BULK_TIMEOUT)
     except KeyboardInterrupt:
         # The server applies a batch whole or not at all; which one, only it knows.
         _fail(
@@ -196,7 +200,7 @@ def remove(
     if sum((bool(names), bool(query), everything)) != 1:
         _fail("give NAME..., a selector (--q, --tag, --scale-set) or --all (one of them)", 2)
     if not names:
-        listed = _call(admin, "GET", f"/vms?view=summary&{query}")["vms"]
+        listed = _call(admin, "GET", f"/vms?view=summary&{query}", timeout=BULK_TIMEOUT)["vms"]
         names = tuple(row["name"] for row in listed)
         if not names:
             click.echo("no VM matches; nothing removed")
@@ -205,7 +209,8 @@ def remove(
             more = f" and {len(names) - 10} more" if len(names) > 10 else ""
             shown = ", ".join(names[:10]) + more
             click.confirm(f"remove {len(names)} VM(s): {shown}?", abort=True, err=True)
-    answer = _call(admin, "POST", "/vms/remove", {"names": list(dict.fromkeys(names))})
+    body = {"names": list(dict.fromkeys(names))}
+    answer = _call(admin, "POST", "/vms/remove", body, timeout=BULK_TIMEOUT)
     for name in answer["removed"]:
         click.echo(f"removed  {name}")
 
