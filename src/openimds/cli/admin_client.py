@@ -46,6 +46,17 @@ def request(
     try:
         with httpx.Client(transport=transport, timeout=timeout) as client:
             response = client.request(method, base + path, json=json, headers=sent)
+    except httpx.RemoteProtocolError as exc:
+        # A TLS listener spoken to in plain HTTP hangs up without an answer.
+        hint = (
+            ""
+            if config.admin.uses_tls or listen.is_unix
+            else (
+                "; if the admin listener serves TLS, pass --admin-fingerprint (printed at the "
+                "server's start) or --admin-ca"
+            )
+        )
+        raise Unreachable(f"cannot reach the admin API at {listen}: {exc}{hint}") from exc
     except httpx.TransportError as exc:
         raise Unreachable(f"cannot reach the admin API at {listen}: {exc}") from exc
     except httpx.HTTPError as exc:

@@ -33,6 +33,7 @@ from openimds.core.scheduled_events import (
 from openimds.events.drills import DRILLS, UnknownDrill, drill_request
 from openimds.events.schedule import ScheduleError, validate_request
 from openimds.events.service import EventsService
+from openimds.fleet.inventory import UnknownVm
 from openimds.web.admin_app import json_body
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -193,6 +194,8 @@ class EventsAdmin:
             if not isinstance(body, dict) or not isinstance(body.get("drill"), str):
                 raise ScheduleError('expected {"drill": NAME, "dev": true|false, "vm": NAME}')
             vm = body.get("vm")
+            if not isinstance(vm, str) and len(service.specs()) != 1:
+                raise ScheduleError("vm: required when the server has several VMs")
             data = drill_request(
                 body["drill"], vm if isinstance(vm, str) else None, bool(body.get("dev"))
             )
@@ -272,12 +275,14 @@ class EventsAdmin:
               400:
                 description: The body does not name a VM.
               404:
-                description: The VM has no live event with this id.
+                description: No VM has this name, or the VM has no live event with this id.
             """
             body = await json_body(request)
             vm = body.get("vm") if isinstance(body, dict) else None
             if not isinstance(vm, str) or not vm:
                 raise ScheduleError('expected {"vm": NAME}: the VM whose approval this is')
+            if vm not in service.specs():
+                raise UnknownVm(vm)  # what is unknown is the VM, not the event
             event_id = request.path_params["event_id"]
             return changed(event_id, service.approve_for(vm, event_id))
 
