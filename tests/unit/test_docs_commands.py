@@ -167,6 +167,23 @@ def test_an_inline_command_names_a_real_command_and_real_flags(shown: Shown) -> 
 
 def test_no_page_installs_into_the_system_python() -> None:
     # Debian 12 (PEP 668) refuses it: "externally-managed-environment".
+    lines = _shell_lines()
+    assert any("/opt/openimds/bin/pip install" in line for line in lines)
+    for line in lines:
+        text = line.split(": ", 1)[1]
+        assert not re.match(r"(sudo )?pip3? install", text), f"{line}: use a venv or pipx"
+
+
+def _shell_lines() -> list[str]:
+    """Every line of every shell block, as `page:line: text`."""
+    lines = []
     for page in PAGES:
-        for number, line in enumerate(page.read_text().splitlines(), 1):
-            assert "sudo pip install" not in line, f"{page.name}:{number}: use a venv or pipx"
+        fence: str | None = None
+        for number, raw in enumerate(page.read_text().splitlines(), 1):
+            match = FENCE.match(raw.strip())
+            if match:
+                fence = None if fence is not None else match.group(1)
+            elif fence in ("sh", "console", "bash", "shell"):
+                lines.append(f"{page.name}:{number}: {PROMPT.sub('', raw, count=1)}")
+    return lines
+
