@@ -186,4 +186,3 @@ def _shell_lines() -> list[str]:
             elif fence in ("sh", "console", "bash", "shell"):
                 lines.append(f"{page.name}:{number}: {PROMPT.sub('', raw, count=1)}")
     return lines
-
