@@ -25,7 +25,7 @@ from tests.support.server import start_server
 
 SETTINGS = """\
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "400", "401", "404", "409", "412"]
+expected-statuses = ["2xx", "401", "404", "409", "412"]
 """
 
 
