@@ -301,7 +301,7 @@ class FleetAdmin:
                   properties:
                     removed: {type: array, items: {type: string}}
           400:
-            description: "The body is not {\"names\": [...]} with at least one name."
+            description: 'The body is not {"names": [...]} with at least one name.'
           404:
             description: A name is unknown; nothing was removed.
           409:

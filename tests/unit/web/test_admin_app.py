@@ -106,6 +106,7 @@ def test_openapi_lists_every_route_and_is_valid() -> None:
         "/healthz",
         "/metrics",
         "/vms",
+        "/vms/remove",
         "/vms/{name}",
         "/vms/{name}/metadata",
         "/vms/{name}/metadata/versions",
