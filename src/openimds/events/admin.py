@@ -124,6 +124,7 @@ class EventsAdmin:
                         enum: [Freeze, Reboot, Redeploy, Preempt, Terminate]
                       target:
                         type: string
+                        pattern: "^(all|[A-Za-z]+:.+)$"
                         description: vm:NAME, several vm:A,vm:B, or all; default all
                       at: {type: string, description: "now, an ISO time or +DURATION"}
                       notBefore: {type: string}
@@ -161,7 +162,13 @@ class EventsAdmin:
                     type: object
                     required: [events]
                     properties:
-                      events: {type: array, items: {type: object}}
+                      events:
+                        type: array
+                        items:
+                          type: object
+                          required: [type]
+                          properties:
+                            type: {enum: [Freeze, Reboot, Redeploy, Preempt, Terminate]}
             responses:
               201:
                 description: The events of the scenario; relative times count from now.
@@ -182,6 +189,18 @@ class EventsAdmin:
 
         async def drill(request: Request) -> Response:
             """
+            requestBody:
+              required: true
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [drill]
+                    properties:
+                      drill: {type: string, minLength: 1, description: "GET /events/drills"}
+                      dev: {type: boolean}
+                      vm: {type: string, minLength: 1,
+                           description: "The VM; required when the server has several"}
             responses:
               201:
                 description: The drill's events (docs/scheduled-events.md, Drills).
@@ -268,7 +287,7 @@ class EventsAdmin:
                     type: object
                     required: [vm]
                     properties:
-                      vm: {type: string, description: the VM whose approval this is}
+                      vm: {type: string, minLength: 1, description: the VM whose approval this is}
             responses:
               200:
                 description: The event after the approval (Started once its policy is met).

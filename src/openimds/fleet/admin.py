@@ -169,7 +169,8 @@ class FleetAdmin:
     async def metadata(self, request: Request) -> Response:
         """
         parameters:
-          - {name: path, in: query, schema: {type: string, default: /metadata/instance},
+          - {name: path, in: query,
+             schema: {type: string, default: /metadata/instance, pattern: "^/metadata(/[^?#]*)?$"},
              description: "A metadata path, e.g. /metadata/instance/compute/vmSize"}
           - {name: api-version, in: query, schema: {type: string}}
           - {name: format, in: query, schema: {type: string}, description: json or text}
@@ -237,9 +238,12 @@ class FleetAdmin:
               schema:
                 type: object
                 description: "One VM, or {vms: [...]}, as a VM file holds them"
+                required: [name]
                 properties:
-                  name: {type: string}
-                  addresses: {type: array, items: {type: string}}
+                  name: {type: string, minLength: 1}
+                  addresses:
+                    type: array
+                    items: {type: string, anyOf: [{format: ipv4}, {format: ipv6}]}
                   instance: {type: object}
                   identities: {type: object, nullable: true}
         parameters:
@@ -335,10 +339,12 @@ class FleetAdmin:
             application/json:
               schema:
                 type: object
-                description: A VM as a VM file holds it (docs/configuration.md)
+                description: A VM as a VM file holds it (docs/configuration.md); its name is
+                  the path's (a name in the body must be the same)
                 properties:
-                  name: {type: string}
-                  addresses: {type: array, items: {type: string}}
+                  addresses:
+                    type: array
+                    items: {type: string, anyOf: [{format: ipv4}, {format: ipv6}]}
                   instance: {type: object}
                   identities: {type: object, nullable: true}
         responses:

@@ -38,7 +38,8 @@ class JournalOff(LookupError):
 # The OpenAPI parameters of the filters both GET routes take, put before each route's own.
 FILTERS = """
 parameters:
-  - {name: vm, in: query, schema: {type: string}, description: Only this VM's requests.}
+  - {name: vm, in: query, schema: {type: string, minLength: 1},
+     description: Only this VM's requests.}
   - {name: path, in: query, schema: {type: string}, description: A prefix of the path.}
   - name: status
     in: query

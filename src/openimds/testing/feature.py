@@ -52,6 +52,15 @@ class ClockAdmin:
 
         async def advance(request: Request) -> Response:
             """
+            requestBody:
+              required: true
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [seconds]
+                    properties:
+                      seconds: {type: number, minimum: 0}
             responses:
               200:
                 description: The clock after the move.
