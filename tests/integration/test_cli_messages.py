@@ -82,7 +82,7 @@ def test_in_a_fleet_a_drill_names_the_vm_flag_and_an_approval_the_unknown_vm(
         code, err = stderr_of(server, "events", "drill", "spot-eviction", "--dev")
         assert (code, err) == (
             2,
-            "openimds: --vm: required when the server has several VMs (400)\n",
+            "openimds: --vm: required when the server has several VMs (409)\n",
         )
         event = server.admin("POST", "/events", json={"type": "Reboot", "target": {"vm": "a"}})
         assert event.status_code == 201, event.text

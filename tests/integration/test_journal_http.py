@@ -46,7 +46,7 @@ def test_admin_api_shows_what_was_asked(server: RunningServer) -> None:
     assert "Metadata" not in entries[1]["headers"]
     # No answer body is kept: the token appears nowhere in the journal.
     assert token.json()["access_token"] not in server.admin("GET", "/requests").text
-    assert server.admin("GET", "/requests?vm=nobody").status_code == 400
+    assert server.admin("GET", "/requests?vm=nobody").status_code == 404
     assert server.admin("GET", "/requests?limit=x").status_code == 400
 
 

@@ -77,6 +77,10 @@ def changed(event_id: str, after: Event | None) -> Response:
     return JSONResponse({"eventId": event_id, "event": None if after is None else view(after)})
 
 
+class DrillNeedsVm(ValueError):
+    """A drill without a VM on a server with several: which one is meant?"""
+
+
 @dataclass
 class EventsAdmin:
     service: EventsService
@@ -90,6 +94,7 @@ class EventsAdmin:
             ScheduleError: 400,
             UnknownDrill: 404,
             UnknownEvent: 404,
+            DrillNeedsVm: 409,
             InvalidTransition: 409,
             DuplicateEvent: 409,
         }
@@ -124,7 +129,7 @@ class EventsAdmin:
                         enum: [Freeze, Reboot, Redeploy, Preempt, Terminate]
                       target:
                         type: string
-                        pattern: "^(all|[A-Za-z]+:.+)$"
+                        pattern: "^[A-Za-z]+:.+$"
                         description: vm:NAME, several vm:A,vm:B, or all; default all
                       at: {type: string, description: "now, an ISO time or +DURATION"}
                       notBefore: {type: string}
@@ -167,6 +172,7 @@ class EventsAdmin:
                         items:
                           type: object
                           required: [type]
+                          additionalProperties: false
                           properties:
                             type: {enum: [Freeze, Reboot, Redeploy, Preempt, Terminate]}
             responses:
@@ -208,13 +214,16 @@ class EventsAdmin:
                 description: The body is not valid (the error says why).
               404:
                 description: No drill has this name.
+              409:
+                description: The server has several VMs and the body names none.
             """
             body = await json_body(request)
             if not isinstance(body, dict) or not isinstance(body.get("drill"), str):
                 raise ScheduleError('expected {"drill": NAME, "dev": true|false, "vm": NAME}')
             vm = body.get("vm")
             if not isinstance(vm, str) and len(service.specs()) != 1:
-                raise ScheduleError("vm: required when the server has several VMs")
+                # What the server holds, not the body's shape, makes it wrong: a conflict.
+                raise DrillNeedsVm("vm: required when the server has several VMs")
             data = drill_request(
                 body["drill"], vm if isinstance(vm, str) else None, bool(body.get("dev"))
             )

@@ -87,6 +87,7 @@ class FaultsAdmin:
                     type: object
                     description: "A rule (docs/faults.md): exactly one of status, latency,
                       close, hang (sequence and retry_after: see docs/faults.md)"
+                    additionalProperties: false
                     properties:
                       path: {type: string, minLength: 1, maxLength: 512, pattern: "^[/*]"}
                       status: {type: integer, minimum: 400, maximum: 599}

@@ -239,12 +239,18 @@ class FleetAdmin:
                 type: object
                 description: "One VM, or {vms: [...]}, as a VM file holds them"
                 required: [name]
+                additionalProperties: false
                 properties:
                   name: {type: string, minLength: 1}
                   addresses:
                     type: array
                     items: {type: string, anyOf: [{format: ipv4}, {format: ipv6}]}
-                  instance: {type: object}
+                  instance:
+                    type: object
+                    additionalProperties: false
+                    properties:
+                      compute: {type: object}
+                      network: {type: object}
                   identities: {type: object, nullable: true}
         parameters:
           - {name: prune, in: query, schema: {type: string, enum: ["true", "false"]},
@@ -341,11 +347,17 @@ class FleetAdmin:
                 type: object
                 description: A VM as a VM file holds it (docs/configuration.md); its name is
                   the path's (a name in the body must be the same)
+                additionalProperties: false
                 properties:
                   addresses:
                     type: array
                     items: {type: string, anyOf: [{format: ipv4}, {format: ipv6}]}
-                  instance: {type: object}
+                  instance:
+                    type: object
+                    additionalProperties: false
+                    properties:
+                      compute: {type: object}
+                      network: {type: object}
                   identities: {type: object, nullable: true}
         responses:
           200:

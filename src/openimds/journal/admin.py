@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from openimds.fleet.inventory import Fleet
+from openimds.fleet.inventory import Fleet, UnknownVm
 from openimds.journal.query import JournalError, Query, parse_query, whole_number
 from openimds.journal.stream import follow, start_after
 from openimds.web.metadata.journal import Journal
@@ -73,8 +73,10 @@ class JournalAdmin:
         if self.journal is None:
             raise JournalOff("the request journal is off (journal.size 0)")
         query = parse_query(request.query_params)
+        if query.vm == "":
+            raise JournalError("vm: expected a VM name, got an empty one")
         if query.vm is not None and query.vm not in self.fleet.specs:
-            raise JournalError(f"vm: no VM is named {query.vm!r}")
+            raise UnknownVm(query.vm)  # a 404, as on /vms/{name}
         return self.journal, query
 
     async def events(self, journal: Journal, query: Query, after: int) -> AsyncIterator[str]:
@@ -101,7 +103,9 @@ class JournalAdmin:
           200:
             description: The journal's requests, oldest first (secrets redacted).
           400:
-            description: A query parameter is not valid, or the VM is unknown.
+            description: A query parameter is not valid.
+          404:
+            description: No VM has this name.
           409:
             description: The journal is off (journal.size is 0).
         """
@@ -133,7 +137,9 @@ class JournalAdmin:
               text/event-stream:
                 schema: {type: string}
           400:
-            description: A query parameter or Last-Event-ID is not valid, or the VM is unknown.
+            description: A query parameter or Last-Event-ID is not valid.
+          404:
+            description: No VM has this name.
           409:
             description: The journal is off (journal.size is 0).
         """
