@@ -129,7 +129,7 @@ class EventsAdmin:
                         enum: [Freeze, Reboot, Redeploy, Preempt, Terminate]
                       target:
                         type: string
-                        pattern: "^[A-Za-z]+:.+$"
+                        pattern: "^(vm|scaleSet|availabilitySet|placementGroup|tag):.+$"
                         description: vm:NAME, several vm:A,vm:B, or all; default all
                       at: {type: string, description: "now, an ISO time or +DURATION"}
                       notBefore: {type: string}
@@ -166,6 +166,7 @@ class EventsAdmin:
                   schema:
                     type: object
                     required: [events]
+                    additionalProperties: false
                     properties:
                       events:
                         type: array
