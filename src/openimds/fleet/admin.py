@@ -258,13 +258,13 @@ class FleetAdmin:
                store batch, so the inventory matches the body"}
         responses:
           200:
-            description: The VMs were added or replaced by name (all or none); removed
-              lists what a prune removed.
+            description: The VMs were added or replaced by name (all or none); with
+              prune, removed lists what it removed.
             content:
               application/json:
                 schema:
                   type: object
-                  required: [changed, unchanged, removed]
+                  required: [changed, unchanged]
                   properties:
                     changed: {type: array, items: {type: string}}
                     unchanged: {type: array, items: {type: string}}
@@ -282,7 +282,9 @@ class FleetAdmin:
         removed = self.inventory.pruned(named) if prune == "true" else []
         changed = self.inventory.upsert(specs, prune=prune == "true")
         unchanged = sorted(set(named) - set(changed))
-        answer = {"changed": sorted(changed), "unchanged": unchanged, "removed": removed}
+        answer = {"changed": sorted(changed), "unchanged": unchanged}
+        if prune == "true":
+            answer["removed"] = removed
         return JSONResponse(answer)
 
     async def remove_many(self, request: Request) -> Response:
