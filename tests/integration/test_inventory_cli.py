@@ -162,7 +162,7 @@ def test_bad_files_get_one_clear_message(fleet: RunningServer, tmp_path: Path) -
         f"openimds: {two}: holds 2 VMs; `vm add` takes one (`vm import` takes many)\n"
     )
     assert _refused(fleet, "vm", "remove", "a", "nope") == (
-        "openimds: no VM named nope; nothing removed\n"
+        "openimds: no VM named nope; nothing removed (404)\n"  # the server's one batch says so
     )
     # Nothing refused was applied.
     assert [vm["name"] for vm in json.loads(_ok(fleet, "vm", "list", "--json"))["vms"]] == [
