@@ -21,6 +21,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from openimds.config import ListenAddress
+from openimds.config.admin_token import remove_token_file, write_token_file
 from openimds.config.listen import WILDCARDS
 from openimds.inventory.proxy import ProxyCallers
 from openimds.netsetup import IMDS_HOST, WIRESERVER_HOST
@@ -78,9 +79,12 @@ def connection_limits(runtime: Runtime, max_connections: int | None = None) -> C
 def _fitted_limits(runtime: Runtime) -> ConnectionLimits:
     """The limits with the connection cap fitted to the open-file limit (raised first).
     Every listener may fill its cap, so the descriptors must be there for all of them."""
-    wanted = runtime.config.server.max_connections
-    count = 1 + len(runtime.listeners)
-    return connection_limits(runtime, min(wanted, connection_budget(wanted * count) // count))
+    settings = runtime.config.server
+    configured = "max_connections" in settings.model_fields_set
+    fit = connection_budget(
+        settings.max_connections, 1 + len(runtime.listeners), configured=configured
+    )
+    return connection_limits(runtime, fit)
 
 
 def listener_server(
@@ -169,6 +173,7 @@ async def serve(
     # Every socket is bound here, before anything is served, so a busy port is one clear
     # OSError (run() prints it) rather than uvicorn's SystemExit from a task.
     admin_sock = _admin_socket(runtime.config.admin.listen)
+    _write_token_file(runtime, admin_sock)
     listen = runtime.config.server.listen
     servers: list[MetadataServer] = [server]
     listeners: list[asyncio.Server] = []
@@ -305,10 +310,24 @@ def _admin_socket(listen: ListenAddress) -> socket.socket:
         raise OSError(f"admin listener {listen}: {exc.strerror or exc}") from None
 
 
+def _write_token_file(runtime: Runtime, admin_sock: socket.socket) -> None:
+    """Beside a Unix admin socket, its token for local commands (config/admin_token.py)."""
+    listen = runtime.config.admin.listen
+    if listen.path is None:
+        return
+    try:
+        write_token_file(listen.path, runtime.admin_token)
+    except OSError as exc:
+        admin_sock.close()
+        _remove_unix_socket(listen)
+        raise OSError(f"admin listener {listen}: token file: {exc.strerror or exc}") from None
+
+
 def _remove_unix_socket(listen: ListenAddress) -> None:
     if listen.path is not None:
         with contextlib.suppress(OSError):
             os.unlink(listen.path)
+        remove_token_file(listen.path)
 
 
 def _admin_unix_socket(path: str) -> socket.socket:

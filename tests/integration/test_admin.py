@@ -13,6 +13,7 @@ import pytest
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.cli import run_openimds
 from tests.support.server import RunningServer, start_server
 
 DOC = "/metadata/instance?api-version=2021-02-01"
@@ -131,3 +132,19 @@ def test_token_is_generated_printed_once_and_reused(tmp_path: Path) -> None:
         second.stop()
     assert token not in second.output
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
+
+
+def test_a_command_finds_the_token_of_the_server_on_a_unix_socket(tmp_path: Path) -> None:
+    # As docs/recipes.md: `sudo openimds events list --admin-listen unix:...`, with neither
+    # the token nor the service's state store at hand; the server generated its token.
+    sock = tmp_path / "admin.sock"
+    running = start_server(tmp_path, args=["--admin-listen", f"unix:{sock}"], admin_token=None)
+    token_file = tmp_path / "admin.sock.token"
+    try:
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        assert token_file.read_text() == running.admin_token
+        listed = run_openimds("events", "list", "--admin-listen", f"unix:{sock}")
+        assert (listed.returncode, listed.stdout) == (0, "no live events\n"), listed.stderr
+    finally:
+        assert running.stop() == 0
+    assert not token_file.exists()  # removed on shutdown, with the socket

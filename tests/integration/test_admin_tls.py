@@ -163,3 +163,16 @@ def test_a_key_that_does_not_match_stops_the_start(tmp_path: Path) -> None:
     result = run_openimds("config", "check", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"openimds: admin.tls: {key} is not the key of {cert}"]
+
+
+def test_plain_http_to_a_tls_listener_hints_at_the_tls_flags(tls_server: RunningServer) -> None:
+    env = {
+        "OPENIMDS_ADMIN_LISTEN": tls_server.admin_url.split("://", 1)[1],
+        "OPENIMDS_ADMIN_TOKEN": tls_server.admin_token,
+    }
+    result = run_openimds("keys", "list", env=env)
+    assert result.returncode == 1
+    assert "pass --admin-fingerprint (printed at the server's start) or --admin-ca" in (
+        result.stderr
+    ), result.stderr
+    assert "Traceback" not in result.stderr

@@ -205,3 +205,44 @@ def test_capturing_over_a_readable_file_leaves_it_the_owners_alone(
     assert result.returncode == 0, result.stderr
     assert output.stat().st_mode & 0o777 == 0o600
     assert "old" not in output.read_text()
+
+
+def test_transient_answers_are_retried_with_backoff_and_said(
+    source: RunningServer, tmp_path: Path
+) -> None:
+    # The instance document answers 410, 429 and 503 before it is served; userData 500
+    # on every try.
+    for rule in (
+        {"path": "/metadata/instance", "sequence": [410, 429, 503]},
+        {"path": "/metadata/instance/compute/userData", "status": 500},
+    ):
+        assert source.admin("POST", "/faults", json=rule).status_code == 201
+    output = tmp_path / "retried.yaml"
+    result = run_openimds("capture", "--url", source.metadata_url, "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    notes = result.stderr.splitlines()
+    instance = "openimds: capture: the instance document: answered"
+    assert [note.split(" (")[0] + note.split(")")[-1] for note in notes[:3]] == [
+        f"{instance} 410; retry 1 in 0.5 s",
+        f"{instance} 429; retry 2 in 1 s",
+        f"{instance} 503; retry 3 in 2 s",
+    ], notes
+    retries = [n for n in notes if n.startswith("openimds: capture: userData: answered 500")]
+    assert len(retries) == 6  # five retries, then left out
+    assert retries[-1].endswith("after 6 tries; left out")
+    assert yaml.safe_load(output.read_text())["name"] == "demo-vm"
+
+
+def test_one_identity_is_said_in_the_singular(tmp_path: Path) -> None:
+    vm = reference_vm_data()
+    vm["identities"] = {"systemAssigned": True}
+    config = tmp_path / "one.json"
+    config.write_text(json.dumps(vm))
+    server = start_server(tmp_path, config=str(config))
+    try:
+        output = tmp_path / "one.yaml"
+        result = run_openimds("capture", "--url", server.metadata_url, "-o", str(output))
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == f"captured demo-vm (1 identity) into {output}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.server import RunningServer
+from tests.support.cli import run_openimds
+from tests.support.server import RunningServer, start_server
 
 
 def stderr_of(server: RunningServer, *args: str) -> tuple[int, str]:
@@ -45,3 +46,48 @@ def test_broken_yaml_is_one_line_with_its_position(live: RunningServer, tmp_path
     assert err.count("\n") == 1
     assert err.startswith(f"openimds: {path}:3:")
     assert "not valid YAML or JSON: " in err
+
+
+def test_a_negative_latency_is_one_plain_sentence(live: RunningServer) -> None:
+    code, err = stderr_of(live, "faults", "add", "--latency", "-1")
+    assert code == 1
+    assert err == (
+        "openimds: the rule: latency: expected seconds from 0 to 86400, or [low, high] of "
+        "them; got -1.0 (400)\n"
+    ), err
+
+
+def test_a_url_for_a_listen_address_gets_the_host_port_message() -> None:
+    result = run_openimds("vm", "list", "--admin-listen", "http://127.0.0.1:18181")
+    assert result.returncode == 2
+    assert "admin.listen: expected HOST:PORT (e.g. 127.0.0.1:8080) without a scheme" in (
+        result.stderr
+    )
+
+
+FLEET = """
+vms:
+  - {name: a, addresses: [127.0.0.1]}
+  - {name: b, addresses: [127.0.0.2]}
+"""
+
+
+def test_in_a_fleet_a_drill_names_the_vm_flag_and_an_approval_the_unknown_vm(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "fleet.yaml"
+    config.write_text(FLEET)
+    server = start_server(tmp_path, config=str(config))
+    try:
+        code, err = stderr_of(server, "events", "drill", "spot-eviction", "--dev")
+        assert (code, err) == (
+            2,
+            "openimds: --vm: required when the server has several VMs (409)\n",
+        )
+        event = server.admin("POST", "/events", json={"type": "Reboot", "target": {"vm": "a"}})
+        assert event.status_code == 201, event.text
+        event_id = event.json()["events"][0]["eventId"]
+        answer = server.admin("POST", f"/events/{event_id}/approve", json={"vm": "nobody"})
+        assert (answer.status_code, answer.json()) == (404, {"error": "no VM named nobody"})
+    finally:
+        server.stop()

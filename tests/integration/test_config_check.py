@@ -126,3 +126,20 @@ def test_a_good_config_is_checked_without_creating_anything(
     result = check(config, state)
     assert (result.returncode, result.stdout) == (0, "ok: 1 VM(s)\n"), result.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_the_state_flag_is_checked_as_serve_checks_it(tmp_path: Path) -> None:
+    (tmp_path / "plain-file").write_text("x")
+    state = str(tmp_path / "plain-file" / "state.db")
+    checked = openimds("config", "check", "--state", state, env={})
+    assert checked.returncode == 2 and state in checked.stderr, checked.stderr
+    assert openimds("config", "check", "--state", "memory:", env={}).returncode == 0
+
+
+def test_help_names_every_state_form_and_the_json_lines() -> None:
+    for command in (("serve",), ("config", "check")):
+        text = " ".join(openimds(*command, "--help", env={}).stdout.split())
+        assert "sqlite:///PATH" in text and "postgresql://" in text, text
+        assert "memory: (nothing kept)" in text and ":memory:" not in text, text
+    shown = " ".join(openimds("requests", "--help", env={}).stdout.split())
+    assert "one JSON object per line" in shown, shown

@@ -267,3 +267,19 @@ def test_a_vms_page_shows_its_load_balancer_or_none(server: RunningServer) -> No
         assert "answers" not in bare
     finally:
         assert server.admin("DELETE", "/vms/bare").status_code == 200
+
+
+def test_an_unknown_vms_page_is_a_404_page(server: RunningServer) -> None:
+    client, _ = signed_in(server)
+    page = client.get("/console/vms/nobody")
+    assert page.status_code == 404
+    assert "no VM named nobody" in page.text
+    assert page.headers["content-type"].startswith("text/html")
+
+
+def test_a_negative_latency_is_refused_in_one_sentence(server: RunningServer) -> None:
+    client, csrf = signed_in(server)
+    client.post("/console/faults", data={"csrf": csrf, "kind": "latency", "latency": "-1"})
+    page = client.get("/console/faults")
+    assert "expected seconds from 0 to 86400, or [low, high] of them" in page.text
+    assert "constrained-float" not in page.text and "valid tuple" not in page.text

@@ -410,3 +410,11 @@ def test_getplatformmetadata_for_msal_net_imds_v2(live: RunningServer) -> None:
     assert set(body["cuId"]) == {"vmId", "vmssId"} and body["cuId"]["vmId"]
     issue = live.get("/metadata/identity/issuecredential?cred-api-version=2.0")
     assert issue.status_code in (400, 404)  # the certificate-issuing half is not served
+
+
+def test_the_default_connection_cap_warns_of_nothing(server: RunningServer) -> None:
+    # Five sources are six listeners sharing one open-file limit: the default cap does not
+    # fit them all under a common hard limit (20000 here), which was no one's choice.
+    lines = [line for line in server.output.splitlines() if "max_connections" in line]
+    assert not [line for line in lines if '"level":"warning"' in line.replace(" ", "")], lines
+    assert "98304" not in server.output

@@ -38,14 +38,14 @@ def _file(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-def _ok(server: RunningServer, *args: str) -> str:
-    result = server.cli(*args)
+def _ok(server: RunningServer, *args: str, stdin: str | None = None) -> str:
+    result = server.cli(*args, stdin=stdin)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     return result.stdout
 
 
-def _refused(server: RunningServer, *args: str, code: int = 1) -> str:
-    result = server.cli(*args)
+def _refused(server: RunningServer, *args: str, code: int = 1, stdin: str | None = None) -> str:
+    result = server.cli(*args, stdin=stdin)
     assert result.returncode == code
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
@@ -74,6 +74,8 @@ def test_vms_are_imported_changed_and_removed_and_served_at_once(
     assert _location(fleet, "127.0.0.2").text == "westeurope"  # now cached for b
     moved = "name: b\naddresses: [127.0.0.2]\ninstance: {compute: {location: eastus}}\n"
     assert _ok(fleet, "vm", "update", _file(tmp_path, "b.yaml", moved)) == "updated  b\n"
+    # Again: nothing changed, worded as `vm import` words it.
+    assert _ok(fleet, "vm", "update", _file(tmp_path, "b.yaml", moved)) == "unchanged  b\n"
     assert _location(fleet, "127.0.0.2").text == "eastus"
 
     assert _ok(fleet, "vm", "remove", "c") == "removed  c\n"
@@ -160,7 +162,7 @@ def test_bad_files_get_one_clear_message(fleet: RunningServer, tmp_path: Path) -
         f"openimds: {two}: holds 2 VMs; `vm add` takes one (`vm import` takes many)\n"
     )
     assert _refused(fleet, "vm", "remove", "a", "nope") == (
-        "openimds: no VM named nope; nothing removed\n"
+        "openimds: no VM named nope; nothing removed (404)\n"  # the server's one batch says so
     )
     # Nothing refused was applied.
     assert [vm["name"] for vm in json.loads(_ok(fleet, "vm", "list", "--json"))["vms"]] == [
@@ -235,3 +237,57 @@ def test_an_export_carries_the_generated_identity_ids_to_another_server(
 def _vm_id(server: RunningServer, name: str) -> str:
     rows = server.admin("GET", "/vms", params={"view": "summary"}).json()["vms"]
     return str(next(row["vmId"] for row in rows if row["name"] == name))
+
+
+def _vms(count: int, start: int = 10, tag: str = "web") -> str:
+    lines = ["vms:"]
+    for n in range(start, start + count):
+        lines += [
+            f"  - name: v{n}",
+            f"    addresses: [127.0.5.{n}]",
+            f"    instance: {{compute: {{name: v{n}, tags: 'role:{tag}'}}}}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _names(server: RunningServer, *selectors: str) -> list[str]:
+    listed = json.loads(_ok(server, "vm", "list", "--json", *selectors))["vms"]
+    return [vm["name"] for vm in listed]
+
+
+def test_bulk_remove_is_all_or_nothing_and_by_selector(fleet: RunningServer) -> None:
+    assert _ok(fleet, "vm", "import", "-", stdin=_vms(3) + _vms(2, 20, "db")[4:]) == (
+        "added  v10\nadded  v11\nadded  v12\nadded  v20\nadded  v21\n"
+    )
+    assert _names(fleet, "--tag", "role=db") == ["v20", "v21"]
+    assert _names(fleet, "--q", "v1") == ["v10", "v11", "v12"]
+    # One unknown name: nothing is removed.
+    err = _refused(fleet, "vm", "remove", "v10", "nobody", "v11")
+    assert err == "openimds: no VM named nobody; nothing removed (404)\n"
+    assert _names(fleet, "--q", "v1") == ["v10", "v11", "v12"]
+    assert _ok(fleet, "vm", "remove", "v10", "v11") == "removed  v10\nremoved  v11\n"
+    # A selector asks first; no is no.
+    refused = fleet.cli("vm", "remove", "--tag", "role=db", stdin="n\n")
+    assert refused.returncode == 1 and "remove 2 VM(s): v20, v21?" in refused.stderr
+    assert _names(fleet, "--tag", "role=db") == ["v20", "v21"]
+    assert _ok(fleet, "vm", "remove", "--tag", "role=db", "--yes") == (
+        "removed  v20\nremoved  v21\n"
+    )
+    assert _refused(fleet, "vm", "remove", code=2).startswith("openimds: give NAME...")
+    assert _ok(fleet, "vm", "remove", "--all", "--yes") == "removed  a\nremoved  b\nremoved  v12\n"
+    assert _names(fleet) == []
+
+
+def test_import_prune_makes_the_inventory_match_the_file(
+    fleet: RunningServer, tmp_path: Path
+) -> None:
+    path = _file(tmp_path, "only.yaml", _vms(2))
+    assert _ok(fleet, "vm", "import", "--prune", path) == (
+        "added  v10\nadded  v11\nremoved  a\nremoved  b\n"
+    )
+    assert _names(fleet) == ["v10", "v11"]
+    assert _ok(fleet, "vm", "import", "--prune", path) == "unchanged  v10\nunchanged  v11\n"
+    broken = "vms:\n  - name: c\n    addresses: [not-an-ip]\n"
+    err = _refused(fleet, "vm", "import", "-", "--prune", stdin=broken)
+    assert err.startswith("openimds: stdin: vms[0].addresses[0]"), err
+    assert _names(fleet) == ["v10", "v11"]  # refused: nothing pruned either

@@ -104,7 +104,6 @@ def test_filters_keep_the_same_requests_on_the_stream_and_the_list(
 @pytest.mark.parametrize(
     ("query", "wording"),
     [
-        ("vm=nobody", "vm: no VM is named 'nobody'"),
         ("status=4x", "status: expected a code such as 429 or a class such as 4xx, got '4x'"),
         ("after=-1", "after: expected a whole number, got '-1'"),
     ],
@@ -115,6 +114,13 @@ def test_bad_queries_are_400_naming_the_parameter(
     answer = server.admin("GET", f"{route}?{query}")
     assert answer.status_code == 400
     assert answer.json() == {"error": wording}
+
+
+@pytest.mark.parametrize("route", ["/requests", "/requests/stream"])
+def test_an_unknown_vm_is_a_404_as_on_vms_name(server: RunningServer, route: str) -> None:
+    answer = server.admin("GET", f"{route}?vm=nobody")
+    assert (answer.status_code, answer.json()) == (404, {"error": "no VM named nobody"})
+    assert server.admin("GET", f"{route}?vm=").status_code == 400  # minLength 1
 
 
 def test_resuming_sends_what_came_after_the_last_event_id_first(server: RunningServer) -> None:

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from openimds.core.versions import ATTESTED_MIN, GENERAL_VERSIONS
 from openimds.crypto.ca import CertificateAuthority, pem
 from openimds.crypto.verify import Examined, examine
 from openimds.fleet.preview import MetadataPreview
@@ -96,8 +97,8 @@ class AttestedAdmin:
     async def document(self, request: Request) -> Response:
         """
         parameters:
-          - {name: api-version, in: query, required: true, schema: {type: string},
-             description: "e.g. 2020-09-01"}
+          - {name: api-version, in: query, required: true,
+             schema: {type: string, enum: ATTESTED_VERSIONS}, description: "e.g. 2020-09-01"}
           - {name: nonce, in: query, schema: {type: string, pattern: "^[A-Za-z0-9]{0,32}$"},
              description: "Default: the time, as the metadata service puts it"}
         responses:
@@ -159,6 +160,12 @@ class AttestedAdmin:
                 "verification": _verification(found),
             }
         )
+
+    # The api-versions the attested endpoint takes, listed in the description so a
+    # client generated from it sends only those.
+    document.__doc__ = (document.__doc__ or "").replace(
+        "ATTESTED_VERSIONS", json.dumps([v for v in GENERAL_VERSIONS if v >= ATTESTED_MIN])
+    )
 
 
 def _verification(found: Examined) -> dict[str, object]:

@@ -25,6 +25,11 @@ class AdminCallFailed(Exception):
         self.status = status
 
 
+class Unreachable(AdminCallFailed):
+    """Nothing answered at the admin address (not listening, or the connection dropped):
+    a server that is restarting looks like this, and a follower may try again."""
+
+
 def request(
     config: Config,
     method: str,
@@ -46,6 +51,19 @@ def request(
     try:
         with httpx.Client(transport=transport, timeout=timeout) as client:
             response = client.request(method, base + path, json=json, headers=sent)
+    except httpx.RemoteProtocolError as exc:
+        # A TLS listener spoken to in plain HTTP hangs up without an answer.
+        hint = (
+            ""
+            if config.admin.uses_tls or listen.is_unix
+            else (
+                "; if the admin listener serves TLS, pass --admin-fingerprint (printed at the "
+                "server's start) or --admin-ca"
+            )
+        )
+        raise Unreachable(f"cannot reach the admin API at {listen}: {exc}{hint}") from exc
+    except httpx.TransportError as exc:
+        raise Unreachable(f"cannot reach the admin API at {listen}: {exc}") from exc
     except httpx.HTTPError as exc:
         raise AdminCallFailed(f"cannot reach the admin API at {listen}: {exc}") from exc
     if response.status_code == 401:

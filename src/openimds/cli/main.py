@@ -38,13 +38,19 @@ def main() -> None:
     """openimds: the Azure Instance Metadata Service, off Azure."""
 
 
+STATE_HELP = (
+    "The state store: a SQLite file path (or sqlite:///PATH), postgresql://... for a fleet "
+    "sharing one store, or memory: (nothing kept). Or OPENIMDS_STATE."
+)
+
+
 @main.command()
 @CONFIG_OPTION
 @click.option("--listen", help="Metadata listener HOST:PORT (default 127.0.0.1:8080).")
 @click.option("--admin-listen", help="Admin listener HOST:PORT or unix:PATH.")
 @click.option("--rate-limit", type=float, help="Requests/s per VM; 0 turns throttling off.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--state", "state_path", help="State database (SQLite file, or :memory:).")
+@click.option("--state", "state_path", help=STATE_HELP)
 @click.option("--access-log/--no-access-log", default=None, help="One log line per request.")
 @click.option(
     "--host",
@@ -135,10 +141,11 @@ def config_schema() -> None:
 
 @config_group.command("check")
 @CONFIG_OPTION
-def config_check(config_path: str | None) -> None:
+@click.option("--state", "state_path", help=STATE_HELP)
+def config_check(config_path: str | None, state_path: str | None) -> None:
     """Validate a configuration file and everything `serve` reads before it starts (state
     location, scenario, certificate files); exit 0, or print what is wrong and exit 2."""
-    config = load_or_exit(config_path)
+    config = load_or_exit(config_path, {"state.path": state_path})
     _check_start_or_exit(config)
     click.echo(f"ok: {len(config.vms)} VM(s)")
 

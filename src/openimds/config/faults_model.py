@@ -3,9 +3,17 @@ file, the admin API (`POST /faults`), the CLI and `openimds.testing` (docs/fault
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 # The longest a rule may wait, last or delay (a day): beyond it a test is not a test.
 MAX_SECONDS = 86400
@@ -70,6 +78,17 @@ class FaultSpec(BaseModel):
             if not (200 <= status <= 299 or 400 <= status <= 599):
                 raise ValueError(f"{status}: a step is 2xx (let through) or 400-599")
         return value
+
+    @field_validator("latency", mode="wrap")
+    @classmethod
+    def _latency(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # One sentence instead of pydantic's per-branch union wording.
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(
+                f"expected seconds from 0 to 86400, or [low, high] of them; got {value!r}"
+            ) from None
 
     @field_validator("latency")
     @classmethod

@@ -82,6 +82,10 @@ def parse_listen(value: object) -> ListenAddress:
         if not path:
             raise ValueError("a Unix socket needs a path, e.g. unix:/run/openimds/admin.sock")
         return ListenAddress(path=path)
+    if "://" in value:  # a URL (http://127.0.0.1:8080): the scheme is not ours to take
+        raise ValueError(
+            f"expected HOST:PORT (e.g. 127.0.0.1:8080) without a scheme, got {value!r}"
+        )
     host, sep, port = value.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

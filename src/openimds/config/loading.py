@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -81,8 +82,11 @@ def read_document(path: str) -> Any:
     """A YAML or JSON file (JSON is YAML), parsed; a ConfigError in one line
     (`file:line:col: ...`) when it cannot be read or parsed. The configuration and
     scenario files are read here."""
+    # `-` is standard input (`vm import -`), named so in messages.
+    source: str | int = sys.stdin.fileno() if path == "-" else path
+    path = "stdin" if path == "-" else path
     try:
-        with open(path, "rb") as handle:
+        with open(source, "rb", closefd=not isinstance(source, int)) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > MAX_FILE_BYTES:
                 raise _too_large(path, size)

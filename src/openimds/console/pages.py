@@ -97,8 +97,8 @@ class ConsolePages:
         name = visit.request.path_params["name"]
         try:
             spec = await visit.api.get(f"/vms/{name}")
-        except ApiError as exc:
-            return self.page(visit, "refused.html", message=str(exc))
+        except ApiError as exc:  # an unknown VM is the API's 404, and the page's
+            return self.page(visit, "refused.html", message=str(exc), status=exc.answer.status)
         versions = await visit.api.get(f"/vms/{name}/metadata/versions")
         instance = await self._instance(visit, name, versions["newest"], "json")
         context = {

@@ -34,7 +34,9 @@ from openimds.core.scheduled_events import (
 from openimds.events.drills import DRILLS, drill_request
 from openimds.events.live import LiveEvents
 from openimds.events.schedule import ScheduleError, validate_request
+from openimds.inventory.live import UnknownVm
 from openimds.web.admin_app import json_body
+from openimds.web.admin_errors import AdminError
 
 
 def iso(epoch: float | None) -> str | None:
@@ -73,6 +75,13 @@ def changed(event_id: str, after: Event | None) -> Response:
     """The answer to an operator's change of one event: the event after it (None once
     removed)."""
     return JSONResponse({"eventId": event_id, "event": None if after is None else view(after)})
+
+
+class DrillNeedsVm(AdminError, ValueError):
+    """A drill without a VM on a server with several: which one is meant? What the server
+    holds, not the body's shape, makes it wrong: a conflict."""
+
+    status = 409
 
 
 @dataclass
@@ -128,6 +137,7 @@ class EventsAdmin:
                     enum: [Freeze, Reboot, Redeploy, Preempt, Terminate]
                   target:
                     type: string
+                    pattern: "^(vm|scaleSet|availabilitySet|placementGroup|tag):.+$"
                     description: vm:NAME, several vm:A,vm:B, or all; default all
                   at: {type: string, description: "now, an ISO time or +DURATION"}
                   notBefore: {type: string}
@@ -186,6 +196,18 @@ class EventsAdmin:
 
     async def drill(self, request: Request) -> Response:
         """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [drill]
+                properties:
+                  drill: {type: string, minLength: 1, description: "GET /events/drills"}
+                  dev: {type: boolean}
+                  vm: {type: string, minLength: 1,
+                       description: "The VM; required when the server has several"}
         responses:
           201:
             description: The drill's events (docs/scheduled-events.md, Drills).
@@ -193,11 +215,15 @@ class EventsAdmin:
             description: The body is not valid (the error says why).
           404:
             description: No drill has this name.
+          409:
+            description: The server has several VMs and the body names none.
         """
         body = await json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("drill"), str):
             raise ScheduleError('expected {"drill": NAME, "dev": true|false, "vm": NAME}')
         vm = body.get("vm")
+        if not isinstance(vm, str) and len(self.live_events.specs()) != 1:
+            raise DrillNeedsVm("vm: required when the server has several VMs")
         data = drill_request(
             body["drill"], vm if isinstance(vm, str) else None, bool(body.get("dev"))
         )
@@ -294,19 +320,21 @@ class EventsAdmin:
                 type: object
                 required: [vm]
                 properties:
-                  vm: {type: string, description: the VM whose approval this is}
+                  vm: {type: string, minLength: 1, description: the VM whose approval this is}
         responses:
           200:
             description: The event after the approval (Started once its policy is met).
           400:
             description: The body does not name a VM.
           404:
-            description: The VM has no live event with this id.
+            description: No VM has this name, or the VM has no live event with this id.
         """
         body = await json_body(request)
         vm = body.get("vm") if isinstance(body, dict) else None
         if not isinstance(vm, str) or not vm:
             raise ScheduleError('expected {"vm": NAME}: the VM whose approval this is')
+        if vm not in self.live_events.specs():
+            raise UnknownVm(vm)  # what is unknown is the VM, not the event
         event_id = request.path_params["event_id"]
         return changed(event_id, self.live_events.approve_for(vm, event_id))
 

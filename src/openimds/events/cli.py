@@ -164,8 +164,16 @@ def drill(name: str | None, dev: bool, vm: str | None, admin: AdminTarget, as_js
             notice = f"{d['notice']:g}s notice ({d['devNotice']:g}s with --dev)"
             click.echo(f"{d['name']:<20} {d['type']:<9} {notice:<28} {d['summary']}")
         return
+    from openimds.cli.admin_client import AdminCallFailed, request
+
     body = {"drill": name, "dev": dev, **({"vm": vm} if vm else {})}
-    answer = admin_call(admin, "POST", "/events/drill", body)
+    try:
+        answer = request(admin.config(), "POST", "/events/drill", json=body)
+    except AdminCallFailed as exc:
+        # The API names its body's field; here the same thing is the --vm flag.
+        text = str(exc).replace("vm: required", "--vm: required", 1)
+        click.echo(f"openimds: {text}", err=True)
+        sys.exit(2 if text != str(exc) else 1)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return

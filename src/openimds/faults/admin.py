@@ -84,6 +84,29 @@ class FaultsAdmin:
 
     async def add(self, request: Request) -> Response:
         """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                description: "A rule (docs/faults.md): exactly one of status, latency,
+                  close, hang (sequence and retry_after: see docs/faults.md)"
+                additionalProperties: false
+                properties:
+                  path: {type: string, minLength: 1, maxLength: 512, pattern: "^[/*]"}
+                  status: {type: integer, minimum: 400, maximum: 599}
+                  latency: {type: number, minimum: 0, maximum: 86400}
+                  close: {type: boolean, enum: [true]}
+                  hang: {type: boolean, enum: [true]}
+                  times: {type: integer, minimum: 1}
+                  after: {type: number, minimum: 0, maximum: 86400}
+                  window: {type: number, minimum: 0, exclusiveMinimum: true, maximum: 86400}
+                oneOf:
+                  - {required: [status]}
+                  - {required: [latency]}
+                  - {required: [close]}
+                  - {required: [hang]}
         responses:
           201:
             description: The rule added.
@@ -118,6 +141,15 @@ class FaultsAdmin:
 
     async def boot(self, request: Request) -> Response:
         """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [seconds]
+                properties:
+                  seconds: {type: number, minimum: 0, exclusiveMinimum: true, maximum: 86400}
         responses:
           201:
             description: The boot window's rule (every call gets 410 until it ends).

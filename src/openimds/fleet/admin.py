@@ -2,7 +2,9 @@
 
 GET    /vms           the VMs (name, revision, and the VM as a VM file holds it), or
                       summary rows; searched, filtered and paged (fleet/catalog.py)
-POST   /vms           import: one VM or {"vms": [...]}, upserted by name, all or none
+POST   /vms           import: one VM or {"vms": [...]}, upserted by name, all or none;
+                      ?prune=true also removes the VMs the body does not name
+POST   /vms/remove    remove {"names": [...]} in one store batch, all or none
 GET    /vms/{name}    one VM
 PUT    /vms/{name}    add or replace one VM (If-None-Match: * adds only, If-Match: *
                       replaces only; 412 otherwise)
@@ -100,6 +102,7 @@ class FleetAdmin:
             Route("/vms/{name}/metadata", self.metadata, methods=["GET"]),
             Route("/vms/{name}/metadata/versions", self.versions, methods=["GET"]),
             Route("/vms", self.import_vms, methods=["POST"]),
+            Route("/vms/remove", self.remove_many, methods=["POST"]),
             Route("/vms/{name}", self.one, methods=["GET"]),
             Route("/vms/{name}", self.put, methods=["PUT"]),
             Route("/vms/{name}", self.delete, methods=["DELETE"]),
@@ -162,7 +165,8 @@ class FleetAdmin:
     async def metadata(self, request: Request) -> Response:
         """
         parameters:
-          - {name: path, in: query, schema: {type: string, default: /metadata/instance},
+          - {name: path, in: query,
+             schema: {type: string, default: /metadata/instance, pattern: "^/metadata(/[^?#]*)?$"},
              description: "A metadata path, e.g. /metadata/instance/compute/vmSize"}
           - {name: api-version, in: query, schema: {type: string}}
           - {name: format, in: query, schema: {type: string}, description: json or text}
@@ -230,14 +234,28 @@ class FleetAdmin:
               schema:
                 type: object
                 description: "One VM, or {vms: [...]}, as a VM file holds them"
+                required: [name]
+                additionalProperties: false
                 properties:
-                  name: {type: string}
-                  addresses: {type: array, items: {type: string}}
-                  instance: {type: object}
+                  name: {type: string, minLength: 1}
+                  addresses:
+                    type: array
+                    items: {type: string, anyOf: [{format: ipv4}, {format: ipv6}]}
+                  instance:
+                    type: object
+                    additionalProperties: false
+                    properties:
+                      compute: {type: object}
+                      network: {type: object}
                   identities: {type: object, nullable: true}
+        parameters:
+          - {name: prune, in: query, schema: {type: string, enum: ["true", "false"]},
+             description: "true: the VMs the body does not name are removed, in the same
+               store batch, so the inventory matches the body"}
         responses:
           200:
-            description: The VMs were added or replaced by name (all or none).
+            description: The VMs were added or replaced by name (all or none); with
+              prune, removed lists what it removed.
             content:
               application/json:
                 schema:
@@ -246,15 +264,63 @@ class FleetAdmin:
                   properties:
                     changed: {type: array, items: {type: string}}
                     unchanged: {type: array, items: {type: string}}
+                    removed: {type: array, items: {type: string}}
           400:
             description: The body is not a valid VM file (the error names the field).
           409:
             description: The VMs would share an address, or lack the addresses a fleet needs.
         """
+        prune = request.query_params.get("prune", "false")
+        if prune not in ("true", "false"):
+            raise VmInputError(f"prune: expected true or false, got {prune!r}")
         specs = parse_vms(await json_body(request))
-        changed = self.stored.upsert(specs)
-        unchanged = sorted({s.display_name for s in specs} - set(changed))
-        return JSONResponse({"changed": sorted(changed), "unchanged": unchanged})
+        named = {s.display_name: s for s in specs}
+        removed = self.stored.pruned(named) if prune == "true" else []
+        changed = self.stored.upsert(specs, prune=prune == "true")
+        unchanged = sorted(set(named) - set(changed))
+        answer = {"changed": sorted(changed), "unchanged": unchanged}
+        if prune == "true":
+            answer["removed"] = removed
+        return JSONResponse(answer)
+
+    async def remove_many(self, request: Request) -> Response:
+        """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [names]
+                additionalProperties: false
+                properties:
+                  names:
+                    type: array
+                    minItems: 1
+                    items: {type: string, minLength: 1}
+        responses:
+          200:
+            description: Every named VM was removed, in one store batch.
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [removed]
+                  properties:
+                    removed: {type: array, items: {type: string}}
+          400:
+            description: 'The body is not {"names": [...]} with at least one name.'
+          404:
+            description: A name is unknown; nothing was removed.
+          409:
+            description: The fleet would lack the addresses it needs.
+        """
+        names = _names(await json_body(request))
+        live = self.stored.live
+        unknown = [name for name in dict.fromkeys(names) if name not in live.texts]
+        if unknown:
+            raise UnknownVm(f"{', '.join(unknown)}; nothing removed")
+        return JSONResponse({"removed": self.stored.remove(names)})
 
     async def one(self, request: Request) -> Response:
         """
@@ -277,17 +343,25 @@ class FleetAdmin:
             application/json:
               schema:
                 type: object
-                description: A VM as a VM file holds it (docs/configuration.md)
+                description: A VM as a VM file holds it (docs/configuration.md); its name is
+                  the path's (a name in the body must be the same)
+                additionalProperties: false
                 properties:
-                  name: {type: string}
-                  addresses: {type: array, items: {type: string}}
-                  instance: {type: object}
+                  addresses:
+                    type: array
+                    items: {type: string, anyOf: [{format: ipv4}, {format: ipv6}]}
+                  instance:
+                    type: object
+                    additionalProperties: false
+                    properties:
+                      compute: {type: object}
+                      network: {type: object}
                   identities: {type: object, nullable: true}
         responses:
           200:
-            description: The VM was replaced (or was already so).
+            description: The VM was replaced (changed true) or was already so (changed false).
           201:
-            description: The VM was added.
+            description: The VM was added (changed true).
           400:
             description: The body is not a valid VM, or names another VM.
           409:
@@ -304,8 +378,9 @@ class FleetAdmin:
             raise VmInputError(f"request body: expected the one VM named {name}")
         exists = name in self.stored.live.texts
         _check_preconditions(request, name, exists)
-        self.stored.upsert(specs)
-        return JSONResponse(view(self.stored, name), status_code=200 if exists else 201)
+        changed = bool(self.stored.upsert(specs))
+        answer = {**view(self.stored, name), "changed": changed}
+        return JSONResponse(answer, status_code=200 if exists else 201)
 
     async def delete(self, request: Request) -> Response:
         """
@@ -319,6 +394,18 @@ class FleetAdmin:
         if not self.stored.remove([name]):
             raise UnknownVm(name)
         return JSONResponse({"name": name, "removed": True})
+
+
+def _names(data: Any) -> list[str]:
+    """The names of a bulk remove's body, or a VmInputError saying what is wrong."""
+    if not isinstance(data, dict) or set(data) != {"names"}:
+        raise VmInputError('request body: expected {"names": [NAME, ...]}')
+    names = data["names"]
+    if not isinstance(names, list) or not names:
+        raise VmInputError("request body: names: expected a list of at least one name")
+    if not all(isinstance(name, str) and name for name in names):
+        raise VmInputError("request body: names: every name must be a non-empty string")
+    return names
 
 
 def _check_preconditions(request: Request, name: str, exists: bool) -> None:

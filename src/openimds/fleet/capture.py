@@ -3,14 +3,19 @@ answers, part by part, for fleet/captured.py to turn into a VM file.
 
 Each request carries `Metadata: true`, has a short timeout, follows no redirect (the
 metadata service never sends one; a proxy in between might) and ignores proxy settings
-in the environment (IMDS is never reached through a proxy). A part that fails is left
-out with a note; only the instance document is needed. An access token is decoded where
-it is received and dropped: only its ids leave this module, and no message holds it.
+in the environment (IMDS is never reached through a proxy). The answers Azure calls
+transient (410 while IMDS is updated, 429, 5xx) are retried with backoff, as the SDKs do:
+at most 5 retries 0.5 s to 8 s apart (15.5 s of waiting), a 410 up to 7 (63.5 s, as Azure
+says to retry it for 70 s), a 429's Retry-After honoured up to 30 s; each retry is noted.
+A part that still fails is left out with a note; only the instance document is needed.
+An access token is decoded where it is received and dropped: only its ids leave this
+module, and no message holds it.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +35,15 @@ TOKEN = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource="
 RESOURCE = "https://management.azure.com/"
 
 Note = Callable[[str], None]
+# Seconds before each retry of a transient answer; 410 gets the longer schedule.
+WAITS = (0.5, 1.0, 2.0, 4.0, 8.0)
+GONE_WAITS = (*WAITS, 16.0, 32.0)
+MAX_RETRY_AFTER = 30.0
+
+
+def transient(status: int) -> bool:
+    """The answers Azure documents as worth retrying (IMDS: 410, 429, 500; any 5xx)."""
+    return status in (410, 429) or 500 <= status <= 599
 
 
 class CaptureFailed(Exception):
@@ -41,9 +55,13 @@ class PartFailed(Exception):
 
 
 class Collector:
-    def __init__(self, url: str, timeout: float, note: Note) -> None:
+    def __init__(
+        self, url: str, timeout: float, note: Note, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.url = url.rstrip("/")
         self.note = note
+        self.sleep = sleep
+        self.what = "the instance document"  # the part being read, for retry notes
         self.client = httpx.Client(
             headers={"Metadata": "true"},
             timeout=timeout,
@@ -76,6 +94,7 @@ class Collector:
         return capture
 
     def _part(self, what: str, read: Callable[[], Any]) -> Any:
+        self.what = what
         try:
             return read()
         except PartFailed as exc:
@@ -106,17 +125,41 @@ class Collector:
         return self._get(path).text
 
     def _get(self, path: str) -> httpx.Response:
+        tries = 0
+        while True:
+            response = self._once(path)
+            waits = GONE_WAITS if response.status_code == 410 else WAITS
+            if not transient(response.status_code) or tries >= len(waits):
+                break
+            wait = max(waits[tries], _retry_after(response))
+            tries += 1
+            self.note(
+                f"{self.what}: answered {response.status_code}{_reason(response)}; "
+                f"retry {tries} in {wait:g} s"
+            )
+            self.sleep(wait)
+        if response.is_redirect:
+            raise PartFailed(f"answered {response.status_code} (a redirect; not followed)")
+        if response.status_code != 200:
+            after = f" after {tries + 1} tries" if tries else ""
+            raise PartFailed(f"answered {response.status_code}{_reason(response)}{after}")
+        return response
+
+    def _once(self, path: str) -> httpx.Response:
         try:
-            response = self.client.get(self.url + path)
+            return self.client.get(self.url + path)
         except httpx.TimeoutException:
             raise PartFailed(f"no answer from {self.url} in time") from None
         except httpx.HTTPError as exc:
             raise PartFailed(f"cannot reach {self.url}: {exc}") from None
-        if response.is_redirect:
-            raise PartFailed(f"answered {response.status_code} (a redirect; not followed)")
-        if response.status_code != 200:
-            raise PartFailed(f"answered {response.status_code}{_reason(response)}")
-        return response
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """A 429's Retry-After in seconds (0 when absent or not a number), at most 30."""
+    raw = response.headers.get("retry-after", "")
+    if response.status_code != 429 or not (raw.isascii() and raw.isdigit()):
+        return 0.0
+    return min(float(raw), MAX_RETRY_AFTER)
 
 
 def _reason(response: httpx.Response) -> str:

@@ -11,13 +11,15 @@ import os
 import sys
 from collections.abc import Mapping
 from typing import Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import click
 
 from openimds.cli.options import JSON_OPTION, POSITIVE_SECONDS, AdminTarget, admin_options
 from openimds.fleet import vm_file
 
+# A batch of tens of thousands of VMs is validated and written in one go: give it time.
+BULK_TIMEOUT = 600.0
 FILE = click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
 
 
@@ -34,13 +36,14 @@ def _call(
     *,
     headers: Mapping[str, str] | None = None,
     origin: str | None = None,
+    timeout: float = 10.0,
 ) -> Any:
     """One admin API call; on a refusal, its message with `request body` (the server's
     name for what was sent) replaced by `origin`, the file it came from."""
     from openimds.cli.admin_client import AdminCallFailed, request
 
     try:
-        return request(admin.config(), method, path, json=body, headers=headers)
+        return request(admin.config(), method, path, json=body, headers=headers, timeout=timeout)
     except AdminCallFailed as exc:
         _fail(str(exc) if origin is None else _in_file_words(str(exc), origin))
 
@@ -89,15 +92,32 @@ def vm() -> None:
 
 
 @vm.command("import")
-@FILE
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Make the inventory match FILE: the VMs it does not name are removed, in the same "
+    "store batch as the rest (all or none).",
+)
 @admin_options
 @JSON_OPTION
-def import_vms(path: str, admin: AdminTarget, as_json: bool) -> None:
-    """Add or replace the VMs of FILE by name (one VM, or a `vms` list; all or none).
-    Importing the same file again changes nothing."""
+def import_vms(path: str, prune: bool, admin: AdminTarget, as_json: bool) -> None:
+    """Add or replace the VMs of FILE (`-`: standard input) by name (one VM, or a `vms`
+    list; all or none). Importing the same file again changes nothing."""
     payload = _read(path)
-    before = {v["name"] for v in _call(admin, "GET", "/vms")["vms"]}
-    answer = _call(admin, "POST", "/vms", payload, origin=path)
+    origin = vm_file.label(path)
+    listed = _call(admin, "GET", "/vms?view=summary", timeout=BULK_TIMEOUT)["vms"]
+    before = {v["name"] for v in listed}
+    try:
+        target = "/vms" + ("?prune=true" if prune else "")
+        answer = _call(admin, "POST", target, payload, origin=origin, timeout=BULK_TIMEOUT)
+    except KeyboardInterrupt:
+        # The server applies a batch whole or not at all; which one, only it knows.
+        _fail(
+            "interrupted while the server was importing: the import is all or none, so "
+            "either every VM of the file or none was applied; `openimds vm list` shows which",
+            130,
+        )
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
@@ -105,6 +125,8 @@ def import_vms(path: str, admin: AdminTarget, as_json: bool) -> None:
         click.echo(f"{'updated' if name in before else 'added'}  {name}")
     for name in answer["unchanged"]:
         click.echo(f"unchanged  {name}")
+    for name in answer.get("removed", []):
+        click.echo(f"removed  {name}")
 
 
 @vm.command("add")
@@ -133,30 +155,79 @@ def _put(
     answer = _call(admin, "PUT", _path(name), payload, headers=headers, origin=path)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
-    else:
-        click.echo(f"{'added' if command == 'add' else 'updated'}  {name}")
+    elif command == "add":
+        click.echo(f"added  {name}")
+    else:  # as `vm import` words it
+        click.echo(f"{'updated' if answer.get('changed', True) else 'unchanged'}  {name}")
+
+
+SELECTORS = (
+    click.option("--q", "q", help="Case-insensitive search, as GET /vms?q= (name, ids, tags...)."),
+    click.option("--tag", "tags", multiple=True, help="KEY or KEY=VALUE; repeatable, all match."),
+    click.option("--scale-set", help="Only the VMs of this scale set."),
+)
+
+
+def selectors(command: Any) -> Any:
+    for option in reversed(SELECTORS):
+        command = option(command)
+    return command
+
+
+def _selection(q: str | None, tags: tuple[str, ...], scale_set: str | None) -> str:
+    """The query string of GET /vms for these selectors ("" when none is given)."""
+    params = [("q", q or ""), *(("tag", tag) for tag in tags), ("scale_set", scale_set or "")]
+    return urlencode([(key, value) for key, value in params if value])
 
 
 @vm.command("remove")
-@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.argument("names", metavar="[NAME]...", nargs=-1)
+@selectors
+@click.option("--all", "everything", is_flag=True, help="Remove every VM.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before removing by selector/--all.")
 @admin_options
-def remove(names: tuple[str, ...], admin: AdminTarget) -> None:
-    """Remove VMs by name. Nothing is removed if one of them is unknown."""
-    known = {v["name"] for v in _call(admin, "GET", "/vms")["vms"]}
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        _fail(f"no VM named {', '.join(unknown)}; nothing removed")
-    for name in dict.fromkeys(names):
-        _call(admin, "DELETE", _path(name))
+def remove(
+    names: tuple[str, ...],
+    q: str | None,
+    tags: tuple[str, ...],
+    scale_set: str | None,
+    everything: bool,
+    yes: bool,
+    admin: AdminTarget,
+) -> None:
+    """Remove VMs by name, by selector (--q, --tag, --scale-set) or --all, in one store
+    batch: all or nothing (nothing is removed if one name is unknown). A selector or
+    --all lists what it matches and asks first (--yes does not ask)."""
+    query = _selection(q, tags, scale_set)
+    if sum((bool(names), bool(query), everything)) != 1:
+        _fail("give NAME..., a selector (--q, --tag, --scale-set) or --all (one of them)", 2)
+    if not names:
+        listed = _call(admin, "GET", f"/vms?view=summary&{query}", timeout=BULK_TIMEOUT)["vms"]
+        names = tuple(row["name"] for row in listed)
+        if not names:
+            click.echo("no VM matches; nothing removed")
+            return
+        if not yes:
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+            shown = ", ".join(names[:10]) + more
+            click.confirm(f"remove {len(names)} VM(s): {shown}?", abort=True, err=True)
+    body = {"names": list(dict.fromkeys(names))}
+    answer = _call(admin, "POST", "/vms/remove", body, timeout=BULK_TIMEOUT)
+    for name in answer["removed"]:
         click.echo(f"removed  {name}")
 
 
 @vm.command("list")
+@selectors
 @admin_options
 @JSON_OPTION
-def list_vms(admin: AdminTarget, as_json: bool) -> None:
-    """The VMs the server answers for: name, size, location, addresses, revision."""
-    data = _call(admin, "GET", "/vms")
+def list_vms(
+    q: str | None, tags: tuple[str, ...], scale_set: str | None, admin: AdminTarget, as_json: bool
+) -> None:
+    """The VMs the server answers for: name, size, location, addresses, revision; only
+    those the selectors match (--q, --tag, --scale-set: as GET /vms takes them)."""
+    query = _selection(q, tags, scale_set)
+    data = _call(admin, "GET", "/vms" + (f"?{query}" if query else ""))
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -493,7 +564,8 @@ def capture(
         _fail(f"{output}: cannot write: {exc.strerror}")
     ids = data.get("identities", {})
     count = len(ids.get("userAssigned", [])) + ("systemAssigned" in ids)
-    click.echo(f"captured {data['name']} ({count} identities) into {output}", err=True)
+    noun = "identity" if count == 1 else "identities"
+    click.echo(f"captured {data['name']} ({count} {noun}) into {output}", err=True)
 
 
 COMMANDS: tuple[click.Command, ...] = (vm, capture)

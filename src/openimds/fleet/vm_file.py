@@ -25,11 +25,17 @@ SETTINGS = frozenset(Config.model_fields) - {"vms"}
 _YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+def label(path: str) -> str:
+    """How messages name a VM file: `-` is standard input."""
+    return "stdin" if path == "-" else path
+
+
 def read_vms(path: str) -> tuple[dict[str, Any], list[str]]:
     """The file's VMs as the admin API takes them (the file's own shape, so the server's
     error paths match the file), and the settings sections left out. ConfigError (one
     line naming the file) when it cannot be read, parsed, or holds no VM."""
     data = read_document(path)
+    path = label(path)
     if not isinstance(data, dict):
         got = "nothing" if data is None else f"a {type(data).__name__}"
         raise ConfigError(f"{path}: expected one VM's fields or a `vms` list, got {got}")

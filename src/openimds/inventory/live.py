@@ -223,15 +223,16 @@ class LiveInventory:
 
     def remove(self, names: Iterable[str]) -> list[str]:
         """Drop VMs by name; the names that were there."""
-        gone = [name for name in names if name in self.texts]
+        gone = [name for name in dict.fromkeys(names) if name in self.texts]
         if gone:
-            kept = {n: v for n, v in self.vms.items() if n not in gone}
+            dropped = set(gone)  # a set: removing thousands must not be quadratic
+            kept = {n: v for n, v in self.vms.items() if n not in dropped}
             check_servable(
                 {name: vm.addresses for name, vm in kept.items()}, self.addresses_required
             )
             for name in gone:
                 self._identity_blocks.pop(name, None)
-            self._install({n: t for n, t in self.texts.items() if n not in gone}, kept)
+            self._install({n: t for n, t in self.texts.items() if n not in dropped}, kept)
         return gone
 
     # -- reading --------------------------------------------------------------------------------

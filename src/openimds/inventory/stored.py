@@ -47,24 +47,34 @@ class StoredInventory:
         self.live.replace_texts(merged)  # checks the lot before anything is written
         self._write(changed, ())
 
-    def upsert(self, specs: Sequence[VmSpec]) -> list[str]:
-        """Add or replace VMs by name (all or none); the names whose data changed."""
+    def upsert(self, specs: Sequence[VmSpec], *, prune: bool = False) -> list[str]:
+        """Add or replace VMs by name (all or none); the names whose data changed. With
+        `prune`, the VMs not in `specs` go too, in the same store batch (see `pruned`)."""
         texts = {spec.display_name: records.encode(spec) for spec in specs}
         changed = {n: t for n, t in texts.items() if self.live.texts.get(n) != t}
+        gone = self.pruned(texts) if prune else []
+        dropped = set(gone)
         addresses = {
             name: vm.addresses
             for name, vm in self.live.vms.items()
-            if name not in self.placeholders or name in texts
+            if name not in dropped and (name not in self.placeholders or name in texts)
         }
         addresses.update({s.display_name: tuple(str(a) for a in s.addresses) for s in specs})
         check_servable(addresses, self.live.addresses_required)
-        self._write(changed, ())
+        self._write(changed, gone)
         self._drop_placeholders(keep=set(texts))
+        self.live.remove(gone)
         return self.live.put_texts(changed)
 
+    def pruned(self, kept: Mapping[str, object]) -> list[str]:
+        """The stored VMs a prune to `kept` removes (the demo placeholder is not stored)."""
+        return sorted(n for n in self.live.texts if n not in kept and n not in self.placeholders)
+
     def remove(self, names: Sequence[str]) -> list[str]:
-        present = [name for name in names if name in self.live.texts]
-        kept = {n: vm.addresses for n, vm in self.live.vms.items() if n not in present}
+        """Remove VMs by name in one store batch; the names that were there."""
+        present = [name for name in dict.fromkeys(names) if name in self.live.texts]
+        gone = set(present)
+        kept = {n: vm.addresses for n, vm in self.live.vms.items() if n not in gone}
         check_servable(kept, self.live.addresses_required)
         self._write({}, present)
         return self.live.remove(present)

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from openimds.inventory.live import LiveInventory
+from openimds.inventory.live import LiveInventory, UnknownVm
 from openimds.journal.query import JournalError, Query, parse_query, whole_number
 from openimds.journal.stream import follow, start_after
 from openimds.web.admin_errors import AdminError
@@ -41,7 +41,8 @@ class JournalOff(AdminError, LookupError):
 # The OpenAPI parameters of the filters both GET routes take, put before each route's own.
 FILTERS = """
 parameters:
-  - {name: vm, in: query, schema: {type: string}, description: Only this VM's requests.}
+  - {name: vm, in: query, schema: {type: string, minLength: 1},
+     description: Only this VM's requests.}
   - {name: path, in: query, schema: {type: string}, description: A prefix of the path.}
   - name: status
     in: query
@@ -75,8 +76,10 @@ class JournalAdmin:
         if self.journal is None:
             raise JournalOff("the request journal is off (journal.size 0)")
         query = parse_query(request.query_params)
+        if query.vm == "":
+            raise JournalError("vm: expected a VM name, got an empty one")
         if query.vm is not None and query.vm not in self.inventory.specs:
-            raise JournalError(f"vm: no VM is named {query.vm!r}")
+            raise UnknownVm(query.vm)  # a 404, as on /vms/{name}
         return self.journal, query
 
     async def events(self, journal: RequestRing, query: Query, after: int) -> AsyncIterator[str]:
@@ -103,7 +106,9 @@ class JournalAdmin:
           200:
             description: The journal's requests, oldest first (secrets redacted).
           400:
-            description: A query parameter is not valid, or the VM is unknown.
+            description: A query parameter is not valid.
+          404:
+            description: No VM has this name.
           409:
             description: The journal is off (journal.size is 0).
         """
@@ -135,7 +140,9 @@ class JournalAdmin:
               text/event-stream:
                 schema: {type: string}
           400:
-            description: A query parameter or Last-Event-ID is not valid, or the VM is unknown.
+            description: A query parameter or Last-Event-ID is not valid.
+          404:
+            description: No VM has this name.
           409:
             description: The journal is off (journal.size is 0).
         """

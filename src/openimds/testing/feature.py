@@ -53,6 +53,15 @@ class ClockAdmin:
 
     async def advance(self, request: Request) -> Response:
         """
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [seconds]
+                properties:
+                  seconds: {type: number, minimum: 0, maximum: 315360000}
         responses:
           200:
             description: The clock after the move.

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from openimds import __version__
 from openimds.store import StoreError
 from openimds.web.admin_errors import AdminError
-from openimds.web.login_guard import LoginGuard
+from openimds.web.login_guard import UNIX, LoginGuard, local
 from openimds.web.metrics import MetricsCollector, RequestMetrics
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -102,21 +102,23 @@ class TokenAuth(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if self.is_public(request.url.path):
             return await call_next(request)
-        source = request.client.host if request.client else "unix"
+        source = request.client.host if request.client else UNIX
+        # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in
+        # constant time.
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        right = hmac.compare_digest(given.strip().encode(), self.expected)
+        valid = scheme.lower() == "bearer" and right
         # A source past its failures is refused before its token is looked at, so the
-        # answer tells a guesser nothing until the wait is over.
-        wait = self.guard.retry_after(source)
+        # answer tells a guesser nothing until the wait is over; this machine's own
+        # sources (loopback, the socket) get in with the right token regardless.
+        wait = None if valid and local(source) else self.guard.retry_after(source)
         if wait is not None:
             return JSONResponse(
                 {"error": f"too many refused tokens from {source}; retry in {wait} s"},
                 status_code=429,
                 headers={"Retry-After": str(wait)},
             )
-        # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in
-        # constant time.
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        valid = hmac.compare_digest(given.strip().encode(), self.expected)
-        if scheme.lower() != "bearer" or not valid:
+        if not valid:
             # Only a token that was tried counts toward the limit: a request with none (a
             # browser's favicon, a probe) guesses nothing, and must not lock a host out.
             if given.strip():

@@ -6,16 +6,36 @@ is bounded: at most `max_sources` addresses are remembered; when it is full, sou
 failures have all expired go first, then the one that failed least recently. An attacker
 who cycles through more addresses than that gets at most `limit` guesses per address per
 minute, as the table forgets them.
+
+A loopback peer or the Unix socket (`local`) is this machine: the limit still refuses its
+wrong tokens, but a right token always works there, so ten typos cannot lock an operator
+out of their own server (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
 WINDOW = 60.0
+UNIX = "unix"  # the source of a request over the Unix socket (it has no peer address)
+
+
+def local(source: str) -> bool:
+    """Whether `source` is this machine: the Unix socket or a loopback address (an
+    IPv4-mapped one too)."""
+    if source == UNIX:
+        return True
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 class LoginGuard:

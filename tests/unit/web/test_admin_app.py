@@ -129,6 +129,7 @@ def test_openapi_lists_every_route_and_is_valid() -> None:
         "/healthz",
         "/metrics",
         "/vms",
+        "/vms/remove",
         "/vms/{name}",
         "/vms/{name}/metadata",
         "/vms/{name}/metadata/versions",
@@ -182,6 +183,21 @@ def test_refused_tokens_are_limited_per_source() -> None:
     assert _as("10.0.0.1", app, "/healthz", None).status_code == 200  # public: no token
     assert _as("10.0.0.2", app, "/vms", f"Bearer {TOKEN}").status_code == 200
     assert _as("10.0.0.2", app, "/vms", None).status_code == 401
+
+
+def test_this_machine_gets_in_with_the_right_token_past_the_limit() -> None:
+    app = _app()
+    for source in ("127.0.0.1", "::1", "::ffff:127.0.0.5"):
+        for _ in range(10):
+            assert _as(source, app, "/vms", "Bearer wrong-token-000000").status_code == 401
+        # Wrong tokens stay refused and counted, and past the limit they get the wait...
+        assert _as(source, app, "/vms", "Bearer wrong-token-000000").status_code == 429
+        # ...but the right one always works from loopback.
+        assert _as(source, app, "/vms", f"Bearer {TOKEN}").status_code == 200, source
+    # Any other source (a TLS listener on another address) keeps the limit.
+    for _ in range(10):
+        assert _as("192.0.2.7", app, "/vms", "Bearer wrong-token-000000").status_code == 401
+    assert _as("192.0.2.7", app, "/vms", f"Bearer {TOKEN}").status_code == 429
 
 
 def test_good_tokens_are_never_counted() -> None:

@@ -3,7 +3,7 @@ table that never grows past its bound."""
 
 from __future__ import annotations
 
-from openimds.web.login_guard import LoginGuard
+from openimds.web.login_guard import LoginGuard, local
 
 
 class Clock:
@@ -68,3 +68,10 @@ def test_expired_sources_go_before_live_ones() -> None:
     guard.failed("live")  # failed again: live, and now the most recent
     guard.failed("new")  # the table is full: "old" expired, so it goes
     assert set(guard.failures) == {"live", "new"}
+
+
+def test_local_sources_are_loopback_and_the_unix_socket_only() -> None:
+    for source in ("unix", "127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"):
+        assert local(source), source
+    for source in ("10.0.0.1", "192.0.2.7", "::ffff:10.0.0.1", "2001:db8::1", "testclient", ""):
+        assert not local(source), source

@@ -44,6 +44,19 @@ def test_a_hard_limit_below_the_cap_lowers_it_with_a_warning(
     assert f"room for {1500 - RESERVE}" in caplog.text
 
 
+def test_the_default_cap_over_many_listeners_is_an_info_line_per_listener(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    current = [1024, 20000]
+    monkeypatch.setattr(resource, "getrlimit", lambda which: tuple(current))
+    monkeypatch.setattr(resource, "setrlimit", lambda which, value: current.__setitem__(0, 20000))
+    with caplog.at_level(logging.INFO, logger="openimds"):
+        assert connection_budget(16384, 6, configured=False) == (20000 - RESERVE) // 6
+    assert [record.levelname for record in caplog.records] == ["INFO"]
+    assert "server.max_connections is 16384 (the default) on each of 6 listeners" in caplog.text
+    assert "98304" not in caplog.text
+
+
 def test_the_server_limits_follow_the_config() -> None:
     from openimds.config import load_config
     from openimds.runtime import build_runtime
