@@ -391,8 +391,8 @@ def release_start_memory() -> None:
     No collection first: the start leaves about a thousand objects of cyclic garbage
     whatever the fleet's size (classes and functions built while importing and
     validating), under a megabyte, and the resident size after the trim is the same
-    with or without one, while a full collection over a 10,000-VM fleet took 0.2 s of
-    the start (docs/performance.md)."""
+    with or without one, while a full collection over a large fleet is a visible part
+    of the start (docs/performance.md)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     gc.freeze()

@@ -59,7 +59,7 @@ HEAD_TIMEOUT = 10.0  # seconds from the first byte of a request to the end of it
 MAX_CONNECTIONS = 16384  # open connections per listener
 MAX_PER_SOURCE = 4096  # open connections per source address; 0: no such cap
 CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
-TICK_SLICE = 256  # connections checked per step of a tick (about 0.1 ms)
+TICK_SLICE = 256  # connections checked per step of a tick (docs/performance.md)
 # A request's header state, the header fact in the cache key: `Metadata: true` or not;
 # UNCACHEABLE (X-Forwarded-For, two Metadata headers) bypasses the cache.
 METADATA, NO_METADATA, UNCACHEABLE = 1, 0, -1
