@@ -9,14 +9,13 @@ import base64
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.clients.sandbox import LoopbackOnlyNetwork, client_path, run_probe
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture
 
 pytestmark = pytest.mark.clients
 
@@ -45,14 +44,7 @@ PASSWORD = "Lab-Passw0rd"
 CUSTOM = b"#cloud-config\nruncmd: [[touch, /run/from-custom-data]]\n"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("media")
-    config = tmp / "vm.yaml"
-    config.write_text(VM)
-    running = start_server(tmp, config=str(config))
-    yield running
-    running.stop()
+server = server_fixture("server", config_text=VM)
 
 
 @pytest.fixture(scope="module")
