@@ -127,6 +127,7 @@ def test_waagent_provisions_from_it(report: dict[str, Any]) -> None:
     assert fingerprint == report["cloud_init"]["pubkeys"][1]["fingerprint"]
 
 
+@pytest.mark.root
 def test_cloud_init_finds_the_media_among_the_block_devices(iso: Path) -> None:
     """Attached read-only as a loop device, as a DVD drive it is one of the devices
     cloud-init's Azure data source tries (by blkid TYPE=iso9660). Mounting it is the
