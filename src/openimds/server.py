@@ -58,7 +58,7 @@ def metadata_server(
         limits=limits or connection_limits(runtime),
         hooks=runtime.hooks,
         proxy=None if runtime.proxy is None else ProxyCallers(runtime.proxy, runtime.inventory),
-        journal=runtime.request_ring,
+        request_ring=runtime.request_ring,
         clock=runtime.clock.now,
     )
 

@@ -115,7 +115,7 @@ class MetadataServer:
         hooks: Sequence[RequestHook] = (),
         byte_cache: bool = True,
         proxy: SignedCallers | None = None,
-        journal: RequestRing | None = None,
+        request_ring: RequestRing | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.dispatcher = dispatcher
@@ -140,7 +140,7 @@ class MetadataServer:
         for hook in self.registered_hooks:
             watch(hook, self.refresh_hooks)
         # The request journal (None: off): what each VM asked, for tests and operators.
-        self.journal = journal
+        self.request_ring = request_ring
         # The `now` handed to the core (the runtime's clock: a test may advance it).
         self.clock = clock
         self.idle_ticks = max(1, round(limits.idle_timeout))
@@ -357,5 +357,5 @@ class MetadataServer:
         if self.access_log.enabled:
             path = target.partition(b"?")[0].decode("latin-1")
             self.access_log.record(method, path, status, vm, seconds, peer, route)
-        if self.journal is not None and headers is not None:
-            self.journal.record(vm, method, target, headers, status, route, peer)
+        if self.request_ring is not None and headers is not None:
+            self.request_ring.record(vm, method, target, headers, status, route, peer)
