@@ -100,12 +100,12 @@ class VmCache:
 
 
 class MetadataServer:
-    """Shared state of all connections: the dispatcher, inventory, limits, caches, metrics."""
+    """Shared state of all connections: the dispatcher, callers, limits, caches, metrics."""
 
     def __init__(
         self,
         dispatcher: Dispatcher,
-        inventory: Callers,
+        callers: Callers,
         limiters: dict[str, RateLimiter],
         *,
         server_header: str,
@@ -126,7 +126,7 @@ class MetadataServer:
         # Off for a token source's listener: its answers depend on secret headers, which
         # the cache key does not hold.
         self.byte_cache = byte_cache
-        self.inventory = inventory
+        self.callers = callers
         # Route name -> its own budget ("identity"); every other route shares "imds".
         self.limiters = limiters
         self.any_limit = any(lim.enabled for lim in limiters.values())
@@ -240,7 +240,7 @@ class MetadataServer:
         proxy = self.proxy
         try:
             vm = (
-                self.inventory.for_peer(peer)
+                self.callers.for_peer(peer)
                 if proxy is None
                 else proxy.resolve(peer, trusted, proxy_headers, time.time())
             )
