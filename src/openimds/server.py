@@ -59,7 +59,7 @@ def metadata_server(
         limits=limits or connection_limits(runtime),
         hooks=runtime.hooks,
         proxy=None if runtime.proxy is None else ProxyCallers(runtime.proxy, runtime.inventory),
-        journal=runtime.request_ring,
+        request_ring=runtime.request_ring,
         clock=runtime.clock.now,
     )
 
@@ -106,7 +106,7 @@ def listener_server(
         byte_cache=listener.byte_cache,
         cache_closing=listener.byte_cache,
         proxy=None if trust is None else ProxyCallers(trust, runtime.inventory),
-        journal=runtime.request_ring if listener.journal else None,
+        request_ring=runtime.request_ring if listener.journal else None,
         clock=runtime.clock.now,
         on_answer=listener.on_answer,
     )
@@ -424,8 +424,8 @@ def release_start_memory() -> None:
     No collection first: the start leaves about a thousand objects of cyclic garbage
     whatever the fleet's size (classes and functions built while importing and
     validating), under a megabyte, and the resident size after the trim is the same
-    with or without one, while a full collection over a 10,000-VM fleet took 0.2 s of
-    the start (docs/performance.md)."""
+    with or without one, while a full collection over a large fleet is a visible part
+    of the start (docs/performance.md)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     gc.freeze()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ from tests.clients.identity_support import (
     point_sdks_at,
 )
 from tests.support.identity import SYSTEM, USER
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture
 
 pytestmark = pytest.mark.clients
 
@@ -39,11 +38,7 @@ USER_SELECTORS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("azure-identity"), env=SERVER_ENV)
-    yield running
-    running.stop()
+server = server_fixture("server", env=SERVER_ENV)
 
 
 @pytest.fixture(autouse=True)

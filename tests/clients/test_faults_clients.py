@@ -5,7 +5,6 @@ azure-identity's ManagedIdentityCredential (410, 429 and 5xx retried with backof
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from azure.identity import ManagedIdentityCredential
 
 from tests.clients.identity_support import SCOPE, SERVER_ENV, issued, point_sdks_at
 from tests.clients.sandbox import client_path, serve_and_probe
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture
 
 pytestmark = pytest.mark.clients
 
@@ -52,11 +51,7 @@ def test_cloud_init_retries_410_429_500_and_provisions(tmp_path: Path) -> None:
     assert took >= 3  # cloud-init's own 1 s between tries
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("faults-identity"), env=SERVER_ENV)
-    yield running
-    running.stop()
+server = server_fixture("server", env=SERVER_ENV)
 
 
 @pytest.mark.parametrize("sequence", [[410, 500, 200], [429, 503, 200]])

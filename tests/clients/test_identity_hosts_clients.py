@@ -28,7 +28,7 @@ from tests.support.identity import SYSTEM, USER
 from tests.support.server import RunningServer
 from tests.support.sources import apply_env, env_of, run_all_sources, validated
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.root]
 
 CHOICES = ("vm", "arc", "appservice", "appservice-legacy", "azureml", "cloudshell", "servicefabric")
 # Sources the sync credential and msal can use (see the module docstring for the legacy

@@ -23,7 +23,7 @@ import pytest
 from openimds.guest import kit
 from tests.clients.sandbox import DEBIAN_PYTHON, PROBES, client_path
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.root]
 
 VIEW: dict[str, Any] = {
     "name": "lab-1",

@@ -20,16 +20,12 @@ from tests.clients.identity_support import (
     point_sdks_at,
 )
 from tests.support.identity import SYSTEM, USER
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture
 
 pytestmark = pytest.mark.clients
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("msal"), env=SERVER_ENV)
-    yield running
-    running.stop()
+server = server_fixture("server", env=SERVER_ENV)
 
 
 @pytest.fixture

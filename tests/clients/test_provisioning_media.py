@@ -9,14 +9,13 @@ import base64
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.clients.sandbox import LoopbackOnlyNetwork, client_path, run_probe
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture
 
 pytestmark = pytest.mark.clients
 
@@ -45,14 +44,7 @@ PASSWORD = "Lab-Passw0rd"
 CUSTOM = b"#cloud-config\nruncmd: [[touch, /run/from-custom-data]]\n"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("media")
-    config = tmp / "vm.yaml"
-    config.write_text(VM)
-    running = start_server(tmp, config=str(config))
-    yield running
-    running.stop()
+server = server_fixture("server", config_text=VM)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +127,7 @@ def test_waagent_provisions_from_it(report: dict[str, Any]) -> None:
     assert fingerprint == report["cloud_init"]["pubkeys"][1]["fingerprint"]
 
 
+@pytest.mark.root
 def test_cloud_init_finds_the_media_among_the_block_devices(iso: Path) -> None:
     """Attached read-only as a loop device, as a DVD drive it is one of the devices
     cloud-init's Azure data source tries (by blkid TYPE=iso9660). Mounting it is the

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,14 +21,9 @@ from tests.support.attested import (
     signature_der,
     start_attested_server,
 )
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture, start_server
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_attested_server(tmp_path_factory.mktemp("attested"))
-    yield running
-    running.stop()
+server = server_fixture("server", start=start_attested_server)
 
 
 def root_of(server: RunningServer) -> x509.Certificate:

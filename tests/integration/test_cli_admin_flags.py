@@ -7,23 +7,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-import pytest
-
 from tests.support.attested import fetch_answer
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture
 
 TOKEN = "flag-admin-token-0123456789"
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server that generated its token and keeps it in its state store."""
-    running = start_server(tmp_path_factory.mktemp("flags"), admin_token=None)
-    yield running
-    running.stop()
+# A server that generated its token and keeps it in its state store.
+generated = server_fixture("generated", admin_token=None)
 
 
 def run(

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.load import (
     closed_by_peer,
     open_fds,
@@ -24,6 +26,8 @@ from tests.support.load import (
 from tests.support.paths import ROOT
 from tests.support.rawhttp import RawConnection, get
 from tests.support.server import start_server
+
+pytestmark = pytest.mark.slow
 
 IDLE = 10_000
 SLOW = 500

@@ -13,14 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture, start_server
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("console"))
-    yield running
-    running.stop()
+server = server_fixture("server")
 
 
 _clients: list[httpx.Client] = []

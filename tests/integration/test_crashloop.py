@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.stress import crashloop
 from tests.support.server import start_server
 
 
+@pytest.mark.slow
 def test_kills_at_random_moments_lose_no_acknowledged_write() -> None:
     summary = crashloop.run(kills=4, seed=11, max_delay=1.5)
     assert summary["ok"], summary

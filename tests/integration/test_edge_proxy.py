@@ -23,7 +23,7 @@ import pytest
 
 from openimds.core.signed_caller import proxy_signature
 from tests.support.paths import DOCS
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture
 
 SECRET = "edge-proxy-secret-0123456789"
 FLEET = """
@@ -116,14 +116,7 @@ def nginx(tmp: Path, listen: str, backend: str) -> tuple[list[str], dict[str, st
 PROXIES = {"haproxy": haproxy, "nginx": nginx}
 
 
-@pytest.fixture(scope="module")
-def openimds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("edge-openimds")
-    config = tmp / "fleet.yaml"
-    config.write_text(FLEET)
-    running = start_server(tmp, config=str(config), env={"OPENIMDS_PROXY_SECRET": SECRET})
-    yield running
-    running.stop()
+openimds = server_fixture("openimds", config_text=FLEET, env={"OPENIMDS_PROXY_SECRET": SECRET})
 
 
 @pytest.fixture(params=sorted(PROXIES))

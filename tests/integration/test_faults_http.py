@@ -14,17 +14,13 @@ import httpx
 import pytest
 
 from tests.support.cli import run_openimds
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture, start_server
 
 INSTANCE = "/metadata/instance?api-version=2021-02-01"
 NAME = "/metadata/instance/compute/name?api-version=2021-02-01&format=text"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("faults"))
-    yield running
-    running.stop()
+server = server_fixture("server")
 
 
 @pytest.fixture(autouse=True)

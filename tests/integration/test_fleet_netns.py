@@ -32,6 +32,8 @@ import pytest
 from openimds.core.signed_caller import proxy_signature
 from tests.support.server import RunningServer, start_server
 
+pytestmark = pytest.mark.root
+
 SECRET = "netns-proxy-secret-0123456789"
 VMS = {"vm-1": "10.77.0.11", "vm-2": "10.77.0.12", "vm-3": "10.77.0.13"}
 PROXY = "10.77.0.5"

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from tests.stress import fuzz
 from tests.stress.cases import case
 from tests.stress.common import statuses
 
 
+@pytest.mark.slow
 def test_a_slice_of_the_fuzzer_finds_nothing() -> None:
     summary = fuzz.run(requests=4000, seconds=20, seed=20260101, threads=4, settle=2.0)
     assert summary["ok"], summary

@@ -9,13 +9,11 @@ import os
 import stat
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pycdlib
-import pytest
 
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture
 
 FLEET = """
 vms:
@@ -37,14 +35,7 @@ vms:
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("guest-media")
-    config = tmp / "fleet.yaml"
-    config.write_text(FLEET)
-    running = start_server(tmp, config=str(config))
-    yield running
-    running.stop()
+server = server_fixture("server", config_text=FLEET)
 
 
 def _ovf(iso: Path) -> ET.Element:

@@ -30,6 +30,8 @@ from tests.support.sources import (
     run_all_sources,
 )
 
+pytestmark = pytest.mark.root
+
 RESOURCE = "https://vault.azure.net"
 IMDS_QUERY = f"api-version=2020-06-01&resource={RESOURCE}"
 

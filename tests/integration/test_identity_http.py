@@ -4,7 +4,6 @@ the identity throttle, and the admin listener's discovery, JWKS and key routes."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,7 +11,7 @@ import jwt
 import pytest
 
 from tests.support.identity import DEMO, MALFORMED, NOT_FOUND, SYSTEM, USER
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture, start_server
 
 TOKEN = "/metadata/identity/oauth2/token"
 V = "api-version=2018-02-01"
@@ -20,11 +19,7 @@ ARM = "resource=https%3A%2F%2Fmanagement.azure.com%2F"
 NO_LIMIT = {"OPENIMDS_IDENTITY_RATE_LIMIT": "0"}
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("identity"), env=NO_LIMIT)
-    yield running
-    running.stop()
+demo = server_fixture("demo", env=NO_LIMIT)
 
 
 def test_token_body_and_headers(demo: RunningServer) -> None:

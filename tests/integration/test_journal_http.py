@@ -8,23 +8,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import clean_environment
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture, start_server
 
 NAME = "/metadata/instance/compute/name?api-version=2021-02-01&format=text"
 TOKEN = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("journal"))
-    yield running
-    running.stop()
+server = server_fixture("server")
 
 
 def test_admin_api_shows_what_was_asked(server: RunningServer) -> None:

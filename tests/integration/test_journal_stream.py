@@ -8,12 +8,11 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture, start_server
 from tests.support.sse import EventReader
 
 NAME = "/metadata/instance/compute/name?api-version=2021-02-01&format=text"
@@ -21,11 +20,7 @@ TOKEN = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https:/
 STREAMS = re.compile(r"^openimds_journal_streams (\S+)$", re.MULTILINE)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("stream"))
-    yield running
-    running.stop()
+server = server_fixture("server")
 
 
 def _open(server: RunningServer, query: str = "", headers: str = "") -> EventReader:

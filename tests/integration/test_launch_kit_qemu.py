@@ -22,6 +22,8 @@ import pytest
 
 from openimds.guest import kit, media
 
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
 VIEW: dict[str, Any] = {
     "name": "lab-1",
     "instance": {

@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.server import start_server
 
+pytestmark = pytest.mark.root
+
 FETCH = """
 import urllib.request
 request = urllib.request.Request(

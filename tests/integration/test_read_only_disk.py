@@ -14,6 +14,8 @@ import pytest
 from tests.support.disks import ext4_disk, fail_into_read_only, remount_after_repair
 from tests.support.server import RunningServer, start_server
 
+pytestmark = pytest.mark.root
+
 INSTANCE = "/metadata/instance?api-version=2021-02-01"
 EVENTS = "/metadata/scheduledevents?api-version=2020-07-01"
 FAILING = "is failing"

@@ -24,7 +24,7 @@ from openimds.features import ALL
 from openimds.runtime import build_runtime
 from openimds.server import admin_app
 from tests.support.cli import run_openimds
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture, start_server
 
 
 def _routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -60,13 +60,8 @@ def _admin_operations() -> list[tuple[str, str, bool]]:
 OPERATIONS = _admin_operations()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    # Every route is tried with refused tokens: more than a source may send per minute.
-    no_limit = {"OPENIMDS_ADMIN_LOGIN_FAILURES": "0"}
-    running = start_server(tmp_path_factory.mktemp("robust"), env=no_limit)
-    yield running
-    running.stop()
+# Every route is tried with refused tokens: more than a source may send per minute.
+server = server_fixture("server", env={"OPENIMDS_ADMIN_LOGIN_FAILURES": "0"})
 
 
 def test_the_route_list_is_complete() -> None:

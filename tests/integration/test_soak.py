@@ -4,9 +4,12 @@ answer, no descriptor growth and RSS growth after the warm-up under 5%."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.stress import soak
 
 
+@pytest.mark.slow
 def test_a_short_soak_passes() -> None:
     summary = soak.run(minutes=20 / 60, rate=None, threads=4, window=4.0, probe=2.0)
     assert summary["ok"], {k: v for k, v in summary.items() if k != "windows"}

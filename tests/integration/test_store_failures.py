@@ -11,6 +11,8 @@ import pytest
 from tests.support.disks import fill, tiny_tmpfs
 from tests.support.server import RunningServer, start_server
 
+pytestmark = pytest.mark.root
+
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.support.rawhttp import RawConnection, get
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture, start_server
 
 LEAF = "/metadata/instance/compute/name?api-version=2021-02-01&format=text"
 THROTTLED = {"error": "Too many requests"}
@@ -68,13 +65,8 @@ def test_rate_limit_zero_turns_throttling_off(live: RunningServer) -> None:
     assert _burst(live.metadata_url, 60) == [200] * 60
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("fleet")
-    # The rate comes from the file alone (no --rate-limit flag).
-    running = _fleet_server(tmp, rate=3, rate_limit=None)
-    yield running
-    running.stop()
+# The rate comes from the file alone (no --rate-limit flag).
+fleet = server_fixture("fleet", start=_fleet_server, rate=3, rate_limit=None)
 
 
 def test_budgets_are_per_vm_and_set_by_the_config_file(fleet: RunningServer) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, server_fixture, start_server
 
 USER_ID = (
     "/subscriptions/8d10da13-8125-4ba9-a717-bf7490507b3d/resourceGroups/shop/providers/"
@@ -57,11 +56,7 @@ def _start(tmp: Path, rate_limit: str = "0") -> RunningServer:
     return start_server(tmp, config=str(config), rate_limit=rate_limit)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = _start(tmp_path_factory.mktemp("reads"))
-    yield running
-    running.stop()
+server = server_fixture("server", start=_start)
 
 
 def _from(server: RunningServer, source: str, path: str) -> httpx.Response:

@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.server import start_server
+
+pytestmark = pytest.mark.slow
 
 COUNT = 10_000
 RUNS = 20

@@ -7,16 +7,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+import pytest
 
+from openimds.testing.process import READY, start_process, stop_process
 from tests.support.cli import clean_environment, run_openimds
 
-READY = re.compile(r"openimds: metadata on (http://\S+); admin on (\S+);")
+__all__ = ["READY", "RunningServer", "server_fixture", "serving", "start_server"]
 GENERATED = re.compile(r"generated an admin token .*: (\S+)")
 
 
@@ -61,14 +64,7 @@ class RunningServer:
         return run_openimds(*args, env=env, stdin=stdin)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, sig)
 
 
 def start_server(
@@ -111,20 +107,46 @@ def start_server(
         }
     )
     log_path = tmp / f"server-{time.monotonic_ns()}.log"
-    with log_path.open("wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=full_env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        output = log_path.read_text(errors="replace")
-        match = READY.search(output)
-        if match:
-            # Without a configured token the server prints the one it generated (once).
-            generated = GENERATED.search(output)
-            token = admin_token or (generated.group(1) if generated else "")
-            return RunningServer(proc, match.group(1), match.group(2), token, state, log_path)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise RuntimeError("server did not start:\n" + log_path.read_text(errors="replace"))
+    proc, ready = start_process(cmd, log_path, env=full_env, timeout=timeout)
+    # Without a configured token the server prints the one it generated (once).
+    generated = GENERATED.search(log_path.read_text(errors="replace"))
+    token = admin_token or (generated.group(1) if generated else "")
+    return RunningServer(proc, ready.group(1), ready.group(2), token, state, log_path)
+
+
+@contextmanager
+def serving(
+    tmp: Path, start: Callable[..., RunningServer] = start_server, **options: Any
+) -> Iterator[RunningServer]:
+    """`start(tmp, **options)` (start_server unless given) for the length of a block."""
+    running = start(tmp, **options)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def server_fixture(
+    name: str,
+    *,
+    scope: Literal["session", "module"] = "module",
+    config_text: str | None = None,
+    start: Callable[..., RunningServer] = start_server,
+    **options: Any,
+) -> Any:
+    """A fixture called `name`: one server for every test of its scope (a module unless
+    given), started by `start(tmp, **options)`; `config_text` is written to a file in
+    its folder and passed as `config`."""
+
+    @pytest.fixture(scope=scope, name=name)
+    def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+        tmp = tmp_path_factory.mktemp(name)
+        given = dict(options)
+        if config_text is not None:
+            config = tmp / "config.yaml"
+            config.write_text(config_text)
+            given["config"] = str(config)
+        with serving(tmp, start, **given) as server:
+            yield server
+
+    return running

@@ -67,7 +67,7 @@ def _prepare(ca: CertificateAuthority, clouds: list[Cloud]) -> None:
 def _lowest_priority() -> None:
     """Key generation releases the GIL but not the CPU: where the server has one core
     (pinned, or a small VM) this thread took its share of it while the start ran and
-    delayed the first answer of a 10,000-VM start by up to 0.3 s. At the lowest priority
+    delayed a large fleet's first answer (docs/performance.md). At the lowest priority
     (Linux: per thread) it uses what the start and the listener leave idle."""
     if sys.platform == "linux":
         with contextlib.suppress(OSError):

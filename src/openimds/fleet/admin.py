@@ -85,7 +85,7 @@ def view(stored: StoredInventory, name: str) -> dict[str, Any]:
 @dataclass
 class FleetAdmin:
     stored: StoredInventory
-    journal: RequestRing | None = None  # the request journal, for summaries' rates
+    request_ring: RequestRing | None = None  # the request journal, for summaries' rates
     # Default: the standard endpoints at wall time (a server passes its own).
     preview: InitVar[MetadataPreview | None] = None
     previews: MetadataPreview = field(init=False)
@@ -156,11 +156,11 @@ class FleetAdmin:
         return JSONResponse({"vms": vms, **page})
 
     def _summaries(self, cards: list[Card]) -> list[dict[str, object]]:
-        journal = self.journal
-        if journal is None:
+        request_ring = self.request_ring
+        if request_ring is None:
             return [card.summary(None) for card in cards]
         since = time.time() - RATE_WINDOW  # the journal's clock: wall time
-        return [card.summary(journal.recent(card.name, since)) for card in cards]
+        return [card.summary(request_ring.recent(card.name, since)) for card in cards]
 
     async def metadata(self, request: Request) -> Response:
         """

@@ -117,7 +117,7 @@ class IdentityAdmin:
             description: A new signing key was created and is now active.
         """
         previous = self.ring.active.kid
-        key = await run_in_threadpool(generate, time.time())  # RSA keygen takes ~100 ms
+        key = await run_in_threadpool(generate, time.time())  # RSA keygen: off the event loop
         self.ring.rotate(key)
         return JSONResponse({"kid": key.kid, "previous": previous})
 

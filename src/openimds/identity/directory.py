@@ -25,13 +25,14 @@ KIND = "identity_id"
 TENANT_SETTING = "identity_tenant_id"
 _ZERO_SUB = "00000000-0000-0000-0000-000000000000"
 _GROUP = "openimds"
-SLICE = 500  # VMs a warm-up step resolves: a few milliseconds between requests
+SLICE = 500  # VMs a warm-up step resolves between requests (docs/performance.md)
 
 
 def random_guids(batch: int = 256) -> Callable[[], str]:
     """Version-4 GUIDs as uuid4 makes them (122 random bits from the system's random
     source), `batch` read at a time and formatted without a UUID object: a fleet's start
-    generates two per VM, and uuid4 took 60 ms of a 10,000-VM start."""
+    generates two per VM, and uuid4's object per id showed in a large fleet's start-up
+    (docs/performance.md)."""
     return functools.partial(next, _guids(batch))
 
 
@@ -79,7 +80,7 @@ class StoreDirectory:
         """Resolve every VM, then write all the ids that are missing in one batch: a
         fleet of thousands of VMs writes once, not twice per identity. The server runs
         it once its listeners are up, SLICE VMs a step between requests, so a fleet's
-        start answers without waiting for it (0.25 s of a 10,000-VM start). A request
+        start answers without waiting for it (docs/performance.md). A request
         meanwhile resolves its own VM as it would without a warm-up (that VM's ids are
         written first, the first writer wins); the batch leaves such VMs out. The batch
         is conditional (each id still missing), so nodes starting together on one store

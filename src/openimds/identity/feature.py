@@ -11,7 +11,7 @@ import time
 
 from openimds.core.identity.identity_api import IdentityInfoEndpoint, TokenEndpoint
 from openimds.core.identity.platform_metadata_api import PlatformMetadataEndpoint
-from openimds.core.identity.tokens import CLOCK_SKEW, TokenCache, TokenPolicy
+from openimds.core.identity.tokens import CLOCK_SKEW, Issuer, TokenCache, TokenPolicy
 from openimds.core.throttle import RateLimiter
 from openimds.crypto.jwt_tokens import JwtSigner
 from openimds.crypto.signing_keys import KIND, KeyRing
@@ -40,9 +40,10 @@ def install(runtime: Runtime) -> Plug:
     ring = KeyRing(store, retention=settings.token_lifetime + CLOCK_SKEW, clock=time.time)
     ring.load()
     policy = TokenPolicy(settings.token_lifetime, settings.issuer)
-    cache = TokenCache()
-    token = TokenEndpoint(directory, JwtSigner(ring), cache, policy, new_uti)
-    sources = build_sources(runtime, directory, token.issuer)
+    # The one issuer (keys, cache, policy) every token source of the server shares.
+    issuer = Issuer(JwtSigner(ring), TokenCache(), policy, new_uti)
+    token = TokenEndpoint(directory, issuer)
+    sources = build_sources(runtime, directory, issuer)
     return Plug(
         endpoints=[
             (TOKEN_PATH, token),
@@ -53,7 +54,7 @@ def install(runtime: Runtime) -> Plug:
             IdentityAdmin(
                 ring,
                 directory,
-                token.issuer,
+                issuer,
                 SourcesAdmin(sources.infos, runtime.bound),
                 runtime.clock.now,
             )

@@ -59,7 +59,7 @@ def with_filters(func: Handler) -> Handler:
 
 @dataclass
 class JournalAdmin:
-    journal: RequestRing | None
+    request_ring: RequestRing | None
     inventory: LiveInventory
     # True once the server is stopping: open streams end at their next wake.
     stopping: Callable[[], bool] = lambda: False
@@ -73,19 +73,21 @@ class JournalAdmin:
 
     def reading(self, request: Request) -> tuple[RequestRing, Query]:
         """The journal and what the request asks of it, or why it cannot be read."""
-        if self.journal is None:
+        if self.request_ring is None:
             raise JournalOff("the request journal is off (journal.size 0)")
         query = parse_query(request.query_params)
         if query.vm == "":
             raise JournalError("vm: expected a VM name, got an empty one")
         if query.vm is not None and query.vm not in self.inventory.specs:
             raise UnknownVm(query.vm)  # a 404, as on /vms/{name}
-        return self.journal, query
+        return self.request_ring, query
 
-    async def events(self, journal: RequestRing, query: Query, after: int) -> AsyncIterator[str]:
+    async def events(
+        self, request_ring: RequestRing, query: Query, after: int
+    ) -> AsyncIterator[str]:
         self.streams += 1
         try:
-            async for chunk in follow(journal, query, after, self.stopping):
+            async for chunk in follow(request_ring, query, after, self.stopping):
                 yield chunk
         finally:
             self.streams -= 1
@@ -112,11 +114,14 @@ class JournalAdmin:
           409:
             description: The journal is off (journal.size is 0).
         """
-        journal, query = self.reading(request)
+        request_ring, query = self.reading(request)
         after = whole_number(request.query_params, "after") or 0
         limit = whole_number(request.query_params, "limit")
         return JSONResponse(
-            {"requests": journal.entries(query.vm, after, limit, query.keeps), "last": journal.seq}
+            {
+                "requests": request_ring.entries(query.vm, after, limit, query.keeps),
+                "last": request_ring.seq,
+            }
         )
 
     @with_filters
@@ -146,12 +151,12 @@ class JournalAdmin:
           409:
             description: The journal is off (journal.size is 0).
         """
-        journal, query = self.reading(request)
+        request_ring, query = self.reading(request)
         resume = whole_number(request.headers, "Last-Event-ID")
         if resume is None:
             resume = whole_number(request.query_params, "after")
         return StreamingResponse(
-            self.events(journal, query, start_after(resume, journal.seq)),
+            self.events(request_ring, query, start_after(resume, request_ring.seq)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -162,8 +167,8 @@ class JournalAdmin:
           200:
             description: The journal is empty.
         """
-        if self.journal is not None:
-            self.journal.clear()
+        if self.request_ring is not None:
+            self.request_ring.clear()
         return JSONResponse({"cleared": True})
 
 

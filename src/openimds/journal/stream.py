@@ -51,7 +51,7 @@ def start_after(requested: int | None, seq: int) -> int:
 
 
 async def follow(
-    journal: RequestRing,
+    request_ring: RequestRing,
     query: Query,
     after: int,
     stopping: Callable[[], bool],
@@ -64,9 +64,9 @@ async def follow(
     entries of one wake in one chunk."""
     quiet_since = clock()
     while not stopping():
-        if journal.seq > after:
-            newest = journal.seq
-            kept = journal.entries(query.vm, after, keep=query.keeps)
+        if request_ring.seq > after:
+            newest = request_ring.seq
+            kept = request_ring.entries(query.vm, after, keep=query.keeps)
             after = newest
             if kept:
                 quiet_since = clock()

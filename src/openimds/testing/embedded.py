@@ -11,22 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from subprocess import Popen
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-READY = re.compile(r"openimds: metadata on (http://\S+); admin on (\S+);")
-START_TIMEOUT = 20.0
+from openimds.testing.process import START_TIMEOUT, start_process, stop_process
+
 TOKEN_PATH = "/metadata/identity/oauth2/token"
 
 # Keyword helpers of set_vm/update_vm and the compute fields they set.
@@ -385,7 +383,7 @@ class _Process:
         self.token = token
         self.args = args
         self.log = config_path.with_name("server.log")
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Popen[bytes] | None = None
 
     def start(self) -> tuple[str, str]:
         cmd = [sys.executable, "-m", "openimds", "serve", "--config", str(self.config_path)]
@@ -393,25 +391,9 @@ class _Process:
         cmd += ["--rate-limit", "0", "--no-access-log", *self.args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMDS_")}
         env.update(OPENIMDS_ADMIN_TOKEN=self.token, OPENIMDS_IDENTITY_RATE_LIMIT="0")
-        with self.log.open("wb") as sink:
-            self.proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            match = READY.search(self.log.read_text(errors="replace"))
-            if match:
-                return match.group(1), match.group(2)
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        output = self.log.read_text(errors="replace")
-        self.stop()
-        raise RuntimeError(f"openimds did not start:\n{output}")
+        self.proc, ready = start_process(cmd, self.log, env=env)
+        return ready.group(1), ready.group(2)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)

@@ -56,12 +56,12 @@ def imds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
     flag = request.config.getoption("--imds-subprocess")
     use_subprocess = bool(flag if flag is not None else request.config.getini("imds_subprocess"))
     options.setdefault("subprocess", use_subprocess)
-    with Serving(**options) as server:
+    with Serving(**options) as imds:
         for name in OTHER_SOURCES:
             monkeypatch.delenv(name, raising=False)
-        for name, value in server.env.items():
+        for name, value in imds.env.items():
             monkeypatch.setenv(name, value)
         # Loopback must never go through a proxy the environment configures.
         no_proxy = [p for p in (os.environ.get("NO_PROXY"), "127.0.0.1", "localhost") if p]
         monkeypatch.setenv("NO_PROXY", ",".join(no_proxy))
-        yield server
+        yield imds

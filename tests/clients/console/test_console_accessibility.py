@@ -10,6 +10,8 @@ from playwright.sync_api import Browser, ViewportSize
 from tests.clients.console.browser import NARROW, WIDE, sign_in
 from tests.support.server import RunningServer
 
+pytestmark = pytest.mark.slow
+
 PAGES = (
     "/console/login",
     "/console/fleet",

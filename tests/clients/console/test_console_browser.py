@@ -10,10 +10,13 @@ import subprocess
 import time
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.clients.console.browser import NARROW, metadata_get, sign_in
 from tests.support.server import RunningServer
+
+pytestmark = pytest.mark.slow
 
 EVENTS = "/metadata/scheduledevents?api-version=2020-07-01"
 VM = "node-0421"

@@ -109,7 +109,7 @@ def test_one_connection_many_vms_never_share_a_cached_answer() -> None:
         request = f"GET {DOC} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n{headers(vm)}\r\n"
         proto.data_received(request.encode())
         assert transport.written[before:].endswith(vm.encode())
-    the_inventory = srv.inventory
+    the_inventory = srv.callers
     assert isinstance(the_inventory, LiveInventory)
     for name in ("vm-a", "vm-b"):  # both answers came from each VM's own cache
         assert srv.cache_for(the_inventory.vms[name]).entries

@@ -25,9 +25,9 @@ TOKEN = "unit-test-token-0123456789"
 
 
 def test_an_event_is_the_entry_as_get_requests_renders_it() -> None:
-    journal = RequestRing(size=1)
-    journal.record("vm-a", "GET", "/caf\xe9?x=1".encode("latin-1"), [], 200, "r", "10.0.0.4")
-    (entry,) = journal.entries()
+    ring = RequestRing(size=1)
+    ring.record("vm-a", "GET", "/caf\xe9?x=1".encode("latin-1"), [], 200, "r", "10.0.0.4")
+    (entry,) = ring.entries()
     text = event(entry)
     head, data = text.removesuffix("\n\n").rsplit("\n", 1)
     assert head == "id: 1\nevent: request"
@@ -47,8 +47,8 @@ def test_a_stream_starts_after_what_was_asked_or_the_newest(
     assert start_after(requested, seq) == after
 
 
-def _record(journal: RequestRing, target: bytes, status: int, vm: str = "vm-a") -> None:
-    journal.record(vm, "GET", target, [], status, "instance", "127.0.0.1")
+def _record(ring: RequestRing, target: bytes, status: int, vm: str = "vm-a") -> None:
+    ring.record(vm, "GET", target, [], status, "instance", "127.0.0.1")
 
 
 def _seqs(chunk: str) -> list[int]:
@@ -57,14 +57,14 @@ def _seqs(chunk: str) -> list[int]:
 
 def test_a_stream_sends_what_its_query_keeps_in_one_chunk_per_wake_until_stopped() -> None:
     async def scenario() -> None:
-        journal = RequestRing(size=10)
-        _record(journal, b"/old", 404)
+        ring = RequestRing(size=10)
+        _record(ring, b"/old", 404)
         stopped = False
-        stream = follow(journal, Query(status=(400, 499)), 0, lambda: stopped, wake=0.001)
+        stream = follow(ring, Query(status=(400, 499)), 0, lambda: stopped, wake=0.001)
         assert _seqs(await anext(stream)) == [1]  # kept from before: sent first
-        _record(journal, b"/a", 200)
-        _record(journal, b"/b", 429)
-        _record(journal, b"/c", 404, vm="vm-b")
+        _record(ring, b"/a", 200)
+        _record(ring, b"/b", 429)
+        _record(ring, b"/c", 404, vm="vm-b")
         assert _seqs(await anext(stream)) == [3, 4]
         stopped = True
         with pytest.raises(StopAsyncIteration):
@@ -75,15 +75,15 @@ def test_a_stream_sends_what_its_query_keeps_in_one_chunk_per_wake_until_stopped
 
 def test_a_quiet_stream_sends_a_comment_every_keep_alive_seconds() -> None:
     async def scenario() -> None:
-        journal = RequestRing(size=10)
+        ring = RequestRing(size=10)
         clock = FakeClock(1000.0)
-        stream = follow(journal, Query(), 0, lambda: False, wake=0.001, clock=clock)
+        stream = follow(ring, Query(), 0, lambda: False, wake=0.001, clock=clock)
         pending = asyncio.ensure_future(anext(stream))
         await asyncio.sleep(0.05)
         assert not pending.done()  # nothing new and not yet quiet for long
         clock.advance(KEEP_ALIVE)
         assert await pending == KEEP_ALIVE_LINE
-        _record(journal, b"/x", 200)
+        _record(ring, b"/x", 200)
         assert _seqs(await anext(stream)) == [1]
         clock.advance(KEEP_ALIVE - 1)  # an event restarts the quiet time
         pending = asyncio.ensure_future(anext(stream))
@@ -97,8 +97,8 @@ def test_a_quiet_stream_sends_a_comment_every_keep_alive_seconds() -> None:
 
 
 def test_a_client_that_goes_ends_its_stream_through_the_admin_app() -> None:
-    journal = RequestRing(size=10)
-    admin = JournalAdmin(journal, LiveInventory([vm_spec("vm-a")]))
+    ring = RequestRing(size=10)
+    admin = JournalAdmin(ring, LiveInventory([vm_spec("vm-a")]))
     app = build_admin_app(token=TOKEN, metrics=RequestMetrics(), features=[admin])
     scope = {
         "type": "http",
@@ -126,7 +126,7 @@ def test_a_client_that_goes_ends_its_stream_through_the_admin_app() -> None:
         async def send(message: Message) -> None:
             sent.append(message)
 
-        _record(journal, b"/x", 200)
+        _record(ring, b"/x", 200)
         answer = asyncio.ensure_future(app(scope, receive, send))
         while not any(m.get("body") for m in sent):
             await asyncio.sleep(0.01)

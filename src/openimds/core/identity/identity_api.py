@@ -31,12 +31,8 @@ from openimds.core.formats import to_json
 from openimds.core.http import Request, Response
 from openimds.core.identity.tokens import (
     CacheKey,
-    IdSource,
     Issuer,
     ManagedIdentity,
-    TokenCache,
-    TokenPolicy,
-    TokenSigner,
     echo_fields,
     render,
 )
@@ -225,18 +221,11 @@ class TokenEndpoint(IdentityBase):
     past the moment the token cache would mint a new token; `bypass_cache=true` answers
     are never reused."""
 
-    def __init__(
-        self,
-        directory: IdentityDirectory,
-        signer: TokenSigner,
-        cache: TokenCache,
-        policy: TokenPolicy,
-        new_id: IdSource,
-    ) -> None:
+    def __init__(self, directory: IdentityDirectory, issuer: Issuer) -> None:
         super().__init__(directory)
-        # The one issuer (keys, cache, policy) every token source of the server shares.
-        self.issuer = Issuer(signer, cache, policy, new_id)
-        self.policy = policy
+        # Built by the feature's wiring: every token source of the server shares it.
+        self.issuer = issuer
+        self.policy = issuer.policy
         self._plans: dict[tuple[str, int, tuple[tuple[str, str], ...]], _Plan] = {}
 
     def handle(self, request: Request, vm: VmSnapshot, now: float) -> Response:

@@ -59,7 +59,7 @@ HEAD_TIMEOUT = 10.0  # seconds from the first byte of a request to the end of it
 MAX_CONNECTIONS = 16384  # open connections per listener
 MAX_PER_SOURCE = 4096  # open connections per source address; 0: no such cap
 CACHE_ENTRIES = 1024  # rendered responses kept per VM revision
-TICK_SLICE = 256  # connections checked per step of a tick (about 0.1 ms)
+TICK_SLICE = 256  # connections checked per step of a tick (docs/performance.md)
 # A request's header state, the header fact in the cache key: `Metadata: true` or not;
 # UNCACHEABLE (X-Forwarded-For, two Metadata headers) bypasses the cache.
 METADATA, NO_METADATA, UNCACHEABLE = 1, 0, -1
@@ -101,12 +101,12 @@ class VmCache:
 
 
 class MetadataServer:
-    """Shared state of all connections: the dispatcher, inventory, limits, caches, metrics."""
+    """Shared state of all connections: the dispatcher, callers, limits, caches, metrics."""
 
     def __init__(
         self,
         dispatcher: Dispatcher,
-        inventory: Callers,
+        callers: Callers,
         limiters: dict[str, RateLimiter],
         *,
         server_header: str,
@@ -116,7 +116,7 @@ class MetadataServer:
         hooks: Sequence[RequestHook] = (),
         byte_cache: bool = True,
         proxy: SignedCallers | None = None,
-        journal: RequestRing | None = None,
+        request_ring: RequestRing | None = None,
         clock: Callable[[], float] = time.time,
         on_answer: Callable[[str, str], None] | None = None,
         cache_closing: bool = False,
@@ -132,7 +132,7 @@ class MetadataServer:
         # Also cache answers that close the connection (keyed apart): the guest plane's,
         # whose agents send `Connection: close` on every request.
         self.cache_closing = cache_closing
-        self.inventory = inventory
+        self.callers = callers
         # Route name -> its own budget ("identity"); every other route shares "imds".
         self.limiters = limiters
         self.any_limit = any(lim.enabled for lim in limiters.values())
@@ -146,7 +146,7 @@ class MetadataServer:
         for hook in self.registered_hooks:
             watch(hook, self.refresh_hooks)
         # The request journal (None: off): what each VM asked, for tests and operators.
-        self.journal = journal
+        self.request_ring = request_ring
         # The `now` handed to the core (the runtime's clock: a test may advance it).
         self.clock = clock
         # Told of every answer (route, VM name): a listener's own bookkeeping (the guest
@@ -250,7 +250,7 @@ class MetadataServer:
         proxy = self.proxy
         try:
             vm = (
-                self.inventory.for_peer(peer)
+                self.callers.for_peer(peer)
                 if proxy is None
                 else proxy.resolve(peer, trusted, proxy_headers, time.time())
             )
@@ -369,5 +369,5 @@ class MetadataServer:
         if self.access_log.enabled:
             path = target.partition(b"?")[0].decode("latin-1")
             self.access_log.record(method, path, status, vm, seconds, peer, route)
-        if self.journal is not None and headers is not None:
-            self.journal.record(vm, method, target, headers, status, route, peer)
+        if self.request_ring is not None and headers is not None:
+            self.request_ring.record(vm, method, target, headers, status, route, peer)

@@ -19,7 +19,7 @@ from openimds.core.identity.identity_api import (
     TokenEndpoint,
     VmIdentities,
 )
-from openimds.core.identity.tokens import ManagedIdentity, TokenCache, TokenPolicy
+from openimds.core.identity.tokens import Issuer, ManagedIdentity, TokenCache, TokenPolicy
 from openimds.core.vm import VmSnapshot
 from tests.support.identity import MALFORMED, NOT_FOUND
 from tests.support.imds import bare_vm
@@ -77,8 +77,8 @@ class World:
         self.directory = Directory(identities)
         self.counter = 0
         policy = TokenPolicy(lifetime, "https://sts.windows.net/{tenant}/")
-        token = TokenEndpoint(self.directory, self.signer, self.cache, policy, self._uti)
-        self.issuer = token.issuer
+        self.issuer = Issuer(self.signer, self.cache, policy, self._uti)
+        token = TokenEndpoint(self.directory, self.issuer)
         self.dispatcher: Dispatcher = build_dispatcher(
             [
                 ("/metadata/identity/oauth2/token", token),
