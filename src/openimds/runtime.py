@@ -217,7 +217,7 @@ class Runtime:
             except Exception:
                 log.exception("applying a change from the state store failed")
 
-        def on_change(kind: str, key: str) -> None:
+        def on_change(position: int, kind: str, key: str) -> None:
             if kind == "*":
                 for handler in follows.values():
                     post(functools.partial(deliver, handler, "*"))
