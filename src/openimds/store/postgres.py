@@ -98,7 +98,6 @@ class PostgresStore:
         self._conn: psycopg.Connection[Any] | None = None
         self._closed = threading.Event()
         self._watchers: list[threading.Thread] = []
-        self._down_since: float | None = None
         with self._lock:
             try:
                 self._connection()
@@ -317,25 +316,12 @@ class PostgresStore:
                 elapsed = time.monotonic() - started
                 if elapsed > 1.0:
                     log.warning("state store call took %.1f s", elapsed)
-            if self._down_since is not None:
-                log.warning(
-                    "state store %s reachable again after %.0f s",
-                    _redacted(self.url),
-                    time.monotonic() - self._down_since,
-                )
-                self._down_since = None
+            _outage_over(self.url)
             return result
 
     def _went_down(self, cause: BaseException) -> None:
-        """One log line per outage, not one per failing request."""
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            log.error(
-                "state store %s unreachable (%s): reads are answered from memory, writes "
-                "get 503 until it returns",
-                _redacted(self.url),
-                _one_line(cause),
-            )
+        """One log line per outage, not one per failing request (nor per handle)."""
+        _outage_began(self.url, cause)
 
     def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
         def query(conn: psycopg.Connection[Any]) -> list[tuple[object, ...]]:
@@ -377,6 +363,36 @@ class PostgresStore:
                     conn.execute("INSERT INTO openimds_schema(version) VALUES (%s)", (version,))
 
         self._run(migrate)
+
+
+# Outages by database (redacted URL) -> when they began: a node has several handles on
+# one database (its own, its follower's), and an outage is one event for all of them.
+_OUTAGES: dict[str, float] = {}
+_OUTAGES_LOCK = threading.Lock()
+
+
+def _outage_began(url: str, cause: BaseException) -> None:
+    where = _redacted(url)
+    with _OUTAGES_LOCK:
+        if where in _OUTAGES:
+            return
+        _OUTAGES[where] = time.monotonic()
+    log.error(
+        "state store %s unreachable (%s): reads are answered from memory, writes "
+        "get 503 until it returns",
+        where,
+        _one_line(cause),
+    )
+
+
+def _outage_over(url: str) -> None:
+    if not _OUTAGES:  # the common case: no lock, no formatting
+        return
+    where = _redacted(url)
+    with _OUTAGES_LOCK:
+        began = _OUTAGES.pop(where, None)
+    if began is not None:
+        log.warning("state store %s reachable again after %.1f s", where, time.monotonic() - began)
 
 
 class _Unreachable(Exception):
