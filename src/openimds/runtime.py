@@ -1,5 +1,5 @@
-"""Everything a running server is made of, assembled from the configuration and the
-features (`features.ALL`).
+"""Everything a running server is made of, assembled from the configuration, the
+inventory (inventory/) and the features its caller passes (`features.ALL` for a server).
 
 Each feature's `install(runtime)` returns a `Plug`: what it adds to the server (metadata
 endpoints, admin routes, budgets, effect handlers, tick jobs, request hooks, collectors).
@@ -16,31 +16,32 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from openimds.config import Config, ConfigError
 from openimds.config.admin_token import server_token
 from openimds.config.listen import ListenAddress
-from openimds.core.app import build_service, standard_endpoints
+from openimds.core.app import build_dispatcher, standard_endpoints
 from openimds.core.caller import Callers
+from openimds.core.dispatch import Dispatcher
 from openimds.core.endpoint import Endpoint
-from openimds.core.inventory import VmSnapshot
-from openimds.core.proxy_identity import ProxyTrust
-from openimds.core.service import MetadataService
+from openimds.core.signed_caller import ProxyTrust
 from openimds.core.throttle import RateLimiter
-from openimds.fleet.inventory import Fleet
-from openimds.fleet.proxy import load_trust
+from openimds.core.vm import VmSnapshot
+from openimds.inventory import records
+from openimds.inventory.live import LiveInventory
+from openimds.inventory.proxy import load_trust
+from openimds.inventory.stored import StoredInventory, start_inventory
 from openimds.store import Store, StoreError, check_url, open_store
 from openimds.web.admin_tls import AdminTls, admin_tls, check_files
 from openimds.web.login_guard import LoginGuard
 from openimds.web.metadata.hooks import RequestHook
-from openimds.web.metadata.journal import Journal
+from openimds.web.metadata.request_ring import RequestRing
 from openimds.web.metrics import RequestMetrics
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
-    from openimds.features import Feature
     from openimds.web.admin_app import AdminRoutes
 
 log = logging.getLogger("openimds")
@@ -75,6 +76,18 @@ class Clock:
         self.offset += seconds
 
 
+class Feature(Protocol):
+    """What the runtime needs of a feature (features.Feature is one): its name, its
+    plug, and the checks of its outside inputs."""
+
+    @property
+    def name(self) -> str: ...
+
+    def install(self, runtime: Runtime) -> Plug: ...
+
+    def check(self, config: Config) -> None: ...
+
+
 class UnhandledEffect(Exception):
     """An endpoint returned an effect no feature handles: a bug, never silently dropped."""
 
@@ -83,12 +96,12 @@ class UnhandledEffect(Exception):
 class Listener:
     """A listener a feature adds beside the metadata one: a token source (Azure Arc, App
     Service, ...) speaking its own protocol through the same lean HTTP adapter, with its
-    own service, the VM(s) it speaks for, and TLS when `tls` is set. Its answers are never
+    own dispatcher, the VM(s) it speaks for, and TLS when `tls` is set. Its answers are never
     byte-cached (they depend on secret headers); it shares budgets, metrics and the log."""
 
     name: str
     address: ListenAddress
-    service: MetadataService
+    dispatcher: Dispatcher
     callers: Callers
     tls: ssl.SSLContext | None = None
 
@@ -120,14 +133,16 @@ class Plug:
 class Runtime:
     config: Config
     store: Store
-    fleet: Fleet
+    inventory: LiveInventory
+    # The same VMs as kept in the state store: what the admin routes change.
+    stored: StoredInventory
     admin_token: str
     # The signed edge proxy's contract (the `proxy` section), None when off.
     proxy: ProxyTrust | None = None
     # The server's time (openimds.testing advances it); see Clock for what it drives.
     clock: Clock = field(default_factory=Clock)
-    # The metadata listener's request journal (None: journal.size is 0).
-    journal: Journal | None = None
+    # The metadata listener's ring of recent requests (None: journal.size is 0).
+    request_ring: RequestRing | None = None
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     endpoints: list[tuple[str, Endpoint]] = field(default_factory=list)
     admin: list[AdminRoutes] = field(default_factory=list)
@@ -152,8 +167,8 @@ class Runtime:
     # event streams, read it and end.
     stopping: bool = False
 
-    def service(self) -> MetadataService:
-        return build_service(self.endpoints)
+    def dispatcher(self) -> Dispatcher:
+        return build_dispatcher(self.endpoints)
 
     def add(self, feature: str, plug: Plug) -> None:
         taken = {path for path, _ in (*standard_endpoints(), *self.endpoints)}
@@ -183,9 +198,9 @@ class Runtime:
             names.add(listener.name)
             self.listeners.append(listener)
 
-    def check_effects(self, service: MetadataService) -> None:
+    def check_effects(self, dispatcher: Dispatcher) -> None:
         """Every effect an endpoint declares it may return has a handler."""
-        for endpoint in service.endpoints:
+        for endpoint in dispatcher.endpoints:
             for kind in getattr(endpoint, "effects", ()):
                 if kind not in self.effect_handlers:
                     raise UnhandledEffect(
@@ -232,15 +247,11 @@ class Runtime:
         self.store.close()
 
 
-def check_start(config: Config, features: Sequence[Feature] | None = None) -> None:
+def check_start(config: Config, features: Sequence[Feature]) -> None:
     """Every check of outside inputs a start makes before it opens a socket (the state
     location, each feature's files), creating nothing. `serve` runs it first and
     `config check` runs it alone, so what `check` calls ok, `serve` accepts. ConfigError
     says what is wrong."""
-    if features is None:
-        from openimds.features import ALL
-
-        features = ALL
     try:
         check_url(config.state.path)
     except StoreError as exc:
@@ -259,38 +270,37 @@ def _prune_budgets(limiters: Mapping[str, RateLimiter]) -> None:
 
 
 def build_runtime(
-    config: Config, features: Sequence[Feature] | None = None, clock: Clock | None = None
+    config: Config, features: Sequence[Feature], clock: Clock | None = None
 ) -> Runtime:
     """A server's parts: the store, the inventory, and each feature's plug
-    (`features.ALL` unless a test passes its own list)."""
-    if features is None:
-        from openimds.features import ALL
-
-        features = ALL
+    (`features.ALL` for a server; a test passes its own list)."""
     proxy = load_trust(config.proxy)
     store = open_store(config.state.path, exclusive=True)
     runtime: Runtime | None = None
     try:
-        # The fleet feature fills the inventory from the store and the configuration.
+        inventory = LiveInventory(addresses_required=not config.proxy.proxy_only)
+        stored = start_inventory(store, inventory, config.vms)
         runtime = Runtime(
             config=config,
             store=store,
-            fleet=Fleet(addresses_required=not config.proxy.proxy_only),
+            inventory=inventory,
+            stored=stored,
             admin_token=server_token(config, store),
             proxy=proxy,
             clock=clock or Clock(),
-            journal=Journal(config.journal.size) if config.journal.size else None,
+            request_ring=RequestRing(config.journal.size) if config.journal.size else None,
         )
         runtime.admin_tls = admin_tls(config, store)
         runtime.login_guard = LoginGuard(config.admin.login_failures)
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)
         runtime.background.append(functools.partial(_prune_budgets, runtime.limiters))
+        runtime.follows[records.KIND] = stored.follow  # other nodes' VM changes
         for feature in features:
             runtime.add(feature.name, feature.install(runtime))
-        runtime.check_effects(runtime.service())
+        runtime.check_effects(runtime.dispatcher())
         for listener in runtime.listeners:
-            runtime.check_effects(listener.service)
-        # The fleet holds the VMs now (in the store and as snapshots); the validated models
+            runtime.check_effects(listener.dispatcher)
+        # The inventory holds the VMs now (in the store and as snapshots); the validated models
         # of a large VM file would otherwise stay in memory for the server's lifetime.
         runtime.config = config.model_copy(update={"vms": []})
     except BaseException:

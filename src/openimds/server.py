@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from openimds.config import ListenAddress
 from openimds.config.listen import WILDCARDS
-from openimds.fleet.proxy import ProxyCallers
+from openimds.inventory.proxy import ProxyCallers
 from openimds.netsetup import IMDS_HOST
 from openimds.runtime import Listener, Runtime
 from openimds.store import StoreError
@@ -49,8 +49,8 @@ def metadata_server(
     settings = runtime.config.server
     limiters = runtime.limiters
     return MetadataServer(
-        runtime.service(),
-        runtime.fleet,
+        runtime.dispatcher(),
+        runtime.inventory,
         limiters,
         server_header=settings.server_header,
         access_log=log or access_log(runtime),
@@ -58,8 +58,8 @@ def metadata_server(
         effects=runtime.apply_effects if runtime.effect_handlers else None,
         limits=limits or connection_limits(runtime),
         hooks=runtime.hooks,
-        proxy=None if runtime.proxy is None else ProxyCallers(runtime.proxy, runtime.fleet),
-        journal=runtime.journal,
+        proxy=None if runtime.proxy is None else ProxyCallers(runtime.proxy, runtime.inventory),
+        journal=runtime.request_ring,
         clock=runtime.clock.now,
     )
 
@@ -87,11 +87,11 @@ def _fitted_limits(runtime: Runtime) -> ConnectionLimits:
 def listener_server(
     runtime: Runtime, listener: Listener, log: AccessLog, limits: ConnectionLimits
 ) -> MetadataServer:
-    """A feature's extra listener: its own service and callers; budgets, metrics and the
+    """A feature's extra listener: its own dispatcher and callers; budgets, metrics and the
     access log shared with the metadata listener; no hooks and no byte cache."""
     settings = runtime.config.server
     return MetadataServer(
-        listener.service,
+        listener.dispatcher,
         listener.callers,
         runtime.limiters,
         server_header=settings.server_header,
@@ -106,13 +106,13 @@ def listener_server(
 
 def admin_app(runtime: Runtime) -> Starlette:
     """The admin application with every feature's routes, public paths and collectors."""
-    fleet = runtime.fleet
+    inventory = runtime.inventory
     return build_admin_app(
         token=runtime.admin_token,
         metrics=runtime.metrics,
         features=runtime.admin,
         collectors=runtime.collectors,
-        health=lambda: {"vms": len(fleet.vms)},
+        health=lambda: {"vms": len(inventory.vms)},
         guard=runtime.login_guard,
     )
 
@@ -363,7 +363,7 @@ def _describe(listener: asyncio.Server, admin: uvicorn.Server, runtime: Runtime)
         scheme = "https" if runtime.admin_tls is not None else "http"
         admin_at = f"{scheme}://{_hostport(sockets[0].getsockname())}" if sockets else str(listen)
     runtime.bound["admin"] = admin_at
-    line = f"{where}; admin on {admin_at}; {len(runtime.fleet.vms)} VM(s)"
+    line = f"{where}; admin on {admin_at}; {len(runtime.inventory.vms)} VM(s)"
     extras = [f"{x.name} on {runtime.bound[x.name]}" for x in runtime.listeners]
     return line + (f"; token sources: {', '.join(extras)}" if extras else "")
 

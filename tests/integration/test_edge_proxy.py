@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from openimds.core.proxy_identity import proxy_signature
+from openimds.core.signed_caller import proxy_signature
 from tests.support.paths import DOCS
 from tests.support.server import RunningServer, start_server
 

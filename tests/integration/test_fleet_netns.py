@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from openimds.core.proxy_identity import proxy_signature
+from openimds.core.signed_caller import proxy_signature
 from tests.support.server import RunningServer, start_server
 
 SECRET = "netns-proxy-secret-0123456789"

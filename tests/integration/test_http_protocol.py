@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from openimds.fleet.inventory import Fleet
+from openimds.inventory.live import LiveInventory
 from openimds.web.metadata.protocol import MetadataProtocol
 from tests.support.imds import vm_spec
 from tests.support.listener import metadata_server
@@ -196,7 +196,7 @@ async def _answer(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _idle_connections_over_real_sockets() -> None:
-    server = metadata_server(Fleet([vm_spec("idle-vm")]), idle_timeout=1)
+    server = metadata_server(LiveInventory([vm_spec("idle-vm")]), idle_timeout=1)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(lambda: MetadataProtocol(server), "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]

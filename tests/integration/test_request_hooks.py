@@ -7,10 +7,10 @@ import asyncio
 import re
 
 from openimds.config.vm_model import VmSpec
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
 from openimds.core.http import Response
 from openimds.core.throttle import RateLimiter
-from openimds.fleet.inventory import Fleet
+from openimds.inventory.live import LiveInventory
 from openimds.web.access_log import AccessLog
 from openimds.web.metadata.hooks import HookedRequest, Takeover
 from openimds.web.metadata.protocol import MetadataProtocol
@@ -40,8 +40,8 @@ class Switch:
 
 def _server(*hooks: Switch) -> MetadataServer:
     return MetadataServer(
-        build_service(),
-        Fleet([VmSpec.model_validate({"instance": {"compute": {"name": "hooked-vm"}}})]),
+        build_dispatcher(),
+        LiveInventory([VmSpec.model_validate({"instance": {"compute": {"name": "hooked-vm"}}})]),
         {"imds": RateLimiter(0)},
         server_header="IMDS/test",
         access_log=AccessLog(enabled=False),

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from openimds.config import load_config
+from openimds.features import ALL
 from openimds.runtime import build_runtime
 from openimds.server import admin_app
 from tests.support.cli import run_openimds
@@ -44,7 +45,7 @@ def _admin_operations() -> list[tuple[str, str, bool]]:
     """(method, path, public) of every admin route a full server has, read from the app
     itself, so a route added later is covered without editing this test."""
     config = load_config(None, env={"OPENIMDS_STATE": ":memory:"})
-    runtime = build_runtime(config)
+    runtime = build_runtime(config, ALL)
     try:
         app = admin_app(runtime)
         public = {"/healthz", *(p for routes in runtime.admin for p in routes.public_paths())}

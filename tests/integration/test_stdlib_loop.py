@@ -7,7 +7,7 @@ import asyncio
 import re
 
 from openimds.core.throttle import RateLimiter
-from openimds.fleet.inventory import Fleet
+from openimds.inventory.live import LiveInventory
 from openimds.web.metadata.protocol import MetadataProtocol
 from tests.support.imds import vm_spec
 from tests.support.listener import metadata_server
@@ -16,7 +16,9 @@ LEAF = b"GET /metadata/instance/compute/name?api-version=2021-02-01&format=text 
 
 
 async def _exchange(payload: bytes, *, rate: float = 0) -> bytes:
-    server = metadata_server(Fleet([vm_spec("std-vm")]), limiters={"imds": RateLimiter(rate)})
+    server = metadata_server(
+        LiveInventory([vm_spec("std-vm")]), limiters={"imds": RateLimiter(rate)}
+    )
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(lambda: MetadataProtocol(server), "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]

@@ -136,5 +136,5 @@ def test_bad_keyword_and_refused_calls_say_why() -> None:
     with openimds.testing.serve() as imds:
         with pytest.raises(TypeError, match="unknown keyword 'colour'"):
             imds.set_vm(colour="red")
-        with pytest.raises(openimds.testing.server.ImdsError, match="status: 200 is not"):
+        with pytest.raises(openimds.testing.ServerRefused, match="status: 200 is not"):
             imds.fault(status=200)

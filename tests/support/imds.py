@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from openimds.config.vm_model import VmSpec
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
+from openimds.core.dispatch import Dispatcher
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
-from openimds.core.service import MetadataService
-from openimds.fleet.inventory import spec_snapshot
+from openimds.core.vm import VmSnapshot
+from openimds.inventory.live import spec_snapshot
 
 METADATA = (("metadata", "true"),)
 
@@ -69,8 +69,8 @@ def bare_vm(name: str, *addresses: str, revision: int = 1) -> VmSnapshot:
 
 
 @cache
-def service() -> MetadataService:
-    return build_service()
+def dispatcher() -> Dispatcher:
+    return build_dispatcher()
 
 
 def request(
@@ -97,7 +97,7 @@ def call(
     now: float = 1_700_000_000.0,
 ) -> Response:
     """Run one request through the standard service against the reference VM."""
-    return service().handle(request(target, method, headers), vm or reference_vm(), now)
+    return dispatcher().handle(request(target, method, headers), vm or reference_vm(), now)
 
 
 def error_text(response: Response) -> str:

@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
 from openimds.core.caller import SignedCallers
-from openimds.core.service import MetadataService
+from openimds.core.dispatch import Dispatcher
 from openimds.core.throttle import RateLimiter
-from openimds.fleet.inventory import Fleet
+from openimds.inventory.live import LiveInventory
 from openimds.web.access_log import AccessLog
 from openimds.web.metadata.protocol import (
     IDLE_TIMEOUT,
@@ -68,20 +68,20 @@ class FakeTransport(asyncio.Transport):
 
 
 def metadata_server(
-    fleet: Fleet | None = None,
+    inventory: LiveInventory | None = None,
     *,
-    service: MetadataService | None = None,
+    dispatcher: Dispatcher | None = None,
     limiters: Mapping[str, RateLimiter] | None = None,
     access_log: AccessLog | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
     proxy: SignedCallers | None = None,
     limits: ConnectionLimits | None = None,
 ) -> MetadataServer:
-    """A MetadataServer as `serve` builds one; by default the standard service, one VM
+    """A MetadataServer as `serve` builds one; by default the standard dispatcher, one VM
     named vm-a, no budget and no access log."""
     return MetadataServer(
-        build_service() if service is None else service,
-        Fleet([vm_spec("vm-a")]) if fleet is None else fleet,
+        build_dispatcher() if dispatcher is None else dispatcher,
+        LiveInventory([vm_spec("vm-a")]) if inventory is None else inventory,
         {"imds": RateLimiter(0)} if limiters is None else dict(limiters),
         server_header="IMDS/test",
         access_log=AccessLog(enabled=False) if access_log is None else access_log,

@@ -12,11 +12,11 @@ import pytest
 
 from openimds.config import Config, load_config
 from openimds.config.listen import ListenAddress
+from openimds.core.dispatch import Dispatcher
 from openimds.core.endpoint import BaseEndpoint
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
-from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
+from openimds.core.vm import VmSnapshot
 from openimds.features import ALL, Feature
 from openimds.runtime import Listener, Plug, Runtime, UnhandledEffect, build_runtime
 
@@ -65,9 +65,9 @@ def _same_path(runtime: Runtime) -> Plug:
 
 def _listener(runtime: Runtime) -> Plug:
     """An extra listener whose endpoint returns an effect no feature handles."""
-    service = MetadataService([("/ping", PingEndpoint())], metadata_header=False)
+    dispatcher = Dispatcher([("/ping", PingEndpoint())], metadata_header=False)
     address = ListenAddress("127.0.0.1", 0)
-    return Plug(listeners=[Listener("pinger", address, service, runtime.fleet)])
+    return Plug(listeners=[Listener("pinger", address, dispatcher, runtime.inventory)])
 
 
 @pytest.fixture
@@ -105,8 +105,8 @@ def test_a_plug_is_merged_into_the_runtime(fake_features: dict[str, Feature]) ->
         assert runtime.limiters["ping"].rate == 1
         assert len(runtime.background) == 2  # its job beside the budgets pruning
         assert runtime.warmups == [_warm_up]
-        vm = next(iter(runtime.fleet.vms.values()))
-        response = runtime.service().handle(
+        vm = next(iter(runtime.inventory.vms.values()))
+        response = runtime.dispatcher().handle(
             Request("GET", "/metadata/ping", headers=(("metadata", "true"),)), vm, 0.0
         )
         runtime.apply_effects(vm, response.effects)
@@ -124,7 +124,7 @@ def test_an_effect_no_feature_handles_stops_the_start(fake_features: dict[str, F
 def test_an_unknown_effect_is_an_error_not_a_silent_loss(fake_features: dict[str, Feature]) -> None:
     runtime = build_runtime(_config(), [FLEET])
     try:
-        vm = next(iter(runtime.fleet.vms.values()))
+        vm = next(iter(runtime.inventory.vms.values()))
         with pytest.raises(UnhandledEffect, match="no handler for effect Ping"):
             runtime.apply_effects(vm, (Ping(vm.id),))
     finally:
@@ -157,7 +157,7 @@ def test_extra_listeners_are_checked_like_the_metadata_one(
 
 
 def test_every_shipped_feature_is_installed_by_default() -> None:
-    runtime = build_runtime(_config())
+    runtime = build_runtime(_config(), ALL)
     try:
         paths = {path for path, _ in runtime.endpoints}
         assert {

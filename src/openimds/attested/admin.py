@@ -24,8 +24,8 @@ from starlette.routing import BaseRoute, Route
 
 from openimds.crypto.ca import CertificateAuthority, pem
 from openimds.crypto.verify import Examined, examine
-from openimds.fleet.inventory import UnknownVm
 from openimds.fleet.preview import MetadataPreview
+from openimds.inventory.live import UnknownVm
 
 INTERMEDIATE_PATH: Final[str] = "/attested/intermediate.crt"
 ROOT_PATH: Final[str] = "/attested/root.crt"
@@ -135,7 +135,7 @@ class AttestedAdmin:
             description: No VM has this name.
         """
         preview = self.preview
-        vm = preview.fleet.snapshot(request.path_params["name"])
+        vm = preview.inventory.snapshot(request.path_params["name"])
         query = request.query_params
         params = [(key, query[key]) for key in ("api-version", "nonce") if key in query]
         answer = preview.get(vm, DOCUMENT_PATH, params)

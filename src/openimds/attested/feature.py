@@ -43,7 +43,7 @@ def build_ca(runtime: Runtime) -> tuple[CertificateAuthority, threading.Thread]:
     settings = runtime.config.attested
     ca = _open_ca(runtime.store, runtime.config)
     ca.check_stored()
-    vms = runtime.fleet.vms.values()
+    vms = runtime.inventory.vms.values()
     clouds = sorted(
         {settings.cloud}
         if settings.cloud

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from openimds.cli.admin_tls import UntrustedAdmin, client_context
+from openimds.cli.tls_pinning import UntrustedAdmin, client_context
 from openimds.config import Config
 from openimds.config.admin_token import NoAdminToken, client_token
 
@@ -60,7 +60,7 @@ def request(
 
 def _transport(config: Config) -> tuple[httpx.HTTPTransport, str]:
     """How to reach the admin listener, and its base URL: a Unix socket, plain HTTP, or
-    https with the certificate checked (cli/admin_tls.py) before the token is sent."""
+    https with the certificate checked (cli/tls_pinning.py) before the token is sent."""
     listen = config.admin.listen
     if listen.path is not None:
         return httpx.HTTPTransport(uds=listen.path), "http://openimds-admin"

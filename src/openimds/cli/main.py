@@ -64,7 +64,7 @@ def serve(
     hosts: tuple[str, ...],
 ) -> None:
     """Serve the metadata API and the admin API (and any token sources asked for)."""
-    # A start builds many long-lived objects (a large fleet: millions); the cyclic
+    # A start builds many long-lived objects (a large inventory: millions); the cyclic
     # collector would rescan them again and again meanwhile, tripling the start-up time.
     # server.run collects once, freezes what the start built and turns it back on.
     gc.disable()
@@ -86,7 +86,7 @@ def serve(
     logs.configure(config.server.log_level)
     _check_start_or_exit(config)
     try:
-        runtime = build_runtime(config)
+        runtime = build_runtime(config, features.ALL)
     except CorruptRecord as exc:
         click.echo(f"openimds: state store {config.state.path}: {exc}", err=True)
         sys.exit(2)
@@ -135,7 +135,7 @@ def _check_start_or_exit(config: Config) -> None:
     from openimds.runtime import check_start
 
     try:
-        check_start(config)
+        check_start(config, features.ALL)
     except ConfigError as exc:
         click.echo(f"openimds: {exc}", err=True)
         sys.exit(2)

@@ -65,7 +65,7 @@ class ConsolePages:
     def fragment(self, visit: Visit, template: str, **context: Any) -> Response:
         return self.pages.page(visit.request, template, csrf=visit.session.csrf, **context)
 
-    # Fleet -----------------------------------------------------------------------------
+    # Fleet -------------------------------------------------------------------------------------
 
     async def fleet(self, visit: Visit) -> Response:
         context = await self._fleet_rows(visit)

@@ -1,13 +1,13 @@
-"""The metadata API as one service: every endpoint at its path."""
+"""The metadata API as one dispatcher: every endpoint at its path."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from openimds.core.dispatch import Dispatcher
 from openimds.core.endpoint import Endpoint
 from openimds.core.instance_api import InstanceEndpoint
 from openimds.core.loadbalancer_api import LoadBalancerEndpoint
-from openimds.core.service import MetadataService
 from openimds.core.versions_api import VersionsEndpoint
 
 
@@ -20,6 +20,6 @@ def standard_endpoints() -> list[tuple[str, Endpoint]]:
     ]
 
 
-def build_service(extra: Iterable[tuple[str, Endpoint]] = ()) -> MetadataService:
+def build_dispatcher(extra: Iterable[tuple[str, Endpoint]] = ()) -> Dispatcher:
     """The standard endpoints plus any the features plug in (identity, attested, events)."""
-    return MetadataService([*standard_endpoints(), *extra])
+    return Dispatcher([*standard_endpoints(), *extra])

@@ -21,9 +21,9 @@ from openimds.core.errors import AKA, BadRequest
 from openimds.core.formats import parse_format, to_json
 from openimds.core.http import Request, Response
 from openimds.core.instance import Node
-from openimds.core.inventory import VmSnapshot
 from openimds.core.timestamps import azure_time, compact
 from openimds.core.versions import ATTESTED_MIN
+from openimds.core.vm import VmSnapshot
 
 # Azure's REST spec (swagger) allows up to 32 alphanumeric characters.
 NONCE_PATTERN: Final = re.compile(r"[A-Za-z0-9]{1,32}")

@@ -1,8 +1,8 @@
-"""Which VM is asking: maps a request's source to a VM id (DESIGN.md, caller resolution).
+"""Which VM is asking: maps a request's source to a VM id (docs/architecture.md, caller resolution).
 
 One VM: every caller is that VM. Several: each VM lists the addresses it calls from; a
 source no VM lists is an unknown caller. Behind a signed edge proxy the proxy names the
-VM (core/proxy_identity.py), by name or by vmId.
+VM (core/signed_caller.py), by name or by vmId.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from openimds.core.inventory import VmSnapshot
+from openimds.core.vm import VmSnapshot
 
 
 class Callers(Protocol):
@@ -22,7 +22,7 @@ class Callers(Protocol):
 
 class SignedCallers(Protocol):
     """Who is calling the metadata listener behind a signed edge proxy
-    (core/proxy_identity.py): `headers` are the proxy headers' lower-case names, the
+    (core/signed_caller.py): `headers` are the proxy headers' lower-case names, the
     only ones the listener gathers; `trusts` is asked once per connection."""
 
     headers: frozenset[bytes]

@@ -7,8 +7,8 @@ from typing import ClassVar, Protocol
 
 from openimds.core.errors import ImdsError, InvalidApiVersion
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
 from openimds.core.versions import GENERAL_SET
+from openimds.core.vm import VmSnapshot
 
 
 class Endpoint(Protocol):

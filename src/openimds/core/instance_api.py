@@ -8,8 +8,8 @@ from openimds.core.endpoint import BaseEndpoint, require_version
 from openimds.core.formats import parse_format, render
 from openimds.core.http import Request, Response
 from openimds.core.instance import walk
-from openimds.core.inventory import VmSnapshot
 from openimds.core.versions import INSTANCE_MIN
+from openimds.core.vm import VmSnapshot
 
 
 class InstanceEndpoint(BaseEndpoint):

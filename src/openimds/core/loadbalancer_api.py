@@ -9,8 +9,8 @@ from openimds.core.endpoint import BaseEndpoint, require_version
 from openimds.core.errors import BadRequest, NotFound
 from openimds.core.formats import parse_format, to_json
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
 from openimds.core.versions import LOADBALANCER_MIN
+from openimds.core.vm import VmSnapshot
 
 _KNOWN_PARAMS = frozenset({"api-version", "format"})
 

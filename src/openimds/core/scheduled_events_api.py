@@ -16,7 +16,6 @@ from openimds.core.endpoint import BaseEndpoint, require_version
 from openimds.core.errors import AKA, BadRequest, InvalidApiVersion
 from openimds.core.formats import parse_format, to_json
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
 from openimds.core.scheduled_events import (
     Event,
     EventBook,
@@ -26,6 +25,7 @@ from openimds.core.scheduled_events import (
 )
 from openimds.core.timestamps import rfc1123
 from openimds.core.versions import GENERAL_SET, SCHEDULED_EVENTS_VERSIONS
+from openimds.core.vm import VmSnapshot
 
 # Its own list and every general version (mapped down to the nearest of its own).
 _ACCEPTED: Final[frozenset[str]] = frozenset(SCHEDULED_EVENTS_VERSIONS) | GENERAL_SET

@@ -7,8 +7,8 @@ from typing import ClassVar
 from openimds.core.endpoint import BaseEndpoint
 from openimds.core.formats import parse_format, to_json
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
 from openimds.core.versions import GENERAL_VERSIONS
+from openimds.core.vm import VmSnapshot
 
 _BODY = to_json({"apiVersions": list(GENERAL_VERSIONS)})
 

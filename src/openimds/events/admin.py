@@ -31,8 +31,8 @@ from openimds.core.scheduled_events import (
     UnknownEvent,
 )
 from openimds.events.drills import DRILLS, UnknownDrill, drill_request
+from openimds.events.live import LiveEvents
 from openimds.events.schedule import ScheduleError, validate_request
-from openimds.events.service import EventsService
 from openimds.web.admin_app import json_body
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -78,7 +78,7 @@ def changed(event_id: str, after: Event | None) -> Response:
 
 @dataclass
 class EventsAdmin:
-    service: EventsService
+    live_events: LiveEvents
 
     def public_paths(self) -> list[str]:
         return []
@@ -94,7 +94,7 @@ class EventsAdmin:
         }
 
     def routes(self) -> list[BaseRoute]:
-        service = self.service
+        live_events = self.live_events
 
         async def list_events(request: Request) -> Response:
             """
@@ -102,7 +102,7 @@ class EventsAdmin:
               200:
                 description: Live events, their state and approvals; each VM's incarnation.
             """
-            book = service.book_at(service.clock())
+            book = live_events.book_at(live_events.clock())
             events = sorted(book.events.values(), key=lambda e: (e.posted_at, e.id))
             return JSONResponse(
                 {"events": [view(e) for e in events], "incarnations": dict(book.incarnations)}
@@ -147,7 +147,7 @@ class EventsAdmin:
               409:
                 description: An event with this eventId exists already.
             """
-            scheduled = service.schedule([validate_request(await json_body(request))])
+            scheduled = live_events.schedule([validate_request(await json_body(request))])
             return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
         async def scenario(request: Request) -> Response:
@@ -176,7 +176,7 @@ class EventsAdmin:
               409:
                 description: An event with this eventId exists already.
             """
-            scheduled = service.load_scenario(await json_body(request))
+            scheduled = live_events.load_scenario(await json_body(request))
             return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
         async def drill(request: Request) -> Response:
@@ -196,7 +196,7 @@ class EventsAdmin:
             data = drill_request(
                 body["drill"], vm if isinstance(vm, str) else None, bool(body.get("dev"))
             )
-            scheduled = service.schedule([validate_request(data)])
+            scheduled = live_events.schedule([validate_request(data)])
             return JSONResponse({"events": [view(_live(e)) for e in scheduled]}, status_code=201)
 
         async def drills(request: Request) -> Response:
@@ -234,7 +234,7 @@ class EventsAdmin:
                 description: No live event has this id.
             """
             event_id = request.path_params["event_id"]
-            event = service.book_at(service.clock()).events.get(event_id)
+            event = live_events.book_at(live_events.clock()).events.get(event_id)
             if event is None:
                 raise UnknownEvent(event_id)
             return JSONResponse(view(event))
@@ -251,7 +251,7 @@ class EventsAdmin:
                     description: The event's state does not allow this change.
                 """
                 event_id = request.path_params["event_id"]
-                return changed(event_id, service.run(event_id, trigger))
+                return changed(event_id, live_events.run(event_id, trigger))
 
             return handler
 
@@ -279,11 +279,11 @@ class EventsAdmin:
             if not isinstance(vm, str) or not vm:
                 raise ScheduleError('expected {"vm": NAME}: the VM whose approval this is')
             event_id = request.path_params["event_id"]
-            return changed(event_id, service.approve_for(vm, event_id))
+            return changed(event_id, live_events.approve_for(vm, event_id))
 
         def _live(event: Event) -> Event:
             # The stored version (it may already have been posted or started).
-            return service.book.events.get(event.id, event)
+            return live_events.book.events.get(event.id, event)
 
         return [
             Route("/events", list_events, methods=["GET"]),

@@ -6,9 +6,9 @@ from openimds.config import Config, ConfigError
 from openimds.core.scheduled_events_api import Approve, ScheduledEventsEndpoint
 from openimds.events import records
 from openimds.events.admin import EventsAdmin
+from openimds.events.live import LiveEvents
 from openimds.events.metrics import EventsCollector
 from openimds.events.schedule import ScheduleError
-from openimds.events.service import EventsService
 from openimds.runtime import Plug, Runtime
 from openimds.store.memory import MemoryStore
 
@@ -19,17 +19,19 @@ def install(runtime: Runtime) -> Plug:
     """The endpoint, its effects, the 1-second advance, admin routes, metrics, and the
     configured scenario (a bad scenario stops the start with a ConfigError)."""
     settings = runtime.config.events
-    fleet = runtime.fleet
-    service = EventsService(runtime.store, settings, lambda: fleet.specs, clock=runtime.clock.now)
-    _load_scenario(service)
+    inventory = runtime.inventory
+    live_events = LiveEvents(
+        runtime.store, settings, lambda: inventory.specs, clock=runtime.clock.now
+    )
+    _load_scenario(live_events)
     return Plug(
-        endpoints=[(PATH, ScheduledEventsEndpoint(service.book_at))],
-        admin=[EventsAdmin(service)],
-        effects={Approve: service.on_approve},
-        jobs=[service.tick],
-        collectors=[EventsCollector(service.metrics, lambda: service.book)],
+        endpoints=[(PATH, ScheduledEventsEndpoint(live_events.book_at))],
+        admin=[EventsAdmin(live_events)],
+        effects={Approve: live_events.on_approve},
+        jobs=[live_events.tick],
+        collectors=[EventsCollector(live_events.metrics, lambda: live_events.book)],
         # Every change raises the book's version: one notification per change.
-        follows={records.BOOK: service.follow},
+        follows={records.BOOK: live_events.follow},
     )
 
 
@@ -39,12 +41,12 @@ def check(config: Config) -> None:
     if config.events.scenario is None:
         return
     specs = {spec.display_name: spec for spec in config.vms}
-    _load_scenario(EventsService(MemoryStore(), config.events, lambda: specs))
+    _load_scenario(LiveEvents(MemoryStore(), config.events, lambda: specs))
 
 
-def _load_scenario(service: EventsService) -> None:
-    if service.settings.scenario is not None:
+def _load_scenario(live_events: LiveEvents) -> None:
+    if live_events.settings.scenario is not None:
         try:
-            service.load_scenario_file(service.settings.scenario)
+            live_events.load_scenario_file(live_events.settings.scenario)
         except ScheduleError as exc:
             raise ConfigError(str(exc)) from None

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openimds.core.faults import spent
-from openimds.faults.service import FaultError, FaultsService, LiveRule, UnknownFault, parse_spec
+from openimds.faults.rules import FaultError, FaultRules, LiveRule, UnknownFault, parse_spec
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -57,7 +57,7 @@ async def _body(request: Request) -> Any:
 
 @dataclass
 class FaultsAdmin:
-    service: FaultsService
+    fault_rules: FaultRules
 
     def public_paths(self) -> list[str]:
         return []
@@ -66,7 +66,7 @@ class FaultsAdmin:
         return {FaultError: 400, UnknownFault: 404}
 
     def routes(self) -> list[BaseRoute]:
-        service = self.service
+        fault_rules = self.fault_rules
 
         async def list_rules(request: Request) -> Response:
             """
@@ -74,8 +74,8 @@ class FaultsAdmin:
               200:
                 description: The fault rules in the order they apply, with their hits.
             """
-            now = service.clock()
-            return JSONResponse({"rules": [view(live, now) for live in service.rules]})
+            now = fault_rules.clock()
+            return JSONResponse({"rules": [view(live, now) for live in fault_rules.rules]})
 
         async def add(request: Request) -> Response:
             """
@@ -85,8 +85,8 @@ class FaultsAdmin:
               400:
                 description: The rule is not valid (the error says why).
             """
-            live = service.add(parse_spec(await _body(request)))
-            return JSONResponse({"rule": view(live, service.clock())}, status_code=201)
+            live = fault_rules.add(parse_spec(await _body(request)))
+            return JSONResponse({"rule": view(live, fault_rules.clock())}, status_code=201)
 
         async def clear(request: Request) -> Response:
             """
@@ -94,7 +94,7 @@ class FaultsAdmin:
               200:
                 description: How many rules were removed.
             """
-            return JSONResponse({"removed": service.clear()})
+            return JSONResponse({"removed": fault_rules.clear()})
 
         async def remove(request: Request) -> Response:
             """
@@ -104,8 +104,8 @@ class FaultsAdmin:
               404:
                 description: No rule has this id.
             """
-            live = service.remove(request.path_params["rule_id"])
-            return JSONResponse({"rule": view(live, service.clock())})
+            live = fault_rules.remove(request.path_params["rule_id"])
+            return JSONResponse({"rule": view(live, fault_rules.clock())})
 
         async def boot(request: Request) -> Response:
             """
@@ -118,8 +118,8 @@ class FaultsAdmin:
             seconds = (await _body(request)).get("seconds")
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
                 raise FaultError("seconds: give the boot window's length, a positive number")
-            live = service.boot(float(seconds))
-            return JSONResponse({"rule": view(live, service.clock())}, status_code=201)
+            live = fault_rules.boot(float(seconds))
+            return JSONResponse({"rule": view(live, fault_rules.clock())}, status_code=201)
 
         return [
             Route("/faults", list_rules, methods=["GET"]),

@@ -6,31 +6,31 @@ from __future__ import annotations
 from openimds.config import Config, ConfigError
 from openimds.faults.admin import FaultsAdmin
 from openimds.faults.metrics import FaultsCollector
-from openimds.faults.service import FaultError, FaultsService
+from openimds.faults.rules import FaultError, FaultRules
 from openimds.runtime import Plug, Runtime
 
 
 def install(runtime: Runtime) -> Plug:
-    service = FaultsService(clock=runtime.clock.now)
-    _configure(service, runtime.config)
+    fault_rules = FaultRules(clock=runtime.clock.now)
+    _configure(fault_rules, runtime.config)
     return Plug(
-        hooks=[service],
-        admin=[FaultsAdmin(service)],
-        jobs=[service.refresh],
-        collectors=[FaultsCollector(service)],
+        hooks=[fault_rules],
+        admin=[FaultsAdmin(fault_rules)],
+        jobs=[fault_rules.refresh],
+        collectors=[FaultsCollector(fault_rules)],
     )
 
 
 def check(config: Config) -> None:
-    _configure(FaultsService(), config)
+    _configure(FaultRules(), config)
 
 
-def _configure(service: FaultsService, config: Config) -> None:
+def _configure(fault_rules: FaultRules, config: Config) -> None:
     settings = config.faults
     try:
         if settings.boot_seconds > 0:
-            service.boot(settings.boot_seconds)
+            fault_rules.boot(settings.boot_seconds)
         for spec in settings.rules:
-            service.add(spec)
+            fault_rules.add(spec)
     except FaultError as exc:
         raise ConfigError(f"faults.rules: {exc}") from None

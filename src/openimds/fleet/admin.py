@@ -29,14 +29,14 @@ from starlette.routing import BaseRoute, Route
 
 from openimds.config.report import Sources, format_errors
 from openimds.config.vm_model import VmSpec
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
 from openimds.core.versions import GENERAL_VERSIONS, LATEST
 from openimds.fleet.catalog import RATE_WINDOW, Card, Catalog, QueryError, parse_query
-from openimds.fleet.inventory import InventoryError, UnknownVm
 from openimds.fleet.preview import MetadataPreview, PreviewRefused, absent_fields
-from openimds.fleet.service import Inventory
+from openimds.inventory.live import InventoryError, UnknownVm
+from openimds.inventory.stored import StoredInventory
 from openimds.web.admin_app import json_body
-from openimds.web.metadata.journal import Journal
+from openimds.web.metadata.request_ring import RequestRing
 
 VM_KEYS = frozenset(VmSpec.model_fields)
 
@@ -72,24 +72,24 @@ def parse_vms(data: Any, origin: str = "request body") -> list[VmSpec]:
     return specs
 
 
-def view(inventory: Inventory, name: str) -> dict[str, Any]:
-    fleet = inventory.fleet
-    return {"name": name, "revision": fleet.vms[name].revision, **fleet.view(name)}
+def view(stored: StoredInventory, name: str) -> dict[str, Any]:
+    inventory = stored.live
+    return {"name": name, "revision": inventory.vms[name].revision, **inventory.view(name)}
 
 
 @dataclass
 class FleetAdmin:
-    inventory: Inventory
-    journal: Journal | None = None  # the request journal, for summaries' rates
+    stored: StoredInventory
+    journal: RequestRing | None = None  # the request journal, for summaries' rates
     # Default: the standard endpoints at wall time (a server passes its own).
     preview: InitVar[MetadataPreview | None] = None
     previews: MetadataPreview = field(init=False)
     catalog: Catalog = field(init=False)
 
     def __post_init__(self, preview: MetadataPreview | None) -> None:
-        fleet = self.inventory.fleet
-        self.catalog = Catalog(fleet)
-        self.previews = preview or MetadataPreview(fleet, build_service, time.time)
+        inventory = self.stored.live
+        self.catalog = Catalog(inventory)
+        self.previews = preview or MetadataPreview(inventory, build_dispatcher, time.time)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -152,7 +152,7 @@ class FleetAdmin:
         if query.view == "summary":
             vms = self._summaries(cards)
         else:
-            vms = [view(self.inventory, card.name) for card in cards]
+            vms = [view(self.stored, card.name) for card in cards]
         page = {"total": total, "offset": query.offset, "limit": query.limit}
         return JSONResponse({"vms": vms, **page})
 
@@ -191,7 +191,7 @@ class FleetAdmin:
           404:
             description: No VM has this name.
         """
-        vm = self.inventory.fleet.snapshot(request.path_params["name"])
+        vm = self.stored.live.snapshot(request.path_params["name"])
         params = request.query_params
         path = params.get("path", "/metadata/instance")
         wanted = [(key, params[key]) for key in ("api-version", "format") if key in params]
@@ -222,7 +222,7 @@ class FleetAdmin:
           404:
             description: No VM has this name.
         """
-        self.inventory.fleet.snapshot(request.path_params["name"])
+        self.stored.live.snapshot(request.path_params["name"])
         return JSONResponse({"versions": list(reversed(GENERAL_VERSIONS)), "newest": LATEST})
 
     async def import_vms(self, request: Request) -> Response:
@@ -256,7 +256,7 @@ class FleetAdmin:
             description: The VMs would share an address, or lack the addresses a fleet needs.
         """
         specs = parse_vms(await json_body(request))
-        changed = self.inventory.upsert(specs)
+        changed = self.stored.upsert(specs)
         unchanged = sorted({s.display_name for s in specs} - set(changed))
         return JSONResponse({"changed": sorted(changed), "unchanged": unchanged})
 
@@ -269,9 +269,9 @@ class FleetAdmin:
             description: No VM has this name.
         """
         name = request.path_params["name"]
-        if name not in self.inventory.fleet.texts:
+        if name not in self.stored.live.texts:
             raise UnknownVm(name)
-        return JSONResponse(view(self.inventory, name))
+        return JSONResponse(view(self.stored, name))
 
     async def put(self, request: Request) -> Response:
         """
@@ -306,10 +306,10 @@ class FleetAdmin:
         specs = parse_vms(data)
         if len(specs) != 1 or specs[0].display_name != name:
             raise VmInputError(f"request body: expected the one VM named {name}")
-        exists = name in self.inventory.fleet.texts
+        exists = name in self.stored.live.texts
         _check_preconditions(request, name, exists)
-        self.inventory.upsert(specs)
-        return JSONResponse(view(self.inventory, name), status_code=200 if exists else 201)
+        self.stored.upsert(specs)
+        return JSONResponse(view(self.stored, name), status_code=200 if exists else 201)
 
     async def delete(self, request: Request) -> Response:
         """
@@ -320,7 +320,7 @@ class FleetAdmin:
             description: No VM has this name.
         """
         name = request.path_params["name"]
-        if not self.inventory.remove([name]):
+        if not self.stored.remove([name]):
             raise UnknownVm(name)
         return JSONResponse({"name": name, "removed": True})
 

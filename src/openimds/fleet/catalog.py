@@ -3,7 +3,7 @@ the summary rows a console lists (docs/fleet.md, "Reading the inventory").
 
 Each VM's row (a `Card`: the summary fields and one lower-case search text) is built
 once per VM revision and kept until the fleet changes. A change swaps in new snapshots
-of the VMs it touched (and a new `Fleet.vms` mapping), so only their cards are built
+of the VMs it touched (and a new `LiveInventory.vms` mapping), so only their cards are built
 again; a request over ten thousand VMs then costs one substring test per VM, with no
 record decoding and no JSON but that of the page it returns.
 """
@@ -16,8 +16,8 @@ from typing import Final, Literal
 
 from openimds.config.identity_model import Identities
 from openimds.core.instance import Node
-from openimds.core.inventory import VmSnapshot
-from openimds.fleet.inventory import Fleet
+from openimds.core.vm import VmSnapshot
+from openimds.inventory.live import LiveInventory
 from openimds.web.admin_app import whole_number
 
 View = Literal["full", "summary"]
@@ -158,16 +158,16 @@ def _whole(given: Mapping[str, str], name: str) -> int | None:
 
 
 class Catalog:
-    """The cards of a Fleet's VMs, sorted by name, kept until the fleet changes."""
+    """The cards of a LiveInventory's VMs, sorted by name, kept until the fleet changes."""
 
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
+    def __init__(self, inventory: LiveInventory) -> None:
+        self.inventory = inventory
         self._seen: Mapping[str, VmSnapshot] | None = None
         self._cards: dict[str, Card] = {}
         self._sorted: list[Card] = []
 
     def cards(self) -> list[Card]:
-        vms = self.fleet.vms
+        vms = self.inventory.vms
         # Every change installs a new mapping: identity says whether anything changed.
         if vms is not self._seen:
             self._refresh(vms)
@@ -187,7 +187,7 @@ class Catalog:
         for name, vm in vms.items():
             card = old.get(name)
             if card is None or card.revision != vm.revision:
-                card = card_of(vm, self.fleet.identities(name))
+                card = card_of(vm, self.inventory.identities(name))
             cards[name] = card
         self._cards = cards
         self._sorted = [cards[name] for name in sorted(cards)]

@@ -3,7 +3,7 @@ preview (`GET /vms/{name}/metadata`) and the attested document check
 (`GET /vms/{name}/attested`).
 
 The request is built as the listener builds it (`web.metadata.wire.core_request`, with
-`Metadata: true`) and answered by the same service, so the bytes are the listener's.
+`Metadata: true`) and answered by the same dispatcher, so the bytes are the listener's.
 Only the listener around the core is left out: no budget is taken, nothing is journaled,
 no fault rule or byte cache is consulted, and no effect is applied (a GET returns none).
 """
@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
+from openimds.core.dispatch import Dispatcher
 from openimds.core.http import Request, Response
 from openimds.core.instance import absent
-from openimds.core.inventory import VmSnapshot
-from openimds.core.service import MetadataService
 from openimds.core.versions import LATEST
-from openimds.fleet.inventory import Fleet
+from openimds.core.vm import VmSnapshot
+from openimds.inventory.live import LiveInventory
 from openimds.web.metadata.wire import core_request
 
 if TYPE_CHECKING:
@@ -38,27 +38,30 @@ class PreviewRefused(ValueError):
 
 
 class MetadataPreview:
-    """Answers for a VM from the metadata service, without its listener."""
+    """Answers for a VM from the metadata dispatcher, without its listener."""
 
     def __init__(
-        self, fleet: Fleet, service: Callable[[], MetadataService], clock: Callable[[], float]
+        self,
+        inventory: LiveInventory,
+        dispatcher: Callable[[], Dispatcher],
+        clock: Callable[[], float],
     ) -> None:
-        self.fleet = fleet
-        # Built on first use: the features that add endpoints install after the fleet.
-        self._make_service = service
-        self._service: MetadataService | None = None
+        self.inventory = inventory
+        # Built on first use: the features that add endpoints install after the fleet feature.
+        self._make_dispatcher = dispatcher
+        self._dispatcher: Dispatcher | None = None
         self.clock = clock
 
     @classmethod
     def of(cls, runtime: Runtime) -> MetadataPreview:
         """Over a server's inventory, endpoints and clock (the `now` its listener uses)."""
-        return cls(runtime.fleet, runtime.service, runtime.clock.now)
+        return cls(runtime.inventory, runtime.dispatcher, runtime.clock.now)
 
     @property
-    def service(self) -> MetadataService:
-        if self._service is None:
-            self._service = self._make_service()
-        return self._service
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            self._dispatcher = self._make_dispatcher()
+        return self._dispatcher
 
     def request(self, vm: VmSnapshot, path: str, params: Sequence[tuple[str, str]]) -> Request:
         """GET `path?params` with `Metadata: true`, as the listener would hand it on; a
@@ -79,7 +82,7 @@ class MetadataPreview:
         return request
 
     def answer(self, vm: VmSnapshot, request: Request) -> Response:
-        return self.service.handle(request, vm, self.clock())
+        return self.dispatcher.handle(request, vm, self.clock())
 
     def get(self, vm: VmSnapshot, path: str, params: Sequence[tuple[str, str]]) -> Response:
         return self.answer(vm, self.request(vm, path, params))

@@ -2,6 +2,6 @@
 token and info endpoints plugged in (`feature.py`), the issuer side and key management on
 the admin listener (`admin.py`), `openimds keys` (`cli.py`).
 
-The token rules live in `openimds.core.identity_api` and `openimds.core.tokens`; keys and
+The token rules live in `openimds.core.identity` (`identity_api`, `tokens`); keys and
 JWTs in `openimds.crypto`.
 """

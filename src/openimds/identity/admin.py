@@ -20,13 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from openimds.core.identity_api import VmIdentities
-from openimds.core.tokens import Issuer, ManagedIdentity
+from openimds.core.identity.identity_api import VmIdentities
+from openimds.core.identity.tokens import Issuer, ManagedIdentity
 from openimds.crypto.jwt_tokens import discovery_document
 from openimds.crypto.signing_keys import KeyRing, generate
-from openimds.fleet.inventory import UnknownVm
 from openimds.identity.directory import StoreDirectory
 from openimds.identity.sources_admin import SourcesAdmin
+from openimds.inventory.live import UnknownVm
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/discovery/keys"
@@ -161,7 +161,7 @@ class IdentityAdmin:
           404:
             description: No VM has this name.
         """
-        vm = self.directory.fleet.snapshot(request.path_params["name"])
+        vm = self.directory.inventory.snapshot(request.path_params["name"])
         resource = request.query_params.get("resource")
         if not resource:
             raise ClaimsQueryError("resource: required, e.g. https://management.azure.com/")

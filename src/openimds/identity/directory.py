@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator, Mapping
 
 from openimds.config.identity_model import Identities, guid
 from openimds.config.vm_model import vm_resource_id
-from openimds.core.identity_api import VmIdentities
-from openimds.core.inventory import VmSnapshot
-from openimds.core.tokens import ManagedIdentity
-from openimds.fleet.inventory import Fleet
+from openimds.core.identity.identity_api import VmIdentities
+from openimds.core.identity.tokens import ManagedIdentity
+from openimds.core.vm import VmSnapshot
+from openimds.inventory.live import LiveInventory
 from openimds.store import Conflict, CorruptRecord, Expect, Put, Store, StoreError, decoding
 
 KIND = "identity_id"
@@ -57,18 +57,18 @@ def default_tenant(store: Store, configured: str | None) -> str:
 
 
 class StoreDirectory:
-    """core.identity.IdentityDirectory over the fleet's VM specs and the state store.
+    """core.identity.identity_api.IdentityDirectory over the fleet's VM specs and the state store.
     Resolved once per VM revision, so the token hot path is one dict lookup."""
 
     def __init__(
         self,
         store: Store,
-        fleet: Fleet,
+        inventory: LiveInventory,
         tenant: str,
         new_guid: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
-        self.fleet = fleet
+        self.inventory = inventory
         self.tenant = tenant
         self.new_guid = new_guid or random_guids()
         self._memo: dict[str, tuple[int, VmIdentities | None]] = {}
@@ -94,7 +94,7 @@ class StoreDirectory:
                     self.load_ids()
                 batch: dict[str, tuple[int, VmIdentities | None]] = {}
                 new_ids: dict[str, dict[str, str]] = {}  # by VM: the ids to write
-                vms = list(self.fleet.vms.values())
+                vms = list(self.inventory.vms.values())
                 for start in range(0, len(vms), SLICE):
                     for vm in vms[start : start + SLICE]:
                         if self._memo.get(vm.id, (None,))[0] != vm.revision:
@@ -144,7 +144,7 @@ class StoreDirectory:
         return resolved
 
     def _resolved(self, vm: VmSnapshot, new_ids: dict[str, str] | None) -> VmIdentities | None:
-        block = self.fleet.identities(vm.id)
+        block = self.inventory.identities(vm.id)
         return None if block is None else self.resolve(vm, block, new_ids)
 
     def all(self) -> dict[str, VmIdentities | None]:
@@ -152,7 +152,7 @@ class StoreDirectory:
         if self._warming is not None:  # the rest in one batch, not two writes per VM
             for _ in self._warming:
                 pass
-        return {name: self.identities(vm) for name, vm in self.fleet.vms.items()}
+        return {name: self.identities(vm) for name, vm in self.inventory.vms.items()}
 
     def primary_tenant(self) -> str:
         """The tenant the root discovery document speaks for: the first VM's that has

@@ -9,10 +9,10 @@ import base64
 import secrets
 import time
 
-from openimds.core.identity_api import IdentityInfoEndpoint, TokenEndpoint
-from openimds.core.platform_metadata_api import PlatformMetadataEndpoint
+from openimds.core.identity.identity_api import IdentityInfoEndpoint, TokenEndpoint
+from openimds.core.identity.platform_metadata_api import PlatformMetadataEndpoint
+from openimds.core.identity.tokens import CLOCK_SKEW, TokenCache, TokenPolicy
 from openimds.core.throttle import RateLimiter
-from openimds.core.tokens import CLOCK_SKEW, TokenCache, TokenPolicy
 from openimds.crypto.jwt_tokens import JwtSigner
 from openimds.crypto.signing_keys import KIND, KeyRing
 from openimds.identity.admin import IdentityAdmin
@@ -34,7 +34,7 @@ def new_uti() -> str:
 def install(runtime: Runtime) -> Plug:
     settings = runtime.config.identity
     store = runtime.store
-    directory = StoreDirectory(store, runtime.fleet, default_tenant(store, settings.tenant_id))
+    directory = StoreDirectory(store, runtime.inventory, default_tenant(store, settings.tenant_id))
     directory.load_ids()
     # A retired key stays published while a token it signed may be valid (+ skew leeway).
     ring = KeyRing(store, retention=settings.token_lifetime + CLOCK_SKEW, clock=time.time)

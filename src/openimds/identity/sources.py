@@ -1,7 +1,7 @@
 """The token sources beside the VM endpoint (`hosts:` in the config), as listeners.
 
-Each enabled source becomes a `runtime.Listener`: its address, a service whose endpoints
-speak that source's protocol (core/arc_api.py, appservice_api.py, cloudshell_api.py,
+Each enabled source becomes a `runtime.Listener`: its address, a dispatcher whose endpoints
+speak that source's protocol (core/identity/arc_api.py, appservice_api.py, cloudshell_api.py,
 servicefabric_api.py), the one VM it speaks for, and TLS for Service Fabric. Secrets a
 config leaves out (IDENTITY_HEADER / MSI_SECRET) are generated once and kept in the state
 store, as is Service Fabric's self-signed certificate, so clients configured once keep
@@ -23,21 +23,21 @@ from openimds.config.hosts_model import (
     SourceName,
     SourceSettings,
 )
-from openimds.core.appservice_api import AppServiceTokenEndpoint, AzureMlTokenEndpoint
-from openimds.core.arc_api import ArcTokenEndpoint
-from openimds.core.cloudshell_api import CloudShellTokenEndpoint
+from openimds.core.dispatch import Dispatcher
 from openimds.core.endpoint import Endpoint
-from openimds.core.identity_api import IdentityDirectory
+from openimds.core.identity.appservice_api import AppServiceTokenEndpoint, AzureMlTokenEndpoint
+from openimds.core.identity.arc_api import ArcTokenEndpoint
+from openimds.core.identity.cloudshell_api import CloudShellTokenEndpoint
+from openimds.core.identity.identity_api import IdentityDirectory
+from openimds.core.identity.servicefabric_api import ServiceFabricTokenEndpoint
+from openimds.core.identity.tokens import Issuer
 from openimds.core.instance_api import InstanceEndpoint
-from openimds.core.inventory import VmSnapshot
-from openimds.core.service import MetadataService
-from openimds.core.servicefabric_api import ServiceFabricTokenEndpoint
-from openimds.core.tokens import Issuer
 from openimds.core.versions_api import VersionsEndpoint
+from openimds.core.vm import VmSnapshot
 from openimds.crypto.ca import KeyPair
 from openimds.crypto.tls_cert import kept_self_signed, server_context, sha1_thumbprint
-from openimds.fleet.inventory import Fleet
 from openimds.identity.arc_keys import KeyFileChallenges, prepare_folder
+from openimds.inventory.live import LiveInventory
 from openimds.runtime import Job, Listener, Runtime
 from openimds.store import Store
 
@@ -73,12 +73,12 @@ class FixedVm:
     """A source's listener speaks for one VM, whoever calls (core.caller.Callers). The VM
     is looked up on each request, so a fleet change is followed."""
 
-    def __init__(self, fleet: Fleet, name: str) -> None:
-        self.fleet = fleet
+    def __init__(self, inventory: LiveInventory, name: str) -> None:
+        self.inventory = inventory
         self.name = name
 
     def for_peer(self, peer: str) -> VmSnapshot | None:
-        return self.fleet.vms.get(self.name)
+        return self.inventory.vms.get(self.name)
 
 
 @dataclass
@@ -91,7 +91,7 @@ class Sources:
 
 @dataclass(frozen=True)
 class _Built:
-    service: MetadataService
+    dispatcher: Dispatcher
     info: SourceInfo
     tls: ssl.SSLContext | None = None
 
@@ -104,22 +104,22 @@ _Builder = Callable[
 def build_sources(runtime: Runtime, directory: IdentityDirectory, issuer: Issuer) -> Sources:
     """A listener per enabled source, with the jobs and closers their state needs."""
     sources = Sources()
-    first_vm = next(iter(runtime.fleet.vms))
+    first_vm = next(iter(runtime.inventory.vms))
     for name, settings in runtime.config.hosts.enabled():
         vm = settings.vm or first_vm
         info = SourceInfo(name, vm, TOKEN_PATHS[name])
         built = _BUILDERS[name](runtime, settings, info, directory, issuer, sources)
         address = HostsSettings.listen_of(name, settings)
-        callers = FixedVm(runtime.fleet, vm)
-        sources.listeners.append(Listener(name, address, built.service, callers, built.tls))
+        callers = FixedVm(runtime.inventory, vm)
+        sources.listeners.append(Listener(name, address, built.dispatcher, callers, built.tls))
         sources.infos.append(built.info)
     return sources
 
 
 def _token_service(
     info: SourceInfo, endpoint: Endpoint, metadata_header: bool = False
-) -> MetadataService:
-    return MetadataService([(info.token_path, endpoint)], metadata_header=metadata_header)
+) -> Dispatcher:
+    return Dispatcher([(info.token_path, endpoint)], metadata_header=metadata_header)
 
 
 def _arc(
@@ -142,7 +142,7 @@ def _arc(
         ("/metadata/versions", VersionsEndpoint()),
     ]
     info = SourceInfo(info.name, info.vm, info.token_path, key_folder=settings.key_folder)
-    return _Built(MetadataService(routes), info)
+    return _Built(Dispatcher(routes), info)
 
 
 def _by_secret_header(
@@ -159,8 +159,8 @@ def _by_secret_header(
         sources: Sources,
     ) -> _Built:
         secret = _secret(runtime.store, info.name, settings)
-        service = _token_service(info, endpoint(directory, issuer, secret))
-        return _Built(service, _with_secret(info, secret))
+        dispatcher = _token_service(info, endpoint(directory, issuer, secret))
+        return _Built(dispatcher, _with_secret(info, secret))
 
     return build
 

@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from openimds.fleet.inventory import Fleet
+from openimds.inventory.live import LiveInventory
 from openimds.journal.query import JournalError, Query, parse_query, whole_number
 from openimds.journal.stream import follow, start_after
-from openimds.web.metadata.journal import Journal
+from openimds.web.metadata.request_ring import RequestRing
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Response]])
 
@@ -55,8 +55,8 @@ def with_filters(func: Handler) -> Handler:
 
 @dataclass
 class JournalAdmin:
-    journal: Journal | None
-    fleet: Fleet
+    journal: RequestRing | None
+    inventory: LiveInventory
     # True once the server is stopping: open streams end at their next wake.
     stopping: Callable[[], bool] = lambda: False
     streams: int = 0  # open event streams (openimds_journal_streams in /metrics)
@@ -67,16 +67,16 @@ class JournalAdmin:
     def errors(self) -> Mapping[type[Exception], int]:
         return {JournalError: 400, JournalOff: 409}
 
-    def reading(self, request: Request) -> tuple[Journal, Query]:
+    def reading(self, request: Request) -> tuple[RequestRing, Query]:
         """The journal and what the request asks of it, or why it cannot be read."""
         if self.journal is None:
             raise JournalOff("the request journal is off (journal.size 0)")
         query = parse_query(request.query_params)
-        if query.vm is not None and query.vm not in self.fleet.specs:
+        if query.vm is not None and query.vm not in self.inventory.specs:
             raise JournalError(f"vm: no VM is named {query.vm!r}")
         return self.journal, query
 
-    async def events(self, journal: Journal, query: Query, after: int) -> AsyncIterator[str]:
+    async def events(self, journal: RequestRing, query: Query, after: int) -> AsyncIterator[str]:
         self.streams += 1
         try:
             async for chunk in follow(journal, query, after, self.stopping):

@@ -8,5 +8,5 @@ from openimds.runtime import Plug, Runtime
 
 
 def install(runtime: Runtime) -> Plug:
-    admin = JournalAdmin(runtime.journal, runtime.fleet, stopping=lambda: runtime.stopping)
+    admin = JournalAdmin(runtime.request_ring, runtime.inventory, stopping=lambda: runtime.stopping)
     return Plug(admin=[admin], collectors=[StreamsCollector(admin)])

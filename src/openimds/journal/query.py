@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from openimds.web.admin_app import whole_number as admin_whole_number
-from openimds.web.metadata.journal import Entry
+from openimds.web.metadata.request_ring import Entry
 
 _CODE = re.compile(r"[0-9]{1,3}")
 _CLASS = re.compile(r"([1-5])xx", re.IGNORECASE)

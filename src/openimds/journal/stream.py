@@ -23,7 +23,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from openimds.journal.query import Query
-from openimds.web.metadata.journal import Journal
+from openimds.web.metadata.request_ring import RequestRing
 
 WAKE = 0.15  # seconds between looks at the journal: new entries show within this
 KEEP_ALIVE = 15.0  # seconds of silence before a comment line
@@ -51,7 +51,7 @@ def start_after(requested: int | None, seq: int) -> int:
 
 
 async def follow(
-    journal: Journal,
+    journal: RequestRing,
     query: Query,
     after: int,
     stopping: Callable[[], bool],

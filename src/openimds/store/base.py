@@ -23,7 +23,7 @@ log = logging.getLogger("openimds.store")
 
 
 class StoreError(Exception):
-    """A backend failure, translated at the store boundary (docs/architecture.md)."""
+    """A backend failure, translated at the store boundary (docs/architecture.md: errors)."""
 
 
 class StoreInUse(StoreError):

@@ -12,23 +12,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from openimds.testing.server import Imds, Serving
+    from openimds.testing.embedded import Imds, ServerRefused, Serving
 
-__all__ = ["Imds", "Serving", "serve"]
+__all__ = ["Imds", "ServerRefused", "Serving", "serve"]
 
 
 def serve(**options: Any) -> Serving:
     """A server as a context manager (`with`) and an async one (`async with`); see
-    `openimds.testing.server.Serving` for the options."""
-    from openimds.testing.server import Serving
+    `openimds.testing.embedded.Serving` for the options."""
+    from openimds.testing.embedded import Serving
 
     return Serving(**options)
 
 
 def __getattr__(name: str) -> Any:
     # Imported on use, so `openimds.testing.feature` (loaded by every server) stays light.
-    if name in ("Imds", "Serving"):
-        from openimds.testing import server
+    if name in ("Imds", "ServerRefused", "Serving"):
+        from openimds.testing import embedded
 
-        return getattr(server, name)
+        return getattr(embedded, name)
     raise AttributeError(name)

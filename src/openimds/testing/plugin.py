@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from openimds.testing.server import Imds, Serving
+from openimds.testing.embedded import Imds, Serving
 
 # Variables that would make the SDKs pick another token source over the VM endpoint.
 OTHER_SOURCES = (

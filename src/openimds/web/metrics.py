@@ -63,7 +63,7 @@ class RequestMetrics:
     def __init__(self) -> None:
         self.requests: dict[tuple[str, int, str], int] = {}
         self.unknown_callers = 0
-        self.proxy_refused: dict[str, int] = {}  # by reason (core/proxy_identity.py)
+        self.proxy_refused: dict[str, int] = {}  # by reason (core/signed_caller.py)
         self.throttled = 0
         self.refused_connections = 0  # over a connection cap, closed unread
         self.head_timeouts = 0  # 408: a request head that did not arrive in time

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from openimds.config.vm_model import VmSpec
-from openimds.fleet.inventory import Fleet
 from openimds.identity.directory import StoreDirectory
+from openimds.inventory.live import LiveInventory
 from openimds.store.memory import MemoryStore
 
 SUB = "8d10da13-8125-4ba9-a717-bf7490507b3d"
@@ -70,7 +70,7 @@ def test_token_resource_id_is_the_instance_resource_id() -> None:
         }
     )
     store = MemoryStore()
-    directory = StoreDirectory(store, Fleet([spec]), "3f2d8c4e-6b1a-4e7f-9c3d-2a5b8e1f0c47")
+    directory = StoreDirectory(store, LiveInventory([spec]), "3f2d8c4e-6b1a-4e7f-9c3d-2a5b8e1f0c47")
     identities = directory.all()["a"]
     assert identities is not None and identities.system is not None
     assert identities.system.resource_id == spec.instance.compute.resourceId != ""
@@ -86,7 +86,9 @@ def test_scale_set_token_uses_the_same_id_when_inputs_are_missing() -> None:
         }
     )
     assert spec.instance.compute.resourceId == ""
-    directory = StoreDirectory(MemoryStore(), Fleet([spec]), "3f2d8c4e-6b1a-4e7f-9c3d-2a5b8e1f0c47")
+    directory = StoreDirectory(
+        MemoryStore(), LiveInventory([spec]), "3f2d8c4e-6b1a-4e7f-9c3d-2a5b8e1f0c47"
+    )
     identities = directory.all()["pool_0"]
     assert identities is not None and identities.system is not None
     assert identities.system.resource_id.endswith("/virtualMachineScaleSets/pool/virtualMachines/0")

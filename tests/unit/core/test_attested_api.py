@@ -16,12 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
 from openimds.core.attested_api import AttestedEndpoint, SignedDocumentCache, default_nonce
 from openimds.core.http import Request, Response
 from openimds.core.instance import Node
-from openimds.core.inventory import VmSnapshot
 from openimds.core.versions import GENERAL_VERSIONS, NEWEST_VERSIONS
+from openimds.core.vm import VmSnapshot
 
 PATH = "/metadata/attested/document"
 NOW = float(calendar.timegm((2018, 11, 28, 0, 16, 17)))  # the validation sample's createdOn
@@ -58,9 +58,9 @@ def call(
     snapshot: VmSnapshot | None = None,
     now: float = NOW,
 ) -> Response:
-    service = build_service([(PATH, endpoint)])
+    dispatcher = build_dispatcher([(PATH, endpoint)])
     request = Request("GET", PATH, query, (("metadata", "true"),))
-    return service.handle(request, snapshot or vm(), now)
+    return dispatcher.handle(request, snapshot or vm(), now)
 
 
 def signed(response: Response) -> dict[str, Any]:
@@ -215,15 +215,15 @@ def test_text_format_is_refused() -> None:
 
 
 def test_post_is_not_allowed() -> None:
-    service = build_service([(PATH, AttestedEndpoint(EchoSigner()))])
+    dispatcher = build_dispatcher([(PATH, AttestedEndpoint(EchoSigner()))])
     request = Request("POST", PATH, (("api-version", "2021-02-01"),), (("metadata", "true"),))
-    assert service.handle(request, vm(), NOW).status == 405
+    assert dispatcher.handle(request, vm(), NOW).status == 405
 
 
 def test_missing_metadata_header() -> None:
-    service = build_service([(PATH, AttestedEndpoint(EchoSigner()))])
+    dispatcher = build_dispatcher([(PATH, AttestedEndpoint(EchoSigner()))])
     request = Request("GET", PATH, (("api-version", "2021-02-01"),))
-    assert service.handle(request, vm(), NOW).status == 400
+    assert dispatcher.handle(request, vm(), NOW).status == 400
 
 
 # -- the short-lived answer cache (virtual clock) -----------------------------------------

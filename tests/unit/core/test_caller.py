@@ -1,9 +1,9 @@
-"""Which VM is asking (DESIGN.md, caller identification)."""
+"""Which VM is asking (docs/architecture.md, caller identification)."""
 
 from __future__ import annotations
 
 from openimds.core.caller import CallerResolver
-from openimds.core.inventory import VmSnapshot
+from openimds.core.vm import VmSnapshot
 from tests.support.imds import bare_vm as vm
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from openimds.core.http import JSON, TEXT, Request
 from openimds.core.versions import GENERAL_VERSIONS
-from tests.support.imds import reference_vm, service
+from tests.support.imds import dispatcher, reference_vm
 
 # What the HTTP adapter can hand over: targets and headers decoded as latin-1.
 LATIN1 = st.characters(min_codepoint=0x20, max_codepoint=0xFF)
@@ -110,7 +110,7 @@ def test_core_always_answers_in_azures_shapes(
 ) -> None:
     pairs = tuple(parse_qsl(query, keep_blank_values=True))
     request = Request(method, path, pairs, tuple(headers), peer="127.0.0.1")
-    response = service().handle(request, reference_vm(), 1_700_000_000.0)
+    response = dispatcher().handle(request, reference_vm(), 1_700_000_000.0)
 
     assert response.status in {200, 400, 404, 405}
     assert response.content_type in {JSON, TEXT}
@@ -142,7 +142,7 @@ def test_route_filters_never_fail_hard(route: list[str], version: str, fmt: str 
     query = [("api-version", version)] + ([("format", fmt)] if fmt else [])
     path = "/metadata/instance/" + "/".join(route)
     request = Request("GET", path, tuple(query), (("metadata", "true"),))
-    response = service().handle(request, reference_vm(), 0.0)
+    response = dispatcher().handle(request, reference_vm(), 0.0)
     assert response.status in {200, 400, 404}
     if response.status == 400:
         assert fmt != "text"

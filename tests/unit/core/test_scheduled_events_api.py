@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
 from openimds.core.http import Request, Response
 from openimds.core.scheduled_events import EventBook, EventType, advance, command
 from openimds.core.scheduled_events_api import (
@@ -98,7 +98,7 @@ class Harness:
         self.book = book
         self.asked: list[float] = []
         endpoint = ScheduledEventsEndpoint(self.book_at)
-        self.service = build_service([("/metadata/scheduledevents", endpoint)])
+        self.dispatcher = build_dispatcher([("/metadata/scheduledevents", endpoint)])
 
     def book_at(self, now: float) -> EventBook:
         self.asked.append(now)
@@ -117,7 +117,7 @@ class Harness:
             (name, value) for name, _, value in (p.partition("=") for p in query.split("&") if p)
         )
         request = Request(method, "/metadata/scheduledevents", pairs, headers, body)
-        return self.service.handle(request, VM_A, now)
+        return self.dispatcher.handle(request, VM_A, now)
 
 
 def test_get_reads_the_book_at_the_request_time() -> None:

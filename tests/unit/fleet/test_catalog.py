@@ -9,7 +9,7 @@ import pytest
 
 from openimds.config.vm_model import VmSpec
 from openimds.fleet.catalog import Catalog, Query, QueryError, card_of, parse_query
-from openimds.fleet.inventory import Fleet
+from openimds.inventory.live import LiveInventory
 
 USER = "/subscriptions/8d10da13-8125-4ba9-a717-bf7490507b3d/resourceGroups/rg/providers/"
 USER += "Microsoft.ManagedIdentity/userAssignedIdentities/"
@@ -26,8 +26,8 @@ def vm(name: str, address: str, identities: Any = None, **compute: Any) -> VmSpe
     return VmSpec.model_validate(data)
 
 
-def fleet() -> Fleet:
-    return Fleet(
+def inventory() -> LiveInventory:
+    return LiveInventory(
         [
             vm(
                 "web-2",
@@ -58,7 +58,7 @@ def names(catalog: Catalog, **params: str) -> tuple[list[str], int]:
 
 
 def test_a_summary_row_has_the_fields_a_console_lists() -> None:
-    web = fleet()
+    web = inventory()
     row = card_of(web.vms["web-2"], web.identities("web-2")).summary(7)
     assert row == {
         "name": "web-2",
@@ -78,7 +78,7 @@ def test_a_summary_row_has_the_fields_a_console_lists() -> None:
 
 
 def test_without_parameters_every_vm_sorted_by_name() -> None:
-    assert names(Catalog(fleet())) == (["db-1", "web-1", "web-2"], 3)
+    assert names(Catalog(inventory())) == (["db-1", "web-1", "web-2"], 3)
 
 
 @pytest.mark.parametrize(
@@ -95,18 +95,18 @@ def test_without_parameters_every_vm_sorted_by_name() -> None:
     ],
 )
 def test_q_searches_every_listed_field_in_any_case(q: str, found: list[str]) -> None:
-    assert names(Catalog(fleet()), q=q)[0] == found
+    assert names(Catalog(inventory()), q=q)[0] == found
 
 
 def test_q_finds_a_vm_id_and_never_matches_across_two_fields() -> None:
-    web = fleet()
+    web = inventory()
     assert names(Catalog(web), q="6F1C2D3E-4A5B")[0] == ["db-1"]
     # "data" ends one field and "10.0" starts the next: not one text.
     assert names(Catalog(web), q="data10.0")[0] == []
 
 
 def test_filters_tag_scale_set_and_address() -> None:
-    catalog = Catalog(fleet())
+    catalog = Catalog(inventory())
     assert names(catalog, tag="env")[0] == ["web-1", "web-2"]  # key in any case
     assert names(catalog, tag="env=dev")[0] == ["web-1"]
     assert names(catalog, tag="env=prod")[0] == []  # a value compares exactly
@@ -118,7 +118,7 @@ def test_filters_tag_scale_set_and_address() -> None:
 
 
 def test_paging_counts_every_match() -> None:
-    catalog = Catalog(fleet())
+    catalog = Catalog(inventory())
     assert names(catalog, offset="1", limit="1") == (["web-1"], 3)
     assert names(catalog, q="web", offset="1") == (["web-2"], 2)
     assert names(catalog, offset="5") == ([], 3)
@@ -138,7 +138,7 @@ def test_the_query_is_checked_and_defaults_to_everything() -> None:
 
 
 def test_cards_are_built_again_only_for_the_vms_that_changed() -> None:
-    web = fleet()
+    web = inventory()
     catalog = Catalog(web)
     before = {c.name: c for c in catalog.cards()}
     assert catalog.cards() is catalog.cards()  # no change, nothing rebuilt

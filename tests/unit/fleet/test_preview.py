@@ -5,25 +5,25 @@ from __future__ import annotations
 
 import pytest
 
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
 from openimds.core.http import Request
-from openimds.fleet.inventory import Fleet
 from openimds.fleet.preview import MetadataPreview, PreviewRefused, absent_fields
+from openimds.inventory.live import LiveInventory
 from tests.support.imds import METADATA, reference_spec
 
 NOW = 1_750_000_000.0
 
 
 def preview() -> MetadataPreview:
-    return MetadataPreview(Fleet([reference_spec()]), build_service, lambda: NOW)
+    return MetadataPreview(LiveInventory([reference_spec()]), build_dispatcher, lambda: NOW)
 
 
 def test_the_answer_is_the_services_for_the_same_request() -> None:
     previews = preview()
-    vm = previews.fleet.snapshot(reference_spec().display_name)
+    vm = previews.inventory.snapshot(reference_spec().display_name)
     query = (("api-version", "2021-02-01"), ("format", "text"))
     got = previews.get(vm, "/metadata/instance/compute/vmSize", query)
-    direct = build_service().handle(
+    direct = build_dispatcher().handle(
         Request("GET", "/metadata/instance/compute/vmSize", query, METADATA), vm, NOW
     )
     assert got == direct
@@ -45,7 +45,7 @@ def test_the_answer_is_the_services_for_the_same_request() -> None:
 )
 def test_a_token_is_never_previewed(path: str) -> None:
     previews = preview()
-    vm = next(iter(previews.fleet.vms.values()))
+    vm = next(iter(previews.inventory.vms.values()))
     with pytest.raises(PreviewRefused, match="tokens are never shown"):
         previews.request(vm, path, [("api-version", "2018-02-01"), ("resource", "x")])
 
@@ -55,14 +55,14 @@ def test_a_token_is_never_previewed(path: str) -> None:
 )
 def test_only_metadata_paths_are_previewed(path: str) -> None:
     previews = preview()
-    vm = next(iter(previews.fleet.vms.values()))
+    vm = next(iter(previews.inventory.vms.values()))
     with pytest.raises(PreviewRefused, match=r"^path: "):
         previews.request(vm, path, [])
 
 
 def test_absent_fields_only_for_a_served_full_document() -> None:
     previews = preview()
-    vm = next(iter(previews.fleet.vms.values()))
+    vm = next(iter(previews.inventory.vms.values()))
 
     def fields(path: str, version: str) -> list[str]:
         request = previews.request(vm, path, [("api-version", version)])

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from openimds.core.identity_api import VmIdentities
-from openimds.core.inventory import VmSnapshot
-from openimds.fleet.inventory import Fleet
+from openimds.core.identity.identity_api import VmIdentities
+from openimds.core.vm import VmSnapshot
 from openimds.identity import directory as directory_module
 from openimds.identity.directory import KIND, StoreDirectory, default_tenant, random_guids
+from openimds.inventory.live import LiveInventory
 from openimds.store import Delete, Expect, Put
 from openimds.store.memory import MemoryStore
 from tests.support.config import load_text
@@ -21,8 +21,8 @@ from tests.support.config import load_text
 
 def directory_for(tmp_path: Path, text: str, store: MemoryStore) -> StoreDirectory:
     config = load_text(tmp_path, text)
-    fleet = Fleet(config.vms)
-    directory = StoreDirectory(store, fleet, default_tenant(store, None))
+    inventory = LiveInventory(config.vms)
+    directory = StoreDirectory(store, inventory, default_tenant(store, None))
     directory.load_ids()  # as the identity feature does at start
     return directory
 
@@ -46,11 +46,11 @@ def test_generated_ids_are_stable_for_one_store(tmp_path: Path) -> None:
 def test_directory_follows_the_vm_revision(tmp_path: Path) -> None:
     store = MemoryStore()
     directory = directory_for(tmp_path, "name: vm\n", store)
-    vm = directory.fleet.vms["vm"]
+    vm = directory.inventory.vms["vm"]
     assert directory.identities(vm) is None
     config = load_text(tmp_path, "name: vm\nidentities: {systemAssigned: true}\n")
-    directory.fleet.replace(config.vms)
-    newer: VmSnapshot = directory.fleet.vms["vm"]
+    directory.inventory.replace(config.vms)
+    newer: VmSnapshot = directory.inventory.vms["vm"]
     assert newer.revision != vm.revision
     resolved = directory.identities(newer)
     assert resolved is not None and resolved.system is not None
@@ -120,14 +120,14 @@ def test_a_request_during_the_warm_up_keeps_the_ids_it_wrote(
     directory = directory_for(tmp_path, _fleet_text(5), store)
     steps = directory.warm_up()
     next(steps)  # vm-0 and vm-1 resolved, their ids not written yet
-    early = directory.identities(directory.fleet.vms["vm-1"])  # a token request for vm-1
+    early = directory.identities(directory.inventory.vms["vm-1"])  # a token request for vm-1
     assert _ids(early) == (
         store.get_record(KIND, "vm-1/system/clientId"),
         store.get_record(KIND, "vm-1/system/objectId"),
     )
     for _ in steps:
         pass
-    assert _ids(directory.identities(directory.fleet.vms["vm-1"])) == _ids(early)
+    assert _ids(directory.identities(directory.inventory.vms["vm-1"])) == _ids(early)
     assert len(store.list_records(KIND)) == 10
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from openimds.journal.query import JournalError, Query, parse_query, parse_status, whole_number
-from openimds.web.metadata.journal import Entry
+from openimds.web.metadata.request_ring import Entry
 
 
 def entry(target: bytes, status: int) -> Entry:

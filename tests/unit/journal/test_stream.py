@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.types import Message
 
-from openimds.fleet.inventory import Fleet
+from openimds.inventory.live import LiveInventory
 from openimds.journal.admin import JournalAdmin
 from openimds.journal.query import Query
 from openimds.journal.stream import KEEP_ALIVE, KEEP_ALIVE_LINE, event, follow, start_after
 from openimds.web.admin_app import build_admin_app
-from openimds.web.metadata.journal import Journal
+from openimds.web.metadata.request_ring import RequestRing
 from openimds.web.metrics import RequestMetrics
 from tests.support.clock import FakeClock
 from tests.support.imds import vm_spec
@@ -25,7 +25,7 @@ TOKEN = "unit-test-token-0123456789"
 
 
 def test_an_event_is_the_entry_as_get_requests_renders_it() -> None:
-    journal = Journal(size=1)
+    journal = RequestRing(size=1)
     journal.record("vm-a", "GET", "/caf\xe9?x=1".encode("latin-1"), [], 200, "r", "10.0.0.4")
     (entry,) = journal.entries()
     text = event(entry)
@@ -47,7 +47,7 @@ def test_a_stream_starts_after_what_was_asked_or_the_newest(
     assert start_after(requested, seq) == after
 
 
-def _record(journal: Journal, target: bytes, status: int, vm: str = "vm-a") -> None:
+def _record(journal: RequestRing, target: bytes, status: int, vm: str = "vm-a") -> None:
     journal.record(vm, "GET", target, [], status, "instance", "127.0.0.1")
 
 
@@ -57,7 +57,7 @@ def _seqs(chunk: str) -> list[int]:
 
 def test_a_stream_sends_what_its_query_keeps_in_one_chunk_per_wake_until_stopped() -> None:
     async def scenario() -> None:
-        journal = Journal(size=10)
+        journal = RequestRing(size=10)
         _record(journal, b"/old", 404)
         stopped = False
         stream = follow(journal, Query(status=(400, 499)), 0, lambda: stopped, wake=0.001)
@@ -75,7 +75,7 @@ def test_a_stream_sends_what_its_query_keeps_in_one_chunk_per_wake_until_stopped
 
 def test_a_quiet_stream_sends_a_comment_every_keep_alive_seconds() -> None:
     async def scenario() -> None:
-        journal = Journal(size=10)
+        journal = RequestRing(size=10)
         clock = FakeClock(1000.0)
         stream = follow(journal, Query(), 0, lambda: False, wake=0.001, clock=clock)
         pending = asyncio.ensure_future(anext(stream))
@@ -97,8 +97,8 @@ def test_a_quiet_stream_sends_a_comment_every_keep_alive_seconds() -> None:
 
 
 def test_a_client_that_goes_ends_its_stream_through_the_admin_app() -> None:
-    journal = Journal(size=10)
-    admin = JournalAdmin(journal, Fleet([vm_spec("vm-a")]))
+    journal = RequestRing(size=10)
+    admin = JournalAdmin(journal, LiveInventory([vm_spec("vm-a")]))
     app = build_admin_app(token=TOKEN, metrics=RequestMetrics(), features=[admin])
     scope = {
         "type": "http",

@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openimds.fleet.admin import FleetAdmin
-from openimds.fleet.inventory import Fleet
-from openimds.fleet.service import Inventory
+from openimds.inventory.live import LiveInventory
+from openimds.inventory.stored import StoredInventory
 from openimds.store import StoreError
 from openimds.store.memory import MemoryStore
 from openimds.web.admin_app import build_admin_app
@@ -64,12 +64,12 @@ class Things:
 
 
 def _app() -> Starlette:
-    fleet = Fleet([vm_spec("vm-a")])
+    inventory = LiveInventory([vm_spec("vm-a")])
     return build_admin_app(
         token=TOKEN,
         metrics=RequestMetrics(),
-        features=[FleetAdmin(Inventory(MemoryStore(), fleet)), Things()],
-        health=lambda: {"vms": len(fleet.vms)},
+        features=[FleetAdmin(StoredInventory(MemoryStore(), inventory)), Things()],
+        health=lambda: {"vms": len(inventory.vms)},
     )
 
 

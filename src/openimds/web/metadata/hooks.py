@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from openimds.core.http import Response
-from openimds.core.inventory import VmSnapshot
+from openimds.core.vm import VmSnapshot
 
 
 @dataclass(frozen=True, slots=True)

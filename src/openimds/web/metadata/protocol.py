@@ -30,7 +30,7 @@ from openimds.core.errors import (
     error_response,
 )
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
+from openimds.core.vm import VmSnapshot
 from openimds.store import StoreError
 from openimds.web.metadata.deferred import DeferredTransport
 from openimds.web.metadata.hooks import HookedRequest, Takeover
@@ -335,7 +335,7 @@ class MetadataProtocol(asyncio.Protocol):
         proxy = server.proxy
         try:
             vm = (
-                server.fleet.for_peer(self.peer)
+                server.inventory.for_peer(self.peer)
                 if proxy is None
                 else proxy.resolve(self.peer, self.trusted, self.proxy_headers, time.time())
             )
@@ -347,7 +347,7 @@ class MetadataProtocol(asyncio.Protocol):
                 return taken
         if vm is None:
             server.metrics.unknown_callers += 1
-            endpoint = server.service.route(self.core_request(method))
+            endpoint = server.dispatcher.route(self.core_request(method))
             error = UnknownCaller() if endpoint is None else endpoint.own_error(UnknownCaller())
             return server.encode(error_response(error), "unknown", not keep_alive), "-"
         fast = method == "GET" and keep_alive and server.byte_cache
@@ -367,7 +367,7 @@ class MetadataProtocol(asyncio.Protocol):
                     return self._throttled(hit.route, keep_alive), vm.name
                 return hit, vm.name
         request = self.core_request(method)
-        endpoint = server.service.route(request)
+        endpoint = server.dispatcher.route(request)
         route = "unknown" if endpoint is None else endpoint.name
         if not self._within_budget(vm, route):
             return self._throttled(route, keep_alive), vm.name
@@ -387,7 +387,7 @@ class MetadataProtocol(asyncio.Protocol):
         own shape (identity: error/error_description); never cached."""
         server = self.server
         server.metrics.refused(refused.reason)
-        endpoint = server.service.route(self.core_request(method))
+        endpoint = server.dispatcher.route(self.core_request(method))
         error = refused if endpoint is None else endpoint.own_error(refused)
         return server.encode(error_response(error), "refused", not keep_alive)
 
@@ -463,7 +463,7 @@ class MetadataProtocol(asyncio.Protocol):
 
     def _run_core(self, request: Request, endpoint: Endpoint | None, vm: VmSnapshot) -> Response:
         try:
-            response = self.server.service.dispatch(request, endpoint, vm, self.server.clock())
+            response = self.server.dispatcher.dispatch(request, endpoint, vm, self.server.clock())
             if response.effects and self.server.effects is not None:
                 self.server.effects(vm, response.effects)
             return response

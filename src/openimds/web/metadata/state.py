@@ -1,4 +1,4 @@
-"""What every connection of the metadata listener shares: the service and inventory,
+"""What every connection of the metadata listener shares: the dispatcher and inventory,
 budgets, request hooks, the per-VM cache of finished responses (`wire.Cached`), metrics,
 the access log, the Date value (docs/performance.md).
 """
@@ -12,14 +12,14 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from openimds.core.caller import Callers, SignedCallers
+from openimds.core.dispatch import Dispatcher
 from openimds.core.errors import ImdsError, TooManyRequests, error_response
 from openimds.core.http import Response
-from openimds.core.inventory import VmSnapshot
-from openimds.core.service import MetadataService
 from openimds.core.throttle import RateLimiter
+from openimds.core.vm import VmSnapshot
 from openimds.web.access_log import AccessLog
 from openimds.web.metadata.hooks import HookedRequest, RequestHook, Takeover, is_on, watch
-from openimds.web.metadata.journal import Journal
+from openimds.web.metadata.request_ring import RequestRing
 from openimds.web.metadata.wire import Cached, encode
 from openimds.web.metrics import RequestMetrics
 
@@ -67,12 +67,12 @@ class VmCache:
 
 
 class MetadataServer:
-    """Shared state of all connections: the service, inventory, limits, caches, metrics."""
+    """Shared state of all connections: the dispatcher, inventory, limits, caches, metrics."""
 
     def __init__(
         self,
-        service: MetadataService,
-        fleet: Callers,
+        dispatcher: Dispatcher,
+        inventory: Callers,
         limiters: dict[str, RateLimiter],
         *,
         server_header: str,
@@ -83,10 +83,10 @@ class MetadataServer:
         hooks: Sequence[RequestHook] = (),
         byte_cache: bool = True,
         proxy: SignedCallers | None = None,
-        journal: Journal | None = None,
+        journal: RequestRing | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.service = service
+        self.dispatcher = dispatcher
         # Set with a proxy secret: callers are resolved through it, and its headers are
         # gathered; without it they are never looked at.
         self.proxy = proxy
@@ -94,7 +94,7 @@ class MetadataServer:
         # Off for a token source's listener: its answers depend on secret headers, which
         # the cache key does not hold.
         self.byte_cache = byte_cache
-        self.fleet = fleet
+        self.inventory = inventory
         # Route name -> its own budget ("identity"); every other route shares "imds".
         self.limiters = limiters
         self.any_limit = any(lim.enabled for lim in limiters.values())
@@ -123,7 +123,7 @@ class MetadataServer:
         # Each endpoint words its 429 in its own shape (identity: error/error_description);
         # the answer is counted under the endpoint's route with status 429.
         self.throttle_errors: dict[str, ImdsError] = {"unknown": TooManyRequests()}
-        for endpoint in service.endpoints:
+        for endpoint in dispatcher.endpoints:
             self.throttle_errors[endpoint.name] = endpoint.own_error(TooManyRequests())
         self.throttled = {
             name: self.encode(error_response(error), name, close=False)

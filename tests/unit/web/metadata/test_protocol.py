@@ -10,12 +10,12 @@ from typing import ClassVar
 
 import pytest
 
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
 from openimds.core.endpoint import BaseEndpoint
 from openimds.core.errors import ImdsError, TooManyRequests
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
 from openimds.core.throttle import RateLimiter
+from openimds.core.vm import VmSnapshot
 from openimds.web.access_log import AccessLog
 from openimds.web.metadata.protocol import ConnectionLimits, MetadataServer
 from tests.support.listener import connect, metadata_server, send
@@ -40,7 +40,7 @@ class Custom(BaseEndpoint):
 
 def _server(rate: float, sink: io.StringIO | None = None) -> MetadataServer:
     return metadata_server(
-        service=build_service([("/metadata/custom", Custom())]),
+        dispatcher=build_dispatcher([("/metadata/custom", Custom())]),
         limiters={"imds": RateLimiter(rate), "custom": RateLimiter(rate)},
         access_log=AccessLog(sink, enabled=sink is not None),
     )

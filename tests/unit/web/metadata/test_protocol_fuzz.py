@@ -8,13 +8,13 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openimds.fleet.inventory import Fleet
+from openimds.inventory.live import LiveInventory
 from openimds.web.metadata.protocol import MetadataServer
 from tests.support.imds import vm_spec
 from tests.support.listener import FakeTransport, connect, metadata_server
 
 STATUS = re.compile(rb"HTTP/1\.1 (\d{3}) [A-Za-z -]+\r\n")
-FLEET = Fleet([vm_spec("fuzz-vm")])
+FLEET = LiveInventory([vm_spec("fuzz-vm")])
 
 REQUESTS = [
     b"GET /metadata/instance?api-version=2021-02-01 HTTP/1.1\r\nMetadata: true\r\n\r\n",

@@ -6,8 +6,8 @@ import json
 import re
 from typing import Any
 
-from openimds.core.app import build_service
-from openimds.fleet.inventory import Fleet
+from openimds.core.app import build_dispatcher
+from openimds.inventory.live import LiveInventory
 from openimds.web.metadata.protocol import MetadataServer
 from tests.support.imds import vm_spec
 from tests.support.listener import metadata_server, send
@@ -31,10 +31,10 @@ def _body(raw: bytes) -> Any:
 
 
 def test_cached_answer_equals_uncached_answer() -> None:
-    fleet = Fleet([vm_spec("vm-a")])
-    server = metadata_server(fleet)
+    inventory = LiveInventory([vm_spec("vm-a")])
+    server = metadata_server(inventory)
     first = _ask(server, DOC)
-    assert server.cache_for(fleet.vms["vm-a"]).entries  # the miss filled the cache
+    assert server.cache_for(inventory.vms["vm-a"]).entries  # the miss filled the cache
     second = _ask(server, DOC)
     assert first == second
     # A fresh server (nothing cached) renders the same bytes.
@@ -70,21 +70,21 @@ def test_each_error_is_cached_under_its_own_cause() -> None:
 
 
 def test_a_changed_vm_is_never_served_stale() -> None:
-    fleet = Fleet([vm_spec("vm-a", location="westeurope")])
-    server = metadata_server(fleet)
+    inventory = LiveInventory([vm_spec("vm-a", location="westeurope")])
+    server = metadata_server(inventory)
     path = "/metadata/instance/compute/location?api-version=2021-02-01&format=text"
     assert _ask(server, path).endswith(b"westeurope")
     assert _ask(server, path).endswith(b"westeurope")  # now from the cache
-    fleet.replace([vm_spec("vm-a", location="northeurope")])
+    inventory.replace([vm_spec("vm-a", location="northeurope")])
     assert _ask(server, path).endswith(b"northeurope")
     assert _body(_ask(server, DOC))["compute"]["location"] == "northeurope"
 
 
 def test_vms_do_not_share_cached_answers() -> None:
-    fleet = Fleet(
+    inventory = LiveInventory(
         [vm_spec("vm-a", addresses=["127.0.0.1"]), vm_spec("vm-b", addresses=["127.0.0.2"])]
     )
-    server = metadata_server(fleet)
+    server = metadata_server(inventory)
     assert _body(_ask(server, DOC))["compute"]["name"] == "vm-a"
     transport = send(server, f"GET {DOC} HTTP/1.1\r\nMetadata: true\r\n\r\n".encode(), "127.0.0.2")
     assert _body(transport.written)["compute"]["name"] == "vm-b"
@@ -95,7 +95,7 @@ def test_time_bound_answers_are_reused_only_until_valid_until() -> None:
     cache before that time and rebuilt by the core after it."""
     from openimds.core.endpoint import BaseEndpoint
     from openimds.core.http import Request, Response
-    from openimds.core.inventory import VmSnapshot
+    from openimds.core.vm import VmSnapshot
 
     calls: list[float] = []
 
@@ -111,7 +111,7 @@ def test_time_bound_answers_are_reused_only_until_valid_until() -> None:
             return Response(200, body, cacheable=True, valid_until=self.until)
 
     def server_with(until: float) -> MetadataServer:
-        return metadata_server(service=build_service([("/metadata/clocked", Clocked(until))]))
+        return metadata_server(dispatcher=build_dispatcher([("/metadata/clocked", Clocked(until))]))
 
     fresh = server_with(until=4_000_000_000.0)  # far in the future: reused
     assert b'{"n":1}' in _ask(fresh, "/metadata/clocked")

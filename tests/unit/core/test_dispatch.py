@@ -7,7 +7,8 @@ from typing import ClassVar
 
 import pytest
 
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
+from openimds.core.dispatch import has_metadata_header
 from openimds.core.endpoint import BaseEndpoint
 from openimds.core.errors import (
     BadRequest,
@@ -17,8 +18,7 @@ from openimds.core.errors import (
     error_response,
 )
 from openimds.core.http import JSON, Request, Response
-from openimds.core.inventory import VmSnapshot
-from openimds.core.service import has_metadata_header
+from openimds.core.vm import VmSnapshot
 from tests.support.imds import (
     INVALID_VERSION_BODY,
     MISSING_HEADER_BODY,
@@ -184,7 +184,7 @@ def test_double_slashes_collapse() -> None:
 
 
 def test_route_picks_the_longest_endpoint_prefix() -> None:
-    svc = build_service()
+    svc = build_dispatcher()
     assert svc.route(request("/metadata/instance/compute/vmId")) is not None
     assert svc.route(request("/metadata/versions/x")) is None
     assert svc.route(request("/metadata")) is None
@@ -209,7 +209,7 @@ class _Echo(BaseEndpoint):
 
 
 def test_feature_endpoints_get_the_shared_rules() -> None:
-    svc = build_service([("/metadata/echo", _Echo())])
+    svc = build_dispatcher([("/metadata/echo", _Echo())])
     vm = reference_vm()
     ok = svc.handle(request("/metadata/echo", "POST"), vm, 5.0)
     assert (ok.status, ok.body, ok.cacheable) == (200, b"POST demo-vm 5.0", False)

@@ -5,7 +5,7 @@ Azure Arc, App Service, Azure ML, Cloud Shell and Service Fabric each speak thei
 protocol on their own listener; each has its endpoint in its own module (`arc_api`,
 `appservice_api`, `cloudshell_api`, `servicefabric_api`). What they share is here:
 
-- one `Issuer` (core/tokens.py) for every source: the same keys, issuer, claims and token
+- one `Issuer` (core/identity/tokens.py) for every source: the same keys, issuer, claims and token
   cache as the VM endpoint, so every source hands out the same token for the same
   (VM, identity, resource);
 - the identities of the VM a listener speaks for, chosen with `identity_api.select` and
@@ -34,7 +34,7 @@ from openimds.core.errors import (
     WordedError,
 )
 from openimds.core.http import Request, Response
-from openimds.core.identity_api import (
+from openimds.core.identity.identity_api import (
     IdentityDirectory,
     IdentityMethodNotAllowed,
     IdentityNotFound,
@@ -43,8 +43,8 @@ from openimds.core.identity_api import (
     Selectors,
     select,
 )
-from openimds.core.inventory import VmSnapshot
-from openimds.core.tokens import IssuedToken, Issuer
+from openimds.core.identity.tokens import IssuedToken, Issuer
+from openimds.core.vm import VmSnapshot
 
 # What went wrong, whatever the source; each source words it in its own shape.
 Problem = Literal["not_found", "multiple", "malformed", "method", "throttled", "metadata"]

@@ -29,8 +29,7 @@ from openimds.core.errors import (
 )
 from openimds.core.formats import to_json
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
-from openimds.core.tokens import (
+from openimds.core.identity.tokens import (
     CacheKey,
     IdSource,
     Issuer,
@@ -42,6 +41,7 @@ from openimds.core.tokens import (
     render,
 )
 from openimds.core.versions import IDENTITY_MIN
+from openimds.core.vm import VmSnapshot
 
 # The one wording Azure's managed-identity docs give for any malformed token request.
 MALFORMED = (

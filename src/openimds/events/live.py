@@ -30,7 +30,6 @@ import yaml
 
 from openimds.config.model import EventsSettings
 from openimds.config.vm_model import VmSpec
-from openimds.core.inventory import VmSnapshot
 from openimds.core.scheduled_events import (
     Event,
     EventBook,
@@ -44,6 +43,7 @@ from openimds.core.scheduled_events import (
     post,
 )
 from openimds.core.scheduled_events_api import Approve, UnknownEventId
+from openimds.core.vm import VmSnapshot
 from openimds.events import records
 from openimds.events.metrics import EventMetrics
 from openimds.events.schedule import (
@@ -61,7 +61,7 @@ TRIES = 8
 Change = Callable[[EventBook], Result]
 
 
-class EventsService:
+class LiveEvents:
     def __init__(
         self,
         store: Store,

@@ -9,7 +9,7 @@ Order of checks, where Azure documents none (docs/compatibility.md):
    the api-version error), then 404.
 
 A token source whose clients send no `Metadata` header (App Service, Azure ML, Service
-Fabric: docs/identity.md) builds its service with `metadata_header=False`, which skips
+Fabric: docs/identity.md) builds its dispatcher with `metadata_header=False`, which skips
 rule 2; its endpoints check their own secret header instead.
 """
 
@@ -28,13 +28,13 @@ from openimds.core.errors import (
     error_response,
 )
 from openimds.core.http import Request, Response
-from openimds.core.inventory import VmSnapshot
 from openimds.core.versions import GENERAL_VERSIONS
+from openimds.core.vm import VmSnapshot
 
 _FALLBACK = BaseEndpoint()
 
 
-class MetadataService:
+class Dispatcher:
     def __init__(
         self, routes: Iterable[tuple[str, Endpoint]], *, metadata_header: bool = True
     ) -> None:

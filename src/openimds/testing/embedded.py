@@ -46,7 +46,7 @@ COMPUTE_KEYWORDS = {
 }
 
 
-class ImdsError(RuntimeError):
+class ServerRefused(RuntimeError):
     """A call the server refused, with its reason."""
 
 
@@ -74,7 +74,7 @@ class Imds:
     def vm_name(self) -> str:
         names = [vm["name"] for vm in self.call("GET", "/vms")["vms"]]
         if len(names) != 1:
-            raise ImdsError(f"the server has {len(names)} VMs; name one")
+            raise ServerRefused(f"the server has {len(names)} VMs; name one")
         return str(names[0])
 
     def vm(self, name: str | None = None) -> dict[str, Any]:
@@ -173,7 +173,7 @@ class Imds:
                 reason = response.json().get("error", response.text)
             except ValueError:
                 reason = response.text
-            raise ImdsError(f"{method} {path}: {reason} ({response.status_code})")
+            raise ServerRefused(f"{method} {path}: {reason} ({response.status_code})")
         return response.json() if response.content else None
 
     def close(self) -> None:
@@ -316,12 +316,13 @@ class _Thread:
 
     def _run(self) -> None:
         from openimds.config import load_config
+        from openimds.features import ALL
         from openimds.runtime import build_runtime
         from openimds.server import serve
 
         try:
             config = load_config(str(self.config_path), flags=_flags(self.token))
-            runtime = build_runtime(config)
+            runtime = build_runtime(config, ALL)
         except BaseException as exc:
             self.failure = exc
             self.ready.set()

@@ -1,4 +1,4 @@
-"""The events service: memory first, every change written in one batch, nothing read per
+"""LiveEvents: memory first, every change written in one batch, nothing read per
 request, state back after a restart, scenario files named in their errors. Virtual clock,
 in-memory and SQLite stores."""
 
@@ -14,9 +14,9 @@ from openimds.config.model import EventsSettings
 from openimds.config.vm_model import VmSpec
 from openimds.core.scheduled_events_api import Approve
 from openimds.events import records
+from openimds.events.live import LiveEvents
 from openimds.events.metrics import EventsCollector
 from openimds.events.schedule import ScheduleError, validate_request
-from openimds.events.service import EventsService
 from openimds.store import Delete, Expect, Put, Store, StoreError, open_store
 from openimds.store.memory import MemoryStore
 from tests.support.clock import FakeClock
@@ -34,7 +34,7 @@ VM_B = bare_vm("vm-b")
 
 
 class CountingStore(MemoryStore):
-    """Counts what the service asks of the store."""
+    """Counts what LiveEvents asks of the store."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -57,9 +57,9 @@ class CountingStore(MemoryStore):
         super().write_batch(ops, expect)
 
 
-def service(store: Store, clock: FakeClock, **settings: object) -> EventsService:
+def live_events(store: Store, clock: FakeClock, **settings: object) -> LiveEvents:
     ids = iter(f"id-{n}" for n in range(100))
-    return EventsService(
+    return LiveEvents(
         store,
         EventsSettings.model_validate(settings),
         lambda: SPECS,
@@ -68,14 +68,14 @@ def service(store: Store, clock: FakeClock, **settings: object) -> EventsService
     )
 
 
-def schedule(svc: EventsService, **fields: object) -> str:
+def schedule(svc: LiveEvents, **fields: object) -> str:
     data = {"type": "Reboot", "target": "vm:vm-a", "notBefore": "+10m", **fields}
     return svc.schedule([validate_request(data)])[0].id
 
 
 def test_requests_never_read_the_store_and_write_only_on_change() -> None:
     store, clock = CountingStore(), FakeClock(T0)
-    svc = service(store, clock)
+    svc = live_events(store, clock)
     reads_after_load = store.reads
     event_id = schedule(svc)
     assert len(store.batches) == 1
@@ -97,13 +97,13 @@ def test_requests_never_read_the_store_and_write_only_on_change() -> None:
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     path = str(tmp_path / "state.db")
     clock = FakeClock(T0)
-    first = service(open_store(path), clock, approval="all")
+    first = live_events(open_store(path), clock, approval="all")
     event_id = schedule(first, target="scaleSet:pool", approval="all")
     first.schedule([validate_request({"type": "Freeze", "target": "vm:vm-b"})])
     first.on_approve(VM_A, Approve("vm-a", (event_id,), T0 + 5))
     before = first.book
     first.store.close()  # as after a SIGKILL: only what was written is there
-    again = service(open_store(path), clock)
+    again = live_events(open_store(path), clock)
     assert again.book == before
     assert [(a.vm, a.at) for a in again.book.events[event_id].approvals] == [("vm-a", T0 + 5)]
     assert again.book.events[event_id].state == "Scheduled"
@@ -113,20 +113,20 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 
 def test_incarnations_outlive_their_events() -> None:
     store, clock = CountingStore(), FakeClock(T0)
-    svc = service(store, clock)
+    svc = live_events(store, clock)
     event_id = schedule(svc, durationInSeconds=0)
     started = svc.run(event_id, "start")
     assert started is not None and started.state == "Started"
     assert svc.run(event_id, "complete") is None
     assert svc.book.events == {} and svc.book.incarnation("vm-a") == 3
-    reloaded = service(store, clock)
+    reloaded = live_events(store, clock)
     assert reloaded.book.incarnation("vm-a") == 3
     assert store.list_records(records.EVENT) == []
 
 
 def test_a_failed_write_keeps_the_old_state() -> None:
     store, clock = CountingStore(), FakeClock(T0)
-    svc = service(store, clock)
+    svc = live_events(store, clock)
     event_id = schedule(svc)
     before = svc.book
     store.fail = True
@@ -137,7 +137,7 @@ def test_a_failed_write_keeps_the_old_state() -> None:
 
 def test_steps_the_clock_makes_are_shown_while_the_store_refuses_writes() -> None:
     store, clock = CountingStore(), FakeClock(T0)
-    svc = service(store, clock)
+    svc = live_events(store, clock)
     event_id = schedule(svc, notBefore="+10s")
     store.fail = True
     clock.now = T0 + 11
@@ -147,12 +147,12 @@ def test_steps_the_clock_makes_are_shown_while_the_store_refuses_writes() -> Non
     store.fail = False
     svc.tick()
     assert svc.book.events[event_id].state == "Started"
-    assert service(store, clock).book.events[event_id].state == "Started"
+    assert live_events(store, clock).book.events[event_id].state == "Started"
 
 
 def test_a_batch_with_a_bad_event_schedules_nothing() -> None:
     store, clock = CountingStore(), FakeClock(T0)
-    svc = service(store, clock)
+    svc = live_events(store, clock)
     good = validate_request({"type": "Reboot", "target": "vm:vm-a"})
     bad = validate_request({"type": "Reboot", "target": "vm:ghost"})
     with pytest.raises(ScheduleError):
@@ -171,12 +171,12 @@ def test_the_configured_scenario_loads_once_per_store(tmp_path: Path) -> None:
         "  - {type: Freeze, target: 'vm:vm-b', at: +0s, notBefore: +1m}\n"
     )
     store, clock = CountingStore(), FakeClock(T0)
-    svc = service(store, clock)
+    svc = live_events(store, clock)
     loaded = svc.load_scenario_file(str(scenario))
     assert [e.posted_at for e in loaded] == [T0 + 10, T0]
     assert loaded[1].not_before == T0 + 60
     clock.advance(100)
-    assert service(store, clock).load_scenario_file(str(scenario)) == []
+    assert live_events(store, clock).load_scenario_file(str(scenario)) == []
     with pytest.raises(ScheduleError, match="cannot read"):
         svc.load_scenario_file(str(tmp_path / "missing.yaml"))
     (tmp_path / "bad.yaml").write_text("events: [\n")
@@ -186,7 +186,7 @@ def test_the_configured_scenario_loads_once_per_store(tmp_path: Path) -> None:
 
 def test_metrics_by_type_state_and_approval_latency() -> None:
     store, clock = CountingStore(), FakeClock(T0)
-    svc = service(store, clock)
+    svc = live_events(store, clock)
     first = schedule(svc)
     schedule(svc, type="Preempt", target="vm:vm-b", at="+1h")
     svc.on_approve(VM_A, Approve("vm-a", (first,), T0 + 7))
@@ -205,7 +205,7 @@ def test_metrics_by_type_state_and_approval_latency() -> None:
 
 def test_scenario_errors_name_the_file(tmp_path: Path) -> None:
     one_vm = {"vm-a": SPECS["vm-a"]}  # no target needed
-    service = EventsService(MemoryStore(), EventsSettings(), lambda: one_vm, clock=FakeClock(T0))
+    live_events = LiveEvents(MemoryStore(), EventsSettings(), lambda: one_vm, clock=FakeClock(T0))
     cases = {
         "keys.yaml": ("bogus: 1\n", "unknown top-level key(s) bogus"),
         "far.yaml": ("- {type: Reboot, notBefore: 1.0e+300}\n", "outside 1970"),
@@ -216,20 +216,20 @@ def test_scenario_errors_name_the_file(tmp_path: Path) -> None:
         path = tmp_path / name
         path.write_bytes(text.encode("utf-8", "surrogateescape"))
         with pytest.raises(ScheduleError) as caught:
-            service.load_scenario_file(str(path))
+            live_events.load_scenario_file(str(path))
         message = str(caught.value)
         assert message.startswith(f"events.scenario {path}"), message
         assert expected in message
         assert "\n" not in message
-    assert service.book.events == {}
+    assert live_events.book.events == {}
 
 
 # -- nodes sharing one store --------------------------------------------------------------
 
 
-def _two_nodes() -> tuple[MemoryStore, FakeClock, EventsService, EventsService]:
+def _two_nodes() -> tuple[MemoryStore, FakeClock, LiveEvents, LiveEvents]:
     store, clock = MemoryStore(), FakeClock(T0)
-    return store, clock, service(store, clock), service(store, clock)
+    return store, clock, live_events(store, clock), live_events(store, clock)
 
 
 def test_an_event_scheduled_on_one_node_is_seen_by_the_other_after_the_feed() -> None:

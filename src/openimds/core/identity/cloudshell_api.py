@@ -17,14 +17,14 @@ from urllib.parse import parse_qsl
 
 from openimds.core.errors import ImdsError
 from openimds.core.http import Request, Response
-from openimds.core.identity_hosts import (
+from openimds.core.identity.identity_hosts import (
     Problem,
     SourceEndpoint,
     allowed_methods,
     coded_error,
 )
-from openimds.core.inventory import VmSnapshot
-from openimds.core.tokens import render
+from openimds.core.identity.tokens import render
+from openimds.core.vm import VmSnapshot
 
 _ERRORS: dict[Problem, tuple[int, str, str]] = {
     "not_found": (400, "IdentityNotFound", "No identity is available for this shell"),

@@ -12,10 +12,10 @@ import pytest
 from openimds.config import ConfigError
 from openimds.config.proxy_model import ProxySettings
 from openimds.core.errors import ProxyRefused
-from openimds.core.identity_api import identity_error
-from openimds.core.proxy_identity import proxy_signature
-from openimds.fleet.inventory import Fleet
-from openimds.fleet.proxy import ProxyCallers, load_trust
+from openimds.core.identity.identity_api import identity_error
+from openimds.core.signed_caller import proxy_signature
+from openimds.inventory.live import LiveInventory
+from openimds.inventory.proxy import ProxyCallers, load_trust
 from openimds.web.metadata.state import MetadataServer
 from tests.support.imds import vm_spec
 from tests.support.listener import connect, metadata_server
@@ -25,8 +25,8 @@ DOC = "/metadata/instance/compute/name?api-version=2021-02-01&format=text"
 GUID_B = "0b6f5c36-5d1b-4d34-8e8c-2b1f5e0c9a11"
 
 
-def fleet() -> Fleet:
-    return Fleet(
+def inventory() -> LiveInventory:
+    return LiveInventory(
         [
             vm_spec("vm-a", addresses=["10.0.0.11"]),
             vm_spec("vm-b", addresses=["10.0.0.12"], vmId=GUID_B),
@@ -34,14 +34,16 @@ def fleet() -> Fleet:
     )
 
 
-def server(sources: list[str] | None = None, the_fleet: Fleet | None = None) -> MetadataServer:
-    the_fleet = the_fleet or fleet()
+def server(
+    sources: list[str] | None = None, the_inventory: LiveInventory | None = None
+) -> MetadataServer:
+    the_inventory = the_inventory or inventory()
     settings = ProxySettings.model_validate(
         {"secret": SECRET, "sources": sources if sources is not None else ["10.0.0.5"]}
     )
     trust = load_trust(settings)
     assert trust is not None
-    return metadata_server(the_fleet, proxy=ProxyCallers(trust, the_fleet))
+    return metadata_server(the_inventory, proxy=ProxyCallers(trust, the_inventory))
 
 
 def headers(vm: str, ts: int | None = None, secret: str = SECRET) -> str:
@@ -60,7 +62,7 @@ def ask(srv: MetadataServer, peer: str, extra: str = "", path: str = DOC) -> tup
 def test_no_secret_no_contract(tmp_path: Path) -> None:
     assert load_trust(ProxySettings()) is None
     # ... and the listener never looks at the headers: a forged set changes nothing.
-    srv = metadata_server(fleet())
+    srv = metadata_server(inventory())
     assert srv.proxy is None
     assert ask(srv, "10.0.0.11", headers("vm-b", secret="x" * 20)) == (200, b"vm-a")
 
@@ -107,10 +109,10 @@ def test_one_connection_many_vms_never_share_a_cached_answer() -> None:
         request = f"GET {DOC} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n{headers(vm)}\r\n"
         proto.data_received(request.encode())
         assert transport.written[before:].endswith(vm.encode())
-    the_fleet = srv.fleet
-    assert isinstance(the_fleet, Fleet)
+    the_inventory = srv.inventory
+    assert isinstance(the_inventory, LiveInventory)
     for name in ("vm-a", "vm-b"):  # both answers came from each VM's own cache
-        assert srv.cache_for(the_fleet.vms[name]).entries
+        assert srv.cache_for(the_inventory.vms[name]).entries
 
 
 @pytest.mark.parametrize(
@@ -143,8 +145,8 @@ def test_direct_callers_resolve_by_address_and_may_not_send_the_headers() -> Non
 
 
 def test_without_sources_every_caller_must_be_signed() -> None:
-    the_fleet = Fleet([vm_spec("vm-a"), vm_spec("vm-b")], addresses_required=False)
-    srv = server(sources=[], the_fleet=the_fleet)
+    the_inventory = LiveInventory([vm_spec("vm-a"), vm_spec("vm-b")], addresses_required=False)
+    srv = server(sources=[], the_inventory=the_inventory)
     assert ask(srv, "10.0.0.11")[0] == 403  # even from a VM's own address
     assert ask(srv, "192.0.2.7", headers("vm-b")) == (200, b"vm-b")
 

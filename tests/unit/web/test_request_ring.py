@@ -3,7 +3,7 @@ secrets redacted on read, no answer body kept."""
 
 from __future__ import annotations
 
-from openimds.web.metadata.journal import REDACTED, Journal
+from openimds.web.metadata.request_ring import REDACTED, RequestRing
 
 HEADERS = [
     (b"Metadata", b"true"),
@@ -15,7 +15,7 @@ HEADERS = [
 
 
 def test_rings_are_bounded_per_vm_and_read_in_order() -> None:
-    journal = Journal(size=2)
+    journal = RequestRing(size=2)
     for n in range(3):
         journal.record("a", "GET", f"/p{n}".encode(), [], 200, "instance", "10.0.0.4")
     journal.record("b", "GET", b"/q", [], 404, "unknown", "10.0.0.5")
@@ -30,7 +30,7 @@ def test_rings_are_bounded_per_vm_and_read_in_order() -> None:
 
 
 def test_entries_decode_query_headers_vm_and_fault() -> None:
-    journal = Journal(size=10)
+    journal = RequestRing(size=10)
     target = b"/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fv"
     journal.record("vm-a", "GET", target, HEADERS, 429, "hook:flaky", "127.0.0.1")
     journal.record("-", "GET", b"/metadata/instance", [], 404, "unknown", "10.9.9.9")
@@ -48,7 +48,7 @@ def test_entries_decode_query_headers_vm_and_fault() -> None:
 
 
 def test_secret_query_parameters_are_redacted() -> None:
-    journal = Journal(size=1)
+    journal = RequestRing(size=1)
     journal.record("a", "GET", b"/x?client_secret=s3&sig=abc&api-version=1", [], 200, "r", "p")
     assert journal.entries()[0]["query"] == {
         "client_secret": REDACTED,
@@ -58,7 +58,7 @@ def test_secret_query_parameters_are_redacted() -> None:
 
 
 def test_recent_counts_a_vms_requests_after_a_moment() -> None:
-    journal = Journal(size=10)
+    journal = RequestRing(size=10)
     for _ in range(3):
         journal.record("a", "GET", b"/p", [], 200, "instance", "10.0.0.4")
     journal.record("b", "GET", b"/q", [], 200, "instance", "10.0.0.5")
@@ -70,7 +70,7 @@ def test_recent_counts_a_vms_requests_after_a_moment() -> None:
 
 
 def test_reads_after_a_sequence_number_take_only_newer_entries_of_every_ring() -> None:
-    journal = Journal(size=3)
+    journal = RequestRing(size=3)
     for n in range(5):  # seq 1..5, alternating VMs; ring a keeps 1, 3, 5 and b keeps 2, 4
         journal.record("ab"[n % 2], "GET", f"/p{n}".encode(), [], 200, "r", "p")
     assert [e["seq"] for e in journal.entries(after=0)] == [1, 2, 3, 4, 5]
@@ -80,7 +80,7 @@ def test_reads_after_a_sequence_number_take_only_newer_entries_of_every_ring() -
 
 
 def test_a_keep_filter_sees_the_stored_entry_and_limits_count_what_it_kept() -> None:
-    journal = Journal(size=10)
+    journal = RequestRing(size=10)
     for status in (200, 404, 429, 200):
         journal.record("a", "GET", b"/x", [], status, "r", "p")
     kept = journal.entries(keep=lambda entry: entry[5] >= 400)
@@ -89,7 +89,7 @@ def test_a_keep_filter_sees_the_stored_entry_and_limits_count_what_it_kept() -> 
 
 
 def test_a_ring_wraps_around_in_order_with_repeats_and_changes() -> None:
-    journal = Journal(size=3)
+    journal = RequestRing(size=3)
     paths = ["/a", "/a", "/b", "/b", "/b", "/c", "/a"]
     for n, path in enumerate(paths):
         journal.record("vm", "GET", path.encode(), [(b"N", str(n).encode())], 200, "r", "p")
@@ -106,7 +106,7 @@ def test_a_ring_wraps_around_in_order_with_repeats_and_changes() -> None:
 def test_a_repeated_request_shares_the_objects_of_the_one_before() -> None:
     # An agent polling one path: the ring holds one copy of its target and headers, not
     # one per request (what kept a busy fleet's rings from fitting in the CPU cache).
-    journal = Journal(size=100)
+    journal = RequestRing(size=100)
     for _ in range(50):
         target, headers = "/metadata/instance".encode("latin-1"), [(b"Metadata", b"true")]
         journal.record("vm", "GET", target, headers, 200, "instance", "10.0.0.4")
@@ -119,6 +119,6 @@ def test_a_repeated_request_shares_the_objects_of_the_one_before() -> None:
 
 
 def test_a_ring_grows_with_its_entries_up_to_the_size() -> None:
-    journal = Journal(size=100_000)
+    journal = RequestRing(size=100_000)
     journal.record("vm", "GET", b"/x", [], 200, "r", "p")
     assert len(journal._rings["vm"].requests) == 1  # nothing set aside for the rest

@@ -9,23 +9,23 @@ from collections.abc import Mapping
 
 import pytest
 
-from openimds.core.appservice_api import (
+from openimds.core.dispatch import Dispatcher
+from openimds.core.errors import TooManyRequests
+from openimds.core.http import Request, Response
+from openimds.core.identity.appservice_api import (
     AppServiceTokenEndpoint,
     AzureMlTokenEndpoint,
     legacy_expires_on,
 )
-from openimds.core.arc_api import NOT_FOUND_BODY, ArcTokenEndpoint
-from openimds.core.cloudshell_api import CloudShellTokenEndpoint, form_resource
-from openimds.core.errors import TooManyRequests
-from openimds.core.http import Request, Response
-from openimds.core.identity_api import VmIdentities
-from openimds.core.identity_hosts import secret_matches
-from openimds.core.inventory import VmSnapshot
-from openimds.core.platform_metadata_api import PlatformMetadataEndpoint
-from openimds.core.service import MetadataService
-from openimds.core.servicefabric_api import ServiceFabricTokenEndpoint
-from openimds.core.tokens import Issuer, ManagedIdentity, TokenCache, TokenPolicy
-from tests.unit.core.test_identity_api import (
+from openimds.core.identity.arc_api import NOT_FOUND_BODY, ArcTokenEndpoint
+from openimds.core.identity.cloudshell_api import CloudShellTokenEndpoint, form_resource
+from openimds.core.identity.identity_api import VmIdentities
+from openimds.core.identity.identity_hosts import secret_matches
+from openimds.core.identity.platform_metadata_api import PlatformMetadataEndpoint
+from openimds.core.identity.servicefabric_api import ServiceFabricTokenEndpoint
+from openimds.core.identity.tokens import Issuer, ManagedIdentity, TokenCache, TokenPolicy
+from openimds.core.vm import VmSnapshot
+from tests.unit.core.identity.test_identity_api import (
     NOW,
     RESOURCE,
     SYSTEM,
@@ -67,21 +67,21 @@ class Sources:
         self.book = FakeBook()
         d, i = self.directory, self.issuer
         path = "/metadata/identity/oauth2/token"
-        self.arc = MetadataService([(path, ArcTokenEndpoint(d, i, self.book))])
-        self.app = MetadataService(
+        self.arc = Dispatcher([(path, ArcTokenEndpoint(d, i, self.book))])
+        self.app = Dispatcher(
             [("/msi/token", AppServiceTokenEndpoint(d, i, SECRET))], metadata_header=False
         )
-        self.ml = MetadataService(
+        self.ml = Dispatcher(
             [("/msi/token", AzureMlTokenEndpoint(d, i, SECRET))], metadata_header=False
         )
-        self.shell = MetadataService([("/oauth2/token", CloudShellTokenEndpoint(d, i))])
-        self.fabric = MetadataService(
+        self.shell = Dispatcher([("/oauth2/token", CloudShellTokenEndpoint(d, i))])
+        self.fabric = Dispatcher(
             [(path, ServiceFabricTokenEndpoint(d, i, SECRET))], metadata_header=False
         )
 
 
 def call(
-    service: MetadataService,
+    dispatcher: Dispatcher,
     path: str,
     query: Mapping[str, str],
     headers: Mapping[str, str] | None = None,
@@ -95,7 +95,7 @@ def call(
         tuple((k.lower(), v) for k, v in (headers or {}).items()),
         body,
     )
-    return service.handle(request, VM, NOW)
+    return dispatcher.handle(request, VM, NOW)
 
 
 def parsed(response: Response) -> dict[str, object]:
@@ -359,11 +359,11 @@ def test_secret_matches(given: str | None, expected: str, ok: bool) -> None:
 
 
 def test_platform_metadata() -> None:
-    service = MetadataService(
+    dispatcher = Dispatcher(
         [("/metadata/identity/getplatformmetadata", PlatformMetadataEndpoint(Directory(BOTH)))]
     )
     path = "/metadata/identity/getplatformmetadata"
-    answer = call(service, path, {"cred-api-version": "2.0"}, {"Metadata": "true"})
+    answer = call(dispatcher, path, {"cred-api-version": "2.0"}, {"Metadata": "true"})
     assert parsed(answer) == {
         "cuId": {"vmId": "vm-guid", "vmssId": ""},
         "clientId": SYSTEM.client_id,
@@ -371,13 +371,13 @@ def test_platform_metadata() -> None:
         "attestationEndpoint": "",
     }
     chosen = call(
-        service,
+        dispatcher,
         path,
         {"cred-api-version": "2.0", "client_id": USER1.client_id},
         {"Metadata": "true"},
     )
     assert parsed(chosen)["clientId"] == USER1.client_id
-    bad = call(service, path, {"cred-api-version": "1.0"}, {"Metadata": "true"})
+    bad = call(dispatcher, path, {"cred-api-version": "1.0"}, {"Metadata": "true"})
     assert (bad.status, parsed(bad)["error"]) == (400, "invalid_request")
-    no_header = call(service, path, {"cred-api-version": "2.0"})
+    no_header = call(dispatcher, path, {"cred-api-version": "2.0"})
     assert parsed(no_header)["error"] == "bad_request_102"

@@ -5,7 +5,7 @@ new snapshot of that VM with a new revision, which is what invalidates exactly t
 cached answers; the other VMs keep their revisions and their caches. Changes happen on
 the event loop, so a reader never sees half of one.
 
-Per VM the fleet keeps the snapshot and the VM's record text (fleet/records.py), not its
+Per VM the fleet keeps the snapshot and the VM's record text (inventory/records.py), not its
 validated model: a model is several times the size of both, and few requests need one.
 `specs` decodes a VM's model on demand and keeps the most recently used ones.
 """
@@ -22,8 +22,8 @@ import orjson
 from openimds.config.identity_model import Identities
 from openimds.config.vm_model import VmSpec
 from openimds.core.caller import CallerResolver
-from openimds.core.inventory import VmSnapshot
-from openimds.fleet import records
+from openimds.core.vm import VmSnapshot
+from openimds.inventory import records
 
 SPEC_CACHE = 256  # decoded models kept for the features that ask for them
 
@@ -137,7 +137,7 @@ class Specs(Mapping[str, VmSpec]):
         return len(self._texts)
 
 
-class Fleet:
+class LiveInventory:
     def __init__(self, specs: Iterable[VmSpec] = (), *, addresses_required: bool = True) -> None:
         # False when every caller comes through a signed proxy, which names the VM.
         self.addresses_required = addresses_required

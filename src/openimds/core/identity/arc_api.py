@@ -23,7 +23,7 @@ from typing import ClassVar, Protocol
 
 from openimds.core.errors import ImdsError, WordedError, error_response
 from openimds.core.http import Request, Response
-from openimds.core.identity_api import (
+from openimds.core.identity.identity_api import (
     IdentityDirectory,
     MalformedRequest,
     Selectors,
@@ -31,9 +31,9 @@ from openimds.core.identity_api import (
     identity_error,
     require_identity_version,
 )
-from openimds.core.identity_hosts import Problem, SourceEndpoint
-from openimds.core.inventory import VmSnapshot
-from openimds.core.tokens import Issuer, render
+from openimds.core.identity.identity_hosts import Problem, SourceEndpoint
+from openimds.core.identity.tokens import Issuer, render
+from openimds.core.vm import VmSnapshot
 
 # MSAL.NET #6131 (agent 1.67): Arc honours IMDS's msi_res_id; mi_res_id is not a selector.
 ARC_SELECTORS: Selectors = {"client_id": "client", "object_id": "object", "msi_res_id": "resource"}

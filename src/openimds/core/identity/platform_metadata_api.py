@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from openimds.core.formats import to_json
 from openimds.core.http import Request, Response
-from openimds.core.identity_api import (
+from openimds.core.identity.identity_api import (
     IdentityBase,
     MalformedRequest,
     select,
 )
-from openimds.core.inventory import VmSnapshot
+from openimds.core.vm import VmSnapshot
 
 CRED_API_VERSIONS = frozenset({"2.0"})
 

@@ -79,7 +79,7 @@ def to_rule(spec: FaultSpec, rule_id: str, now: float) -> FaultRule:
     )
 
 
-class FaultsService:
+class FaultRules:
     """The rules, in the order they were added, and the hook (`self` is callable)."""
 
     def __init__(

@@ -1,5 +1,5 @@
 """Callers behind a signed edge proxy: the `proxy` settings made into the contract the
-metadata listener checks (core/proxy_identity.py), and the VM it resolves to."""
+metadata listener checks (core/signed_caller.py), and the VM it resolves to."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from openimds.config import ConfigError
 from openimds.config.proxy_model import ProxySettings, check_secret
-from openimds.core.inventory import VmSnapshot
-from openimds.core.proxy_identity import ProxyTrust
-from openimds.fleet.inventory import Fleet
+from openimds.core.signed_caller import ProxyTrust
+from openimds.core.vm import VmSnapshot
+from openimds.inventory.live import LiveInventory
 
 MAX_SECRET_FILE = 4096  # a secret is tens of bytes; anything larger is the wrong file
 
@@ -56,9 +56,9 @@ class ProxyCallers:
     """Who is calling the metadata listener when a proxy secret is set: the VM a trusted
     proxy signs for, or (for other peers, without proxy headers) the VM by address."""
 
-    def __init__(self, trust: ProxyTrust, fleet: Fleet) -> None:
+    def __init__(self, trust: ProxyTrust, inventory: LiveInventory) -> None:
         self.trust = trust
-        self.fleet = fleet
+        self.inventory = inventory
         self.headers = trust.headers
 
     def trusts(self, peer: str) -> bool:
@@ -74,5 +74,5 @@ class ProxyCallers:
         """The caller's VM or None (unknown); raises ProxyRefused."""
         named = self.trust.vouched(trusted, headers, now)
         if named is None:
-            return self.fleet.for_peer(peer)
-        return self.fleet.for_name(named)
+            return self.inventory.for_peer(peer)
+        return self.inventory.for_name(named)

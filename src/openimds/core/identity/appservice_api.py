@@ -27,11 +27,16 @@ from typing import ClassVar
 
 from openimds.core.errors import ImdsError, WordedError
 from openimds.core.http import Request, Response
-from openimds.core.identity_api import IdentityDirectory, Selectors
-from openimds.core.identity_hosts import Problem, SourceEndpoint, allowed_methods, secret_matches
-from openimds.core.inventory import VmSnapshot
+from openimds.core.identity.identity_api import IdentityDirectory, Selectors
+from openimds.core.identity.identity_hosts import (
+    Problem,
+    SourceEndpoint,
+    allowed_methods,
+    secret_matches,
+)
+from openimds.core.identity.tokens import IssuedToken, Issuer
 from openimds.core.timestamps import utc_fields
-from openimds.core.tokens import IssuedToken, Issuer
+from openimds.core.vm import VmSnapshot
 
 MODERN, LEGACY = "2019-08-01", "2017-09-01"
 MODERN_SELECTORS: Selectors = {

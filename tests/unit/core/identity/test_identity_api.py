@@ -10,17 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openimds.core.app import build_service
+from openimds.core.app import build_dispatcher
+from openimds.core.dispatch import Dispatcher
 from openimds.core.errors import TooManyRequests
 from openimds.core.http import Request, Response
-from openimds.core.identity_api import (
+from openimds.core.identity.identity_api import (
     IdentityInfoEndpoint,
     TokenEndpoint,
     VmIdentities,
 )
-from openimds.core.inventory import VmSnapshot
-from openimds.core.service import MetadataService
-from openimds.core.tokens import ManagedIdentity, TokenCache, TokenPolicy
+from openimds.core.identity.tokens import ManagedIdentity, TokenCache, TokenPolicy
+from openimds.core.vm import VmSnapshot
 from tests.support.identity import MALFORMED, NOT_FOUND
 from tests.support.imds import bare_vm
 
@@ -79,7 +79,7 @@ class World:
         policy = TokenPolicy(lifetime, "https://sts.windows.net/{tenant}/")
         token = TokenEndpoint(self.directory, self.signer, self.cache, policy, self._uti)
         self.issuer = token.issuer
-        self.service: MetadataService = build_service(
+        self.dispatcher: Dispatcher = build_dispatcher(
             [
                 ("/metadata/identity/oauth2/token", token),
                 ("/metadata/identity/info", IdentityInfoEndpoint(self.directory)),
@@ -100,7 +100,7 @@ class World:
         query = {k: v for k, v in given.items() if v is not None}
         headers = (("metadata", "true"),) if header else ()
         request = Request("GET", path, tuple(query.items()), headers)
-        return self.service.handle(request, self.vm, now)
+        return self.dispatcher.handle(request, self.vm, now)
 
 
 def body(response: Response) -> dict[str, object]:
@@ -280,7 +280,7 @@ def test_duplicate_parameter_in_identity_shape(path: str) -> None:
     # 7 (MI): a parameter given more than once is an invalid_request, not the generic body.
     query = (("api-version", "2018-02-01"), ("resource", RESOURCE), ("resource", RESOURCE))
     request = Request("GET", path, query, (("metadata", "true"),))
-    r = World(full()).service.handle(request, World(full()).vm, NOW)
+    r = World(full()).dispatcher.handle(request, World(full()).vm, NOW)
     assert (r.status, body(r)) == (400, MALFORMED)
 
 
@@ -301,7 +301,7 @@ def test_missing_metadata_header() -> None:
 
 
 def test_throttled_answer_in_identity_shape() -> None:
-    endpoint = World(full()).service.route(Request("GET", "/metadata/identity/oauth2/token"))
+    endpoint = World(full()).dispatcher.route(Request("GET", "/metadata/identity/oauth2/token"))
     assert endpoint is not None and endpoint.name == "identity"
     error = endpoint.own_error(TooManyRequests())
     assert error.status == 429
@@ -377,7 +377,7 @@ def test_token_near_expiry_is_replaced() -> None:
 def test_cache_is_bounded() -> None:
     cache = TokenCache(limit=8)
     world = World(full())
-    endpoint = world.service.route(Request("GET", "/metadata/identity/oauth2/token"))
+    endpoint = world.dispatcher.route(Request("GET", "/metadata/identity/oauth2/token"))
     assert isinstance(endpoint, TokenEndpoint)
     endpoint.issuer = dataclasses.replace(endpoint.issuer, cache=cache)
     for i in range(50):
@@ -436,13 +436,13 @@ def test_bypass_cache_answers_are_never_reused_and_drop_older_ones() -> None:
 def test_shared_rule_errors_come_in_the_identity_shape(path: str) -> None:
     world = World(full())
     query = (("api-version", "2018-02-01"), ("resource", RESOURCE))
-    post = world.service.handle(
+    post = world.dispatcher.handle(
         Request("POST", path, query, (("metadata", "true"),)), world.vm, NOW
     )
     assert post.status == 405
     assert dict(post.headers)["Allow"] == "GET"
     assert body(post)["error"] == "method_not_allowed"
-    proxied = world.service.handle(
+    proxied = world.dispatcher.handle(
         Request("GET", path, query, (("metadata", "true"), ("x-forwarded-for", "10.0.0.9"))),
         world.vm,
         NOW,

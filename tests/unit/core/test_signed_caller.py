@@ -9,7 +9,7 @@ import ipaddress
 import pytest
 
 from openimds.core.errors import ProxyRefused
-from openimds.core.proxy_identity import VERIFIED_ENTRIES, ProxyTrust, proxy_signature
+from openimds.core.signed_caller import VERIFIED_ENTRIES, ProxyTrust, proxy_signature
 
 SECRET = b"a-proxy-secret-of-some-length"
 NOW = 1_700_000_000

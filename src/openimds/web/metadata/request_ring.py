@@ -38,7 +38,7 @@ Entry = tuple[int, float, str, bytes, list[tuple[bytes, bytes]], int, str, str, 
 _Request = tuple[bytes, list[tuple[bytes, bytes]], int, str, str, str]
 
 
-class Journal:
+class RequestRing:
     """Bounded rings of requests, one per VM name ("-" for unknown callers)."""
 
     def __init__(self, size: int) -> None:

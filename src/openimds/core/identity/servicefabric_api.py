@@ -19,16 +19,16 @@ import json
 
 from openimds.core.errors import ImdsError
 from openimds.core.http import Request, Response
-from openimds.core.identity_api import IdentityDirectory
-from openimds.core.identity_hosts import (
+from openimds.core.identity.identity_api import IdentityDirectory
+from openimds.core.identity.identity_hosts import (
     Problem,
     SourceEndpoint,
     allowed_methods,
     coded_error,
     secret_matches,
 )
-from openimds.core.inventory import VmSnapshot
-from openimds.core.tokens import Issuer
+from openimds.core.identity.tokens import Issuer
+from openimds.core.vm import VmSnapshot
 
 VERSIONS = frozenset({"2019-07-01-preview"})
 
