@@ -34,7 +34,7 @@ from openimds.core.versions import GENERAL_VERSIONS, LATEST
 from openimds.fleet.catalog import RATE_WINDOW, Card, Catalog, QueryError, parse_query
 from openimds.fleet.preview import MetadataPreview, PreviewRefused, absent_fields
 from openimds.inventory.live import InventoryError, UnknownVm
-from openimds.inventory.stored import StoredInventory
+from openimds.inventory.stored import PreconditionFailed, Refused, StoredInventory
 from openimds.web.admin_app import json_body
 from openimds.web.metadata.request_ring import RequestRing
 
@@ -43,10 +43,6 @@ VM_KEYS = frozenset(VmSpec.model_fields)
 
 class VmInputError(ValueError):
     """A request body that is not a valid VM (or list of VMs); worded like config errors."""
-
-
-class PreconditionFailed(ValueError):
-    """If-Match / If-None-Match did not hold."""
 
 
 class VmBatch(BaseModel):
@@ -112,6 +108,7 @@ class FleetAdmin:
             PreviewRefused: 400,
             UnknownVm: 404,
             InventoryError: 409,
+            Refused: 409,
             PreconditionFailed: 412,
         }
 
@@ -253,7 +250,8 @@ class FleetAdmin:
           400:
             description: The body is not a valid VM file (the error names the field).
           409:
-            description: The VMs would share an address, or lack the addresses a fleet needs.
+            description: "Another VM holds an address or the vmId (the error names it and the VM
+              holding it), or the VMs lack the addresses a fleet needs; nothing was written."
         """
         specs = parse_vms(await json_body(request))
         changed = self.stored.upsert(specs)
@@ -295,9 +293,11 @@ class FleetAdmin:
           400:
             description: The body is not a valid VM, or names another VM.
           409:
-            description: The VM would share an address, or the fleet would lack addresses.
+            description: "Another VM holds an address or the vmId (the error names it and the VM
+              holding it), or the fleet would lack addresses; nothing was written."
           412:
-            description: If-None-Match or If-Match did not hold.
+            description: If-None-Match or If-Match did not hold in the state store; nothing
+              was written.
         """
         name = request.path_params["name"]
         data = await json_body(request)
@@ -306,9 +306,9 @@ class FleetAdmin:
         specs = parse_vms(data)
         if len(specs) != 1 or specs[0].display_name != name:
             raise VmInputError(f"request body: expected the one VM named {name}")
-        exists = name in self.stored.live.texts
-        _check_preconditions(request, name, exists)
-        self.stored.upsert(specs)
+        condition = _condition(request)
+        exists = name in self.stored.live.texts if condition is None else condition
+        self.stored.upsert(specs, exists=condition)
         return JSONResponse(view(self.stored, name), status_code=200 if exists else 201)
 
     async def delete(self, request: Request) -> Response:
@@ -325,8 +325,11 @@ class FleetAdmin:
         return JSONResponse({"name": name, "removed": True})
 
 
-def _check_preconditions(request: Request, name: str, exists: bool) -> None:
-    if request.headers.get("if-none-match") == "*" and exists:
-        raise PreconditionFailed(f"VM {name} exists already")
-    if request.headers.get("if-match") == "*" and not exists:
-        raise PreconditionFailed(f"no VM named {name}")
+def _condition(request: Request) -> bool | None:
+    """What the write requires of the VM in the store: False, that it does not exist
+    (If-None-Match: *); True, that it does (If-Match: *); None, nothing."""
+    if request.headers.get("if-none-match") == "*":
+        return False
+    if request.headers.get("if-match") == "*":
+        return True
+    return None

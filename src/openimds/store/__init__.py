@@ -50,6 +50,7 @@ __all__ = [
     "backend_of",
     "check_url",
     "decoding",
+    "is_shared",
     "open_store",
     "read_from",
 ]
