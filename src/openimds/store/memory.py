@@ -76,8 +76,9 @@ class MemoryStore:
     def write_batch(self, ops: Sequence[Op], expect: Sequence[Expect] = ()) -> None:
         check_batch(ops, expect)
         with self._lock:
-            for condition in expect:
-                if not condition.holds(self.get_record(condition.kind, condition.key)):
+            for condition in expect:  # read directly: a condition is part of the write
+                stored = self._records.get(condition.kind, {}).get(condition.key)
+                if not condition.holds(stored):
                     raise Conflict(condition)
             claims = {space: dict(held) for space, held in self._claims.items()}
             for op in ops:  # claims first, on a copy: all or nothing
