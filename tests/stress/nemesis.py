@@ -75,9 +75,17 @@ class Link:
                         sock.close()
                 self.sockets.clear()
 
+    def close(self) -> None:
+        self.server.close()
+        self.set("cut")
+        self.set("open")  # closes what is open through it
+
     def _accept(self) -> None:
         while True:
-            client, _ = self.server.accept()
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return  # closed
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
@@ -171,6 +179,7 @@ class Fleet:
             with contextlib.suppress(OSError):
                 node.process.send_signal(signal.SIGCONT)
             node.stop()
+        self.link.close()
 
 
 def _with_port(url: str, port: int) -> str:
@@ -293,7 +302,8 @@ class Workload:
         node = self.node()
         body = {"StartRequests": [{"EventId": event_id}]}
         try:
-            answer = _from(record["addresses"][0]).post(node.metadata_url + EVENTS, json=body)
+            with _from(record["addresses"][0]) as client:
+                answer = client.post(node.metadata_url + EVENTS, json=body)
             self.history.count(f"approve {answer.status_code}")
         except httpx.HTTPError:
             self.history.count("approve unknown")
