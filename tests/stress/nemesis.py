@@ -416,9 +416,9 @@ class Nemesis:
             fleet.link.set(fault)
             time.sleep(self.random.uniform(3, 6))
             fleet.link.set("open")
-        self.history.convergence.append(self.mark(BOUND * 15))
+        self.history.convergence.append(self.mark(BOUND * 15, after=fault))
 
-    def mark(self, limit: float) -> float:
+    def mark(self, limit: float, after: str = "nothing") -> float:
         """A fresh write through a node, then seconds until every node serves it."""
         self.marks += 1
         name = f"mark{self.marks}"
@@ -440,10 +440,12 @@ class Nemesis:
             if all(self._serves(node, name) for node in self.fleet.nodes):
                 took = time.monotonic() - acked
                 if took > BOUND:
-                    self.history.late.append(f"{name} took {took:.2f} s to reach every node")
+                    self.history.late.append(
+                        f"{name} (after {after}) took {took:.2f} s to reach every node"
+                    )
                 return took
             time.sleep(0.01)
-        self.history.violation(f"{name} did not reach every node within {limit} s")
+        self.history.violation(f"{name} (after {after}) did not reach every node in {limit} s")
         return limit
 
     def _serves(self, node: RunningServer, name: str) -> bool:
