@@ -17,7 +17,7 @@ from openimds.events import records
 from openimds.events.live import LiveEvents
 from openimds.events.metrics import EventsCollector
 from openimds.events.schedule import ScheduleError, validate_request
-from openimds.store import Expect, Op, Store, StoreError, open_store
+from openimds.store import Delete, Expect, Op, Put, Store, StoreError, open_store
 from openimds.store.memory import MemoryStore
 from tests.support.clock import FakeClock
 from tests.support.imds import bare_vm
