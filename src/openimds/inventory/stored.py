@@ -43,6 +43,7 @@ log = logging.getLogger("openimds.fleet")
 ADDRESSES = "vm-address"  # the claim space of VMs' source addresses
 VM_IDS = "vm-id"  # ... and of their vmIds (lower-cased: GUIDs match in any case)
 SPACES = {ADDRESSES: "address", VM_IDS: "vmId"}
+BACKFILL_TRIES = 5
 
 
 class Refused(Exception):
@@ -80,6 +81,13 @@ def _claimant(exc: Taken, texts: Mapping[str, str]) -> str:
     return ", ".join(texts)
 
 
+def _claimant_of(exc: Taken, todo: Mapping[str, Mapping[tuple[str, str], str]]) -> str:
+    for name, held in todo.items():
+        if (exc.space, exc.value) in held:
+            return name
+    return "another VM"
+
+
 def _holders_message(exc: Taken, name: str) -> str:
     what = SPACES.get(exc.space, exc.space)
     return f"{what} {exc.value} is held by VM {exc.holder}; VM {name} was not written"
@@ -110,38 +118,46 @@ class StoredInventory:
             self.live.replace_texts(merged)  # checks the lot before anything is written
         except InventoryError as exc:
             raise InventoryError(f"{exc}; {FIX}") from None
-        self._write(changed, ())
-        self._backfill(merged)
-
-    def _backfill(self, merged: Mapping[str, str]) -> None:
-        """Claims of VMs stored before the store kept them (or written by an older
-        version): taken now, in one batch, so the store decides every later write."""
-        wanted: dict[tuple[str, str], str] = {}
-        for name, text in merged.items():
-            wanted.update(claims(name, text))
-        held = {
-            (space, value): owner
-            for space in SPACES
-            for value, owner in self.store.holders(space).items()
-        }
-        if held == wanted:
-            return
-        owners = {owner for key, owner in wanted.items() if held.get(key) != owner}
-        owners |= {owner for key, owner in held.items() if wanted.get(key) != owner}
-        ops: list[Op] = []
-        for owner in sorted(owners):
-            ops.extend(Release(space, owner) for space in SPACES)
-        for (space, value), owner in wanted.items():
-            if owner in owners:
-                ops.append(Claim(space, value, owner))
         try:
-            self.store.write_batch(ops)
-        except Taken as exc:
-            raise InventoryError(
-                f"{SPACES.get(exc.space, exc.space)} {exc.value} is held by VM {exc.holder} "
-                f"in the state store; {FIX}"
-            ) from None
-        log.info("inventory claims taken for %d VMs", len(owners))
+            self._write(changed, ())
+        except Refused as exc:
+            raise InventoryError(f"{exc}; {FIX}") from None
+        self._backfill()
+
+    def _backfill(self) -> None:
+        """Claims of VMs stored before the store kept them: taken at start, in one batch
+        on the condition that those VMs' records are still as read (another node may be
+        writing them meanwhile; then it is read again), so that a claim never follows a
+        stale record. Every later write releases and claims in its own batch."""
+        for _ in range(BACKFILL_TRIES):
+            stored = dict(self.store.list_records(records.KIND))
+            holding = {o for space in SPACES for o in self.store.holders(space).values()}
+            todo = {
+                name: held
+                for name, text in stored.items()
+                if name not in holding and (held := claims(name, text))
+            }
+            if not todo:
+                return
+            ops: list[Op] = [
+                Claim(space, value, owner)
+                for held in todo.values()
+                for (space, value), owner in held.items()
+            ]
+            expect = [Expect(records.KIND, name, stored[name]) for name in todo]
+            try:
+                self.store.write_batch(ops, expect)
+            except Conflict:
+                continue
+            except Taken as exc:
+                raise InventoryError(
+                    f"{SPACES.get(exc.space, exc.space)} {exc.value} is held by VM "
+                    f"{exc.holder} in the state store and listed by {_claimant_of(exc, todo)}; "
+                    f"{FIX}"
+                ) from None
+            log.info("inventory claims taken for %d VMs stored before claims", len(todo))
+            return
+        raise InventoryError("the VMs in the state store kept changing while claims were taken")
 
     def upsert(self, specs: Sequence[VmSpec], exists: bool | None = None) -> list[str]:
         """Add or replace VMs by name (all or none); the names whose data changed.

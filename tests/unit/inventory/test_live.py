@@ -221,3 +221,11 @@ def test_equal_identity_blocks_share_one_validated_model() -> None:
     assert other == first and other is not first  # equal, but given differently
     with pytest.raises(StoreError, match="corrupt vm record d: systemAssigned"):
         records.identities_of("d", {"systemAssigned": {"clientId": "not-a-guid"}})
+
+
+def test_backfill_claims_only_for_vms_that_hold_none() -> None:
+    store = MemoryStore()
+    _stored(store).start([vm("a", "10.0.0.1")])  # written with its claims
+    store.put_record(records.KIND, "b", records.encode(vm("b", "10.0.0.2")))  # old data
+    _stored(store).start([])
+    assert store.holders(ADDRESSES) == {"10.0.0.1": "a", "10.0.0.2": "b"}
