@@ -445,8 +445,21 @@ class Nemesis:
                     )
                 return took
             time.sleep(0.01)
-        self.history.violation(f"{name} (after {after}) did not reach every node in {limit} s")
+        behind = [i for i, node in enumerate(self.fleet.nodes) if not self._serves(node, name)]
+        readiness = {i: self._readiness(self.fleet.nodes[i]) for i in behind}
+        self.history.violation(
+            f"{name} (after {after}) did not reach every node in {limit} s: nodes {behind} "
+            f"not serving it, their /readyz {readiness}; last log lines "
+            + " | ".join(
+                line[:200] for i in behind for line in self.fleet.nodes[i].output.splitlines()[-5:]
+            )
+        )
         return limit
+
+    def _readiness(self, node: RunningServer) -> object:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            return node.admin("GET", "/readyz", timeout=TIMEOUT).json()
+        return "no answer"
 
     def _serves(self, node: RunningServer, name: str) -> bool:
         with contextlib.suppress(httpx.HTTPError):
