@@ -31,7 +31,8 @@ from openimds.inventory.live import LiveInventory
 from openimds.inventory.proxy import load_trust
 from openimds.inventory.stored import StoredInventory, start_inventory
 from openimds.inventory.vm_ids import VmIds
-from openimds.store import Store, StoreError, check_url, open_store
+from openimds.store import Store, StoreError, check_url, is_shared, open_store
+from openimds.store.follower import Follower, Handler, Lag
 from openimds.web.admin_tls import AdminTls, admin_tls, check_files
 from openimds.web.login_guard import LoginGuard
 from openimds.web.metadata.hooks import RequestHook
@@ -144,9 +145,10 @@ class Plug:
     hooks: Sequence[RequestHook] = ()  # run on the metadata listener before its byte cache
     collectors: Sequence[Collector] = ()  # Prometheus collectors for the admin /metrics
     closers: Sequence[Job] = ()  # run at shutdown, in reverse order
-    # Record kind -> handler(key): changes other nodes commit to a shared store, delivered
-    # on the event loop; key "*" after a gap in the feed (reload everything of the kind).
-    follows: Mapping[str, Callable[[str], None]] = field(default_factory=dict)
+    # Record kind -> handler(changes): what the store's change log says changed of that
+    # kind (key -> value at the log's head; None: reload everything), delivered on the
+    # event loop (store/follower.py; `each_key` adapts a handler that re-reads by key).
+    follows: Mapping[str, Handler] = field(default_factory=dict)
     listeners: Sequence[Listener] = ()  # started with the metadata listener
     # Run on the event loop once every listener is up, between requests, so the first
     # answers need not wait; what one prepares must also work, slower, before it is done.
@@ -175,7 +177,9 @@ class Runtime:
     hooks: list[RequestHook] = field(default_factory=list)
     collectors: list[Collector] = field(default_factory=list)
     closers: list[Job] = field(default_factory=list)
-    follows: dict[str, Callable[[str], None]] = field(default_factory=dict)
+    follows: dict[str, Handler] = field(default_factory=dict)
+    # Applies the store's change log to the copies this node keeps (None: not built yet).
+    follower: Follower | None = None
     listeners: list[Listener] = field(default_factory=list)
     warmups: list[Warmup] = field(default_factory=list)
     # Listener name ("metadata", "admin", each extra listener's) -> the base URL it was
@@ -218,35 +222,28 @@ class Runtime:
             self.listeners.append(listener)
 
     def follow_store(self, post: Callable[[Job], object]) -> None:
-        """Hand the store's change feed to the features that follow a kind, through
-        `post` (the event loop's call_soon_threadsafe): the feed arrives on its own
-        thread, while the inventory and caches may change only on the loop."""
-        follows = dict(self.follows)
-        if not follows:
+        """Start applying the store's change log to the features that follow a kind,
+        through `post` (the event loop's call_soon_threadsafe): the log is read on the
+        follower's thread, while the inventory and caches may change only on the loop."""
+        if self.follower is None:
             return
+        for kind, handler in self.follows.items():
+            self.follower.follow(kind, handler)
+        self.follower.start(post)
 
-        def deliver(handler: Callable[[str], None], key: str) -> None:
-            try:
-                handler(key)
-            except StoreError as exc:
-                # The store went away between the notice and the read (its outage is
-                # logged once by the store); the resync after it brings this change too.
-                log.warning("a change from the state store could not be read yet: %s", exc)
-            except Exception:
-                log.exception("applying a change from the state store failed")
-
-        def on_change(kind: str, key: str) -> None:
-            if kind == "*":
-                for handler in follows.values():
-                    post(functools.partial(deliver, handler, "*"))
-            elif kind in follows:
-                post(functools.partial(deliver, follows[kind], key))
-
-        self.store.watch(on_change)
+    def readiness(self) -> Lag:
+        """Whether this node reaches its store and has applied every committed change."""
+        if self.follower is None:
+            return Lag(reachable=True, unreachable_for=0.0, behind=0, behind_for=0.0)
+        return self.follower.lag()
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         for closer in reversed(self.closers):
             closer()
+        if self.follower is not None and self.follower.reader is not self.store:
+            self.follower.reader.close()
         self.store.close()
 
 
@@ -272,6 +269,14 @@ def _prune_budgets(limiters: Mapping[str, RateLimiter]) -> None:
         limiter.prune(now)
 
 
+def _follower(url: str, store: Store, position: int) -> Follower:
+    """A shared store's log is read over a handle of its own (its own connection), so a
+    hanging read never waits behind the node's writes, nor they behind it."""
+    if not is_shared(url):
+        return Follower(store, store, position, shared=False)
+    return Follower(store, open_store(url, readonly=True), position, shared=True)
+
+
 def build_runtime(
     config: Config, features: Sequence[Feature], clock: Clock | None = None
 ) -> Runtime:
@@ -281,6 +286,9 @@ def build_runtime(
     store = open_store(config.state.path, exclusive=True)
     runtime: Runtime | None = None
     try:
+        # Read before anything is loaded: what commits meanwhile is after it, so the
+        # follower applies it (docs/fleet.md, consistency).
+        position = store.log_head()
         inventory = LiveInventory(addresses_required=not config.proxy.proxy_only)
         inventory.vm_ids = VmIds(store)
         stored = start_inventory(store, inventory, config.vms)
@@ -294,6 +302,7 @@ def build_runtime(
             clock=clock or Clock(),
             request_ring=RequestRing(config.journal.size) if config.journal.size else None,
         )
+        runtime.follower = _follower(config.state.path, store, position)
         runtime.admin_tls = admin_tls(config, store)
         runtime.login_guard = LoginGuard(config.admin.login_failures)
         runtime.limiters["imds"] = RateLimiter(config.server.rate_limit)

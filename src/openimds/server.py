@@ -27,6 +27,7 @@ from openimds.inventory.proxy import ProxyCallers
 from openimds.netsetup import IMDS_HOST, WIRESERVER_HOST
 from openimds.runtime import Listener, Runtime
 from openimds.store import StoreError
+from openimds.store.follower import report
 from openimds.web.access_log import AccessLog
 from openimds.web.admin_app import build_admin_app
 from openimds.web.metadata.fdlimit import connection_budget
@@ -124,6 +125,7 @@ def admin_app(runtime: Runtime) -> Starlette:
         features=runtime.admin,
         collectors=runtime.collectors,
         health=lambda: {"vms": len(inventory.vms)},
+        readiness=lambda: report(runtime.readiness()),
         guard=runtime.login_guard,
     )
 

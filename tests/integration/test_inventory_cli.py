@@ -151,7 +151,7 @@ def test_bad_files_get_one_clear_message(fleet: RunningServer, tmp_path: Path) -
     )
     clash = _file(tmp_path, "clash.yaml", "name: c\naddresses: [127.0.0.1]\n")
     assert _refused(fleet, "vm", "import", clash) == (
-        "openimds: address 127.0.0.1 is listed by both a and c (409)\n"
+        "openimds: address 127.0.0.1 is held by VM a; VM c was not written (409)\n"
     )
     exists = _file(tmp_path, "a.yaml", "name: a\naddresses: [127.0.0.1]\n")
     assert _refused(fleet, "vm", "add", exists) == "openimds: VM a exists already (412)\n"

@@ -75,7 +75,7 @@ def test_bad_vms_get_the_config_files_messages(tmp_path: Path) -> None:
         clash = {"addresses": ["127.0.0.1"]}
         answer = server.admin("PUT", "/vms/d", json=clash)
         assert answer.status_code == 409
-        assert answer.json() == {"error": "address 127.0.0.1 is listed by both a and d"}
+        assert answer.json() == {"error": "address 127.0.0.1 is held by VM a; VM d was not written"}
         answer = server.admin("PUT", "/vms/d", json={"instance": {}})
         assert answer.status_code == 409
         assert "every VM must list the `addresses`" in answer.json()["error"]

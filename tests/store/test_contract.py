@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from openimds.store import Conflict, Delete, Expect, Put, Store, StoreError, open_store
+from openimds.store import (
+    PRESENT,
+    Claim,
+    Conflict,
+    Delete,
+    Expect,
+    Put,
+    Release,
+    Store,
+    StoreError,
+    Taken,
+    open_store,
+)
 from openimds.store.memory import MemoryStore
 from openimds.store.sqlite import SqliteStore
 
@@ -319,3 +333,193 @@ def test_sqlite_migrates_on_start_and_refuses_a_newer_schema(tmp_path: Path) -> 
     check.close()
     with pytest.raises(StoreError, match="newer than this openimds knows"):
         SqliteStore(str(path))
+
+
+# -- uniqueness decided by the store, and the change log ----------------------------------
+
+
+def test_a_claim_held_by_another_owner_refuses_the_whole_batch(store: Store) -> None:
+    store.write_batch([Put("vm", "a", "1"), Claim("address", "10.0.0.1", "a")])
+    with pytest.raises(Taken, match=r"address 10\.0\.0\.1 is held by a") as caught:
+        store.write_batch(
+            [
+                Put("vm", "b", "1"),
+                Claim("address", "10.0.0.2", "b"),
+                Claim("address", "10.0.0.1", "b"),
+            ]
+        )
+    assert (caught.value.space, caught.value.value, caught.value.holder) == (
+        "address",
+        "10.0.0.1",
+        "a",
+    )
+    assert store.get_record("vm", "b") is None  # nothing of the refused batch
+    assert store.holders("address") == {"10.0.0.1": "a"}
+    store.write_batch([Claim("address", "10.0.0.1", "a")])  # claiming again is a no-op
+    # Released in the same batch that claims it anew: a VM moving its address to another.
+    store.write_batch([Release("address", "a"), Claim("address", "10.0.0.3", "a")])
+    store.write_batch([Claim("address", "10.0.0.1", "b")])
+    assert store.holders("address") == {"10.0.0.1": "b", "10.0.0.3": "a"}
+    assert store.holders("nothing") == {}
+
+
+def test_a_condition_can_ask_only_that_a_record_exists(store: Store) -> None:
+    with pytest.raises(Conflict):
+        store.write_batch([Put("vm", "a", "2")], expect=[Expect("vm", "a", PRESENT)])
+    assert store.get_record("vm", "a") is None
+    store.put_record("vm", "a", "1")
+    store.write_batch([Put("vm", "a", "2")], expect=[Expect("vm", "a", PRESENT)])
+    assert store.get_record("vm", "a") == "2"
+
+
+def test_every_change_gets_the_next_position_in_the_log(store: Store) -> None:
+    start = store.log_head()
+    store.put_setting("admin_token", "t")
+    store.write_batch([Put("vm", "a", "1"), Put("vm", "b", "1"), Claim("address", "x", "a")])
+    store.delete_record("vm", "b")
+    store.put_record_once("ca", "root", "pem")
+    store.put_record_once("ca", "root", "other")  # changes nothing: not logged
+    assert store.log_head() == start + 5
+    changes = store.read_changes(start)
+    assert changes.complete and changes.head == start + 5
+    assert changes.values == {
+        ("setting", "admin_token"): "t",
+        ("vm", "a"): "1",
+        ("vm", "b"): None,
+        ("ca", "root"): "pem",
+    }
+    later = store.read_changes(start + 3)
+    assert later.values == {("vm", "b"): None, ("ca", "root"): "pem"}
+    assert store.read_changes(store.log_head()).values == {}
+
+
+def test_a_pruned_log_says_it_no_longer_reaches_back(store: Store) -> None:
+    store.put_record("vm", "a", "1")
+    store.put_record("vm", "a", "2")
+    store.put_record("vm", "b", "1")
+    head = store.log_head()
+    store.prune_log(older_than=-1)  # everything is older than that: all but the newest go
+    assert store.log_head() == head
+    assert not store.read_changes(head - 3).complete
+    assert store.read_changes(head - 1).complete
+    assert store.read_changes(head - 1).values == {("vm", "b"): "1"}
+
+
+def _handles(store: Store, url: str, count: int) -> list[Store]:
+    """`count` handles on the store's database, as `count` nodes would have (one shared
+    handle for memory, which lives in one process)."""
+    if isinstance(store, MemoryStore):
+        return [store] * count
+    return [open_store(url) for _ in range(count)]
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, store: Store, tmp_path: Path) -> str:
+    backend = request.node.callspec.params["store"]
+    postgres = request.getfixturevalue("postgres_url") if backend == "postgresql" else ""
+    return BACKEND_URLS[backend].format(tmp=tmp_path, postgres=postgres)
+
+
+def _claim_at_once(
+    barrier: threading.Barrier, address: str, won: list[str], node: Store, name: str
+) -> None:
+    barrier.wait()
+    try:
+        node.write_batch(
+            [Put("vm", name, "{}"), Claim("address", address, name)],
+            expect=[Expect("vm", name, None)],
+        )
+        won.append(name)
+    except Taken:
+        pass
+
+
+def test_racing_claims_of_one_address_have_one_winner(store: Store, store_url: str) -> None:
+    """Eight writers claim one address for eight VMs at one moment, ten times over:
+    each time exactly one batch is applied and the others leave nothing."""
+    nodes = _handles(store, store_url, 8)
+    try:
+        for attempt in range(10):
+            address = f"10.1.0.{attempt}"
+            barrier = threading.Barrier(len(nodes))
+            won: list[str] = []
+            claim = functools.partial(_claim_at_once, barrier, address, won)
+            threads = [
+                threading.Thread(target=claim, args=(node, f"r{attempt}-{n}"))
+                for n, node in enumerate(nodes)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(won) == 1, won
+            assert store.holders("address")[address] == won[0]
+            names = [k for k, _ in store.list_records("vm") if k.startswith(f"r{attempt}-")]
+            assert names == won
+    finally:
+        for node in nodes:
+            if node is not store:
+                node.close()
+
+
+def test_racing_adds_of_one_name_have_one_winner(store: Store, store_url: str) -> None:
+    nodes = _handles(store, store_url, 6)
+    try:
+        barrier = threading.Barrier(len(nodes))
+        won: list[int] = []
+
+        def add(node: Store, n: int) -> None:
+            barrier.wait()
+            try:
+                node.write_batch([Put("vm", "same0", str(n))], expect=[Expect("vm", "same0", None)])
+                won.append(n)
+            except Conflict:
+                pass
+
+        threads = [threading.Thread(target=add, args=(node, n)) for n, node in enumerate(nodes)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(won) == 1
+        assert store.get_record("vm", "same0") == str(won[0])
+    finally:
+        for node in nodes:
+            if node is not store:
+                node.close()
+
+
+def test_log_positions_follow_commit_order_under_concurrent_writers(
+    store: Store, store_url: str
+) -> None:
+    """A reader that has applied up to the head it saw never misses a change committed
+    before that head, however the writers interleave."""
+    nodes = _handles(store, store_url, 4)
+    stop = threading.Event()
+    seen: dict[tuple[str, str], str | None] = {}
+    position = store.log_head()
+
+    def write(node: Store, n: int) -> None:
+        for i in range(40):
+            node.write_batch([Put("counter", f"w{n}", str(i))])
+
+    try:
+        threads = [threading.Thread(target=write, args=(node, n)) for n, node in enumerate(nodes)]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads) or not stop.is_set():
+            changes = store.read_changes(position)
+            assert changes.complete
+            seen.update(changes.values)
+            position = changes.head
+            if not any(thread.is_alive() for thread in threads):
+                stop.set()
+        final = store.read_changes(position)
+        seen.update(final.values)
+        assert {key: value for key, value in seen.items() if key[0] == "counter"} == {
+            ("counter", f"w{n}"): "39" for n in range(len(nodes))
+        }
+    finally:
+        for node in nodes:
+            if node is not store:
+                node.close()

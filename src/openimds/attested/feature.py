@@ -16,6 +16,7 @@ from openimds.crypto.pkcs7 import Pkcs7Signer
 from openimds.fleet.preview import MetadataPreview
 from openimds.runtime import Plug, Runtime
 from openimds.store import Store, StoreError
+from openimds.store.follower import each_key
 from openimds.store.memory import MemoryStore
 
 log = logging.getLogger("openimds.attested")
@@ -101,5 +102,5 @@ def install(runtime: Runtime) -> Plug:
         admin=[AttestedAdmin(ca, MetadataPreview.of(runtime))],
         closers=[lambda: worker.join(timeout=30)],
         # Certificates another node (re)issued into a shared store: use them, don't re-issue.
-        follows={KIND: ca.forget},
+        follows={KIND: each_key(ca.forget)},
     )

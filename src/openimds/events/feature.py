@@ -10,6 +10,7 @@ from openimds.events.live import LiveEvents
 from openimds.events.metrics import EventsCollector
 from openimds.events.schedule import ScheduleError
 from openimds.runtime import Plug, Runtime
+from openimds.store.follower import each_key
 from openimds.store.memory import MemoryStore
 
 PATH = "/metadata/scheduledevents"
@@ -31,7 +32,7 @@ def install(runtime: Runtime) -> Plug:
         jobs=[live_events.tick],
         collectors=[EventsCollector(live_events.metrics, lambda: live_events.book)],
         # Every change raises the book's version: one notification per change.
-        follows={records.BOOK: live_events.follow},
+        follows={records.BOOK: each_key(live_events.follow)},
     )
 
 

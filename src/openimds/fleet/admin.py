@@ -48,12 +48,6 @@ class VmInputError(AdminError, ValueError):
     """A request body that is not a valid VM (or list of VMs); worded like config errors."""
 
 
-class PreconditionFailed(AdminError, ValueError):
-    """If-Match / If-None-Match did not hold."""
-
-    status = 412
-
-
 class VmBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     vms: list[VmSpec]
@@ -268,7 +262,8 @@ class FleetAdmin:
           400:
             description: The body is not a valid VM file (the error names the field).
           409:
-            description: The VMs would share an address, or lack the addresses a fleet needs.
+            description: "Another VM holds an address or the vmId (the error names it and the VM
+              holding it), or the VMs lack the addresses a fleet needs; nothing was written."
         """
         prune = request.query_params.get("prune", "false")
         if prune not in ("true", "false"):
@@ -365,9 +360,11 @@ class FleetAdmin:
           400:
             description: The body is not a valid VM, or names another VM.
           409:
-            description: The VM would share an address, or the fleet would lack addresses.
+            description: "Another VM holds an address or the vmId (the error names it and the VM
+              holding it), or the fleet would lack addresses; nothing was written."
           412:
-            description: If-None-Match or If-Match did not hold.
+            description: If-None-Match or If-Match did not hold in the state store; nothing
+              was written.
         """
         name = request.path_params["name"]
         data = await json_body(request)
@@ -376,9 +373,9 @@ class FleetAdmin:
         specs = parse_vms(data)
         if len(specs) != 1 or specs[0].display_name != name:
             raise VmInputError(f"request body: expected the one VM named {name}")
-        exists = name in self.stored.live.texts
-        _check_preconditions(request, name, exists)
-        changed = bool(self.stored.upsert(specs))
+        condition = _condition(request)
+        exists = name in self.stored.live.texts if condition is None else condition
+        changed = bool(self.stored.upsert(specs, exists=condition))
         answer = {**view(self.stored, name), "changed": changed}
         return JSONResponse(answer, status_code=200 if exists else 201)
 
@@ -408,8 +405,11 @@ def _names(data: Any) -> list[str]:
     return names
 
 
-def _check_preconditions(request: Request, name: str, exists: bool) -> None:
-    if request.headers.get("if-none-match") == "*" and exists:
-        raise PreconditionFailed(f"VM {name} exists already")
-    if request.headers.get("if-match") == "*" and not exists:
-        raise PreconditionFailed(f"no VM named {name}")
+def _condition(request: Request) -> bool | None:
+    """What the write requires of the VM in the store: False, that it does not exist
+    (If-None-Match: *); True, that it does (If-Match: *); None, nothing."""
+    if request.headers.get("if-none-match") == "*":
+        return False
+    if request.headers.get("if-match") == "*":
+        return True
+    return None

@@ -21,6 +21,7 @@ from openimds.guest.book import KIND, GuestBook
 from openimds.guest.certificates import VmCertificates, ssh_keys
 from openimds.guest.metrics import GuestCollector
 from openimds.runtime import Listener, Plug, Runtime
+from openimds.store.follower import each_key
 from openimds.web.metadata.state import MetadataServer
 
 WIRESERVER_HOST = "168.63.129.16"
@@ -100,7 +101,7 @@ def install(runtime: Runtime) -> Plug:
         jobs=[book.flush],
         closers=[book.close],
         collectors=[GuestCollector(book, runtime.inventory)],
-        follows={KIND: book.follow},
+        follows={KIND: each_key(book.follow)},
         listeners=listeners,
     )
 

@@ -20,6 +20,7 @@ from openimds.identity.directory import StoreDirectory, default_tenant
 from openimds.identity.sources import build_sources
 from openimds.identity.sources_admin import SourcesAdmin
 from openimds.runtime import Plug, Runtime
+from openimds.store.follower import each_key
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
 INFO_PATH = "/metadata/identity/info"
@@ -64,7 +65,7 @@ def install(runtime: Runtime) -> Plug:
         closers=sources.closers,
         listeners=sources.listeners,
         # Another node rotated (shared store): sign with its new key from now on.
-        follows={KIND: lambda key: ring.reload()},
+        follows={KIND: each_key(lambda key: ring.reload())},
         # Missing ids generated in one write once serving, not on a first token request.
         warmups=[directory.warm_up],
     )

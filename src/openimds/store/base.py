@@ -100,12 +100,54 @@ class Delete:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """A batch claims `value` in `space` for `owner` (a VM's address or vmId): the store
+    refuses the whole batch (Taken) when another owner holds it, deciding it in the
+    write itself, so two nodes claiming one address at one moment cannot both win.
+    Claiming what the owner already holds changes nothing."""
+
+    space: str
+    value: str
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A batch gives up everything `owner` holds in `space` (before it claims anew)."""
+
+    space: str
+    owner: str
+
+
+Op = Put | Delete | Claim | Release
+
+
+class Present:
+    """The value of an Expect that holds for any value, as long as the record exists
+    (one instance, PRESENT, compared by identity)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PRESENT"
+
+
+PRESENT = Present()
+
+
+@dataclass(frozen=True, slots=True)
 class Expect:
-    """A condition of a batch: the record holds `value` (None: there is no such record)."""
+    """A condition of a batch: the record holds `value` (None: there is no such record;
+    PRESENT: there is one, whatever it holds)."""
 
     kind: str
     key: str
-    value: str | None
+    value: str | Present | None
+
+    def holds(self, stored: str | None) -> bool:
+        if self.value is PRESENT:
+            return stored is not None
+        return stored == self.value
 
 
 class Conflict(StoreError):
@@ -117,6 +159,53 @@ class Conflict(StoreError):
         self.expect = expect
 
 
+class Taken(StoreError):
+    """A batch claimed what another owner holds (Claim). Nothing of it was applied."""
+
+    def __init__(self, space: str, value: str, holder: str) -> None:
+        super().__init__(f"{space} {value} is held by {holder}")
+        self.space = space
+        self.value = value
+        self.holder = holder
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed change in the store's log: its position (1, 2, ... in commit
+    order, never reused) and what changed (a record's kind and key; settings are
+    kind `setting`)."""
+
+    position: int
+    kind: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """What changed after a position, read in one snapshot with the records' values as
+    they are at `head`: applying `values` brings a copy that was current at the asked
+    position to exactly the store's state at `head`. `complete` is False when the log no
+    longer reaches back that far (pruned): the reader reloads everything instead."""
+
+    head: int
+    complete: bool
+    # (kind, key) -> the record's value at `head` (None: deleted); settings under
+    # kind `setting`.
+    values: dict[tuple[str, str], str | None]
+
+
+SETTINGS_KIND = "setting"  # the kind a changed setting is logged under
+LOG_RETENTION = 3600.0  # seconds a change stays in the log (docs/fleet.md)
+
+
+def check_claims(ops: Sequence[Op]) -> None:
+    for op in ops:
+        if isinstance(op, Claim):
+            check_text(space=op.space, value=op.value, owner=op.owner)
+        elif isinstance(op, Release):
+            check_text(space=op.space, owner=op.owner)
+
+
 def check_text(**fields: object) -> None:
     """Keys and values are text (features serialise their own JSON); anything else is a
     programming error reported as a StoreError before any change is made."""
@@ -125,10 +214,10 @@ def check_text(**fields: object) -> None:
             raise StoreError(f"the store keeps text; {name} is {type(value).__name__}")
 
 
-def check_batch(ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+def check_batch(ops: Sequence[Op], expect: Sequence[Expect] = ()) -> None:
     # The common case tested inline: a fleet's start checks tens of thousands of records.
     for condition in expect:
-        if not (_texts(condition.kind, condition.key) and _text_or_none(condition.value)):
+        if not (_texts(condition.kind, condition.key) and _expected(condition.value)):
             check_text(kind=condition.kind, key=condition.key)
             check_text(value=condition.value)
     for op in ops:
@@ -137,16 +226,23 @@ def check_batch(ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> N
                 check_text(kind=op.kind, key=op.key, value=op.value)
         elif isinstance(op, Delete):
             check_text(kind=op.kind, key=op.key)
+        elif isinstance(op, (Claim, Release)):
+            check_claims((op,))
         else:
             raise StoreError(f"not a store operation: {type(op).__name__}")
+
+
+def logged(ops: Sequence[Op]) -> list[tuple[str, str]]:
+    """The (kind, key) a batch's record operations change, for the change log."""
+    return [(op.kind, op.key) for op in ops if isinstance(op, (Put, Delete))]
 
 
 def _texts(kind: object, key: object) -> bool:
     return isinstance(kind, str) and isinstance(key, str)
 
 
-def _text_or_none(value: object) -> bool:
-    return value is None or isinstance(value, str)
+def _expected(value: object) -> bool:
+    return value is None or value is PRESENT or isinstance(value, str)
 
 
 class Store(Protocol):
@@ -171,15 +267,36 @@ class Store(Protocol):
 
     def delete_record(self, kind: str, key: str) -> None: ...
 
-    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+    def write_batch(self, ops: Sequence[Op], expect: Sequence[Expect] = ()) -> None:
         """Apply all operations atomically and durably, if every condition in `expect`
-        holds at that moment (else Conflict, and nothing is applied): the compare-and-set
-        that lets several nodes share state without a lost update."""
+        holds at that moment (else Conflict) and every Claim is free or the claimant's
+        (else Taken); when refused, nothing is applied: the compare-and-set and the
+        uniqueness rules that let several nodes share state without a lost update.
+        Each record changed gets the next position in the change log, in commit order."""
         ...
 
-    def watch(self, on_change: Callable[[str, str], None]) -> None:
-        """Call `on_change(kind, key)` for changes other processes commit. Backends that
-        one process owns alone (memory, SQLite) have none to report and never call it."""
+    def holders(self, space: str) -> dict[str, str]:
+        """Every claimed value of a space -> its owner."""
+        ...
+
+    def log_head(self) -> int:
+        """The position of the newest committed change (0: none yet)."""
+        ...
+
+    def read_changes(self, since: int) -> ChangeSet:
+        """What changed after position `since`, with the values as of `head`, in one
+        snapshot (see ChangeSet)."""
+        ...
+
+    def prune_log(self, older_than: float = LOG_RETENTION) -> None:
+        """Drop log entries older than `older_than` seconds (the newest always stays)."""
+        ...
+
+    def watch(self, on_change: Callable[[int, str, str], None]) -> None:
+        """Call `on_change(position, kind, key)` for changes other processes commit
+        (position 0, kind "*": the feed was away and changes may have gone unreported).
+        A hint, not a record: the log (`read_changes`) is. Backends that one process
+        owns alone (memory, SQLite) have none to report and never call it."""
         ...
 
     def close(self) -> None: ...

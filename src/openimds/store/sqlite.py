@@ -20,19 +20,28 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from openimds.store.base import (
+    LOG_RETENTION,
+    SETTINGS_KIND,
+    ChangeSet,
+    Claim,
     Conflict,
     Delete,
     Expect,
+    Op,
     OutageLog,
     Put,
+    Release,
     StoreError,
     StoreInUse,
+    Taken,
     check_batch,
     check_text,
+    logged,
 )
 
 # Applied in order, each once, on start; `PRAGMA user_version` says how many a database
@@ -50,6 +59,28 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL,
         PRIMARY KEY (kind, key)
     );
+    """,
+    # Uniqueness decided by the database (Claim), and the change log (read_changes).
+    """
+    CREATE TABLE IF NOT EXISTS claims (
+        space TEXT NOT NULL,
+        value TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        PRIMARY KEY (space, value)
+    );
+    CREATE INDEX IF NOT EXISTS claims_by_owner ON claims (space, owner);
+    CREATE TABLE IF NOT EXISTS changes (
+        position INTEGER PRIMARY KEY,
+        kind     TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        at       REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS change_log (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        head     INTEGER NOT NULL,
+        pruned   INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO change_log(id, head, pruned) VALUES (1, 0, 0);
     """,
 )
 
@@ -93,15 +124,22 @@ class SqliteStore:
 
     def put_setting(self, key: str, value: str) -> None:
         check_text(key=key, value=value)
-        self._execute(
-            "INSERT INTO settings(key, value) VALUES(?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
+        self._transaction(
+            lambda: self._setting(
+                "INSERT INTO settings(key, value) VALUES(?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                key,
+                value,
+            )
         )
 
     def put_setting_once(self, key: str, value: str) -> str:
         check_text(key=key, value=value)
-        self._execute("INSERT OR IGNORE INTO settings(key, value) VALUES(?, ?)", (key, value))
+        self._transaction(
+            lambda: self._setting(
+                "INSERT OR IGNORE INTO settings(key, value) VALUES(?, ?)", key, value
+            )
+        )
         stored = self.get_setting(key)
         if stored is None:
             raise StoreError(f"state database {self.path}: setting {key} vanished")
@@ -120,9 +158,16 @@ class SqliteStore:
 
     def put_record_once(self, kind: str, key: str, value: str) -> str:
         check_text(kind=kind, key=key, value=value)
-        self._execute(
-            "INSERT OR IGNORE INTO records(kind, key, value) VALUES(?, ?, ?)", (kind, key, value)
-        )
+
+        def insert() -> None:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO records(kind, key, value) VALUES(?, ?, ?)",
+                (kind, key, value),
+            )
+            if cursor.rowcount:
+                self._log([(kind, key)])
+
+        self._transaction(insert)
         stored = self.get_record(kind, key)
         if stored is None:
             raise StoreError(f"state database {self.path}: record {kind}/{key} vanished")
@@ -131,14 +176,68 @@ class SqliteStore:
     def delete_record(self, kind: str, key: str) -> None:
         self.write_batch([Delete(kind, key)])
 
-    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+    def write_batch(self, ops: Sequence[Op], expect: Sequence[Expect] = ()) -> None:
         check_batch(ops, expect)
+
+        def write() -> None:
+            self._check(expect)
+            self._apply(ops)
+            self._log(logged(ops))
+
+        self._transaction(write)
+
+    def holders(self, space: str) -> dict[str, str]:
+        rows = self._query("SELECT value, owner FROM claims WHERE space = ?", (space,))
+        return {str(value): str(owner) for value, owner in rows}
+
+    def log_head(self) -> int:
+        rows = self._query("SELECT head FROM change_log", ())
+        return int(str(rows[0][0])) if rows else 0
+
+    def read_changes(self, since: int) -> ChangeSet:
+        # One connection under one lock, every write in a transaction: a snapshot.
+        try:
+            with self._lock:
+                head, pruned = self._db.execute("SELECT head, pruned FROM change_log").fetchone()
+                if since < pruned:
+                    return ChangeSet(int(head), False, {})
+                rows = self._db.execute(
+                    "SELECT DISTINCT kind, key FROM changes WHERE position > ?", (since,)
+                ).fetchall()
+                values = {(str(k), str(key)): self._value(str(k), str(key)) for k, key in rows}
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+        return ChangeSet(int(head), True, values)
+
+    def prune_log(self, older_than: float = LOG_RETENTION) -> None:
+        def prune() -> None:
+            cutoff = time.time() - older_than
+            row = self._db.execute(
+                "SELECT max(position) FROM changes WHERE at < ? AND position < "
+                "(SELECT head FROM change_log)",
+                (cutoff,),
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                self._db.execute("DELETE FROM changes WHERE position <= ?", (row[0],))
+                self._db.execute("UPDATE change_log SET pruned = ?", (row[0],))
+
+        self._transaction(prune)
+
+    def _value(self, kind: str, key: str) -> str | None:
+        if kind == SETTINGS_KIND:
+            row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT value FROM records WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _transaction(self, work: Callable[[], None]) -> None:
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._check(expect)
-                    self._apply(ops)
+                    work()
                     self._db.execute("COMMIT")
                 except BaseException:
                     # SQLite rolls back by itself after some errors (a full disk); a
@@ -150,15 +249,57 @@ class SqliteStore:
             raise self._failed(exc) from exc
         self.outage.succeeded()
 
-    def _apply(self, ops: Sequence[Put | Delete]) -> None:
-        """Runs of puts and of deletes, each one executemany, in the batch's order: a
+    def _setting(self, sql: str, key: str, value: str) -> None:
+        if self._db.execute(sql, (key, value)).rowcount:
+            self._log([(SETTINGS_KIND, key)])
+
+    def _log(self, changed: list[tuple[str, str]]) -> None:
+        """The batch's changes at the next positions (the transaction holds the write
+        lock, so positions follow commit order)."""
+        if not changed:
+            return
+        (head,) = self._db.execute(
+            "UPDATE change_log SET head = head + ? RETURNING head", (len(changed),)
+        ).fetchone()
+        first = int(head) - len(changed) + 1
+        now = time.time()
+        self._db.executemany(
+            "INSERT INTO changes(position, kind, key, at) VALUES(?, ?, ?, ?)",
+            [(first + n, kind, key, now) for n, (kind, key) in enumerate(changed)],
+        )
+
+    def _apply(self, ops: Sequence[Op]) -> None:
+        """Runs of operations of one type, each one executemany, in the batch's order: a
         fleet's start writes tens of thousands of records at once."""
-        for is_put, run in itertools.groupby(ops, key=lambda op: isinstance(op, Put)):
-            rows = [
-                (op.kind, op.key, op.value) if isinstance(op, Put) else (op.kind, op.key)
-                for op in run
-            ]
-            self._db.executemany(_UPSERT if is_put else _DELETE, rows)
+        for _, group in itertools.groupby(ops, key=type):
+            run = list(group)
+            first = run[0]
+            if isinstance(first, Put):
+                rows: list[tuple[str, ...]] = [
+                    (o.kind, o.key, o.value) for o in run if isinstance(o, Put)
+                ]
+                self._db.executemany(_UPSERT, rows)
+            elif isinstance(first, Delete):
+                rows = [(o.kind, o.key) for o in run if isinstance(o, Delete)]
+                self._db.executemany(_DELETE, rows)
+            elif isinstance(first, Release):
+                rows = [(o.space, o.owner) for o in run if isinstance(o, Release)]
+                self._db.executemany("DELETE FROM claims WHERE space = ? AND owner = ?", rows)
+            else:
+                self._claim_all([o for o in run if isinstance(o, Claim)])
+
+    def _claim_all(self, claims: list[Claim]) -> None:
+        self._db.executemany(
+            "INSERT OR IGNORE INTO claims(space, value, owner) VALUES(?, ?, ?)",
+            [(c.space, c.value, c.owner) for c in claims],
+        )
+        for claim in claims:
+            row = self._db.execute(
+                "SELECT owner FROM claims WHERE space = ? AND value = ?",
+                (claim.space, claim.value),
+            ).fetchone()
+            if row is not None and str(row[0]) != claim.owner:
+                raise Taken(claim.space, claim.value, str(row[0]))
 
     def _check(self, expect: Sequence[Expect]) -> None:
         """Inside the write transaction (BEGIN IMMEDIATE holds the write lock). Records
@@ -173,7 +314,7 @@ class SqliteStore:
                 "SELECT value FROM records WHERE kind = ? AND key = ?",
                 (condition.kind, condition.key),
             ).fetchone()
-            if row is None or str(row[0]) != condition.value:
+            if not condition.holds(None if row is None else str(row[0])):
                 raise Conflict(condition)
         by_kind: dict[str, list[str]] = {}
         for kind, key in absent:
@@ -189,7 +330,7 @@ class SqliteStore:
                 if found is not None:
                     raise Conflict(absent[(kind, str(found[0]))])
 
-    def watch(self, on_change: Callable[[str, str], None]) -> None:
+    def watch(self, on_change: Callable[[int, str, str], None]) -> None:
         """One process owns this store: every change is its own, none to report."""
 
     def close(self) -> None:
@@ -208,14 +349,6 @@ class SqliteStore:
                 return list(self._db.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
-
-    def _execute(self, sql: str, args: tuple[object, ...]) -> None:
-        try:
-            with self._lock:
-                self._db.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise self._failed(exc) from exc
-        self.outage.succeeded()
 
     def _failed(self, exc: sqlite3.Error) -> StoreError:
         self.outage.failed(exc)

@@ -196,6 +196,29 @@ ERROR_SCHEMA: dict[str, Any] = {
     "required": ["error"],
     "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
 }
+READINESS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "store", "behind"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "not ready"]},
+        "store": {
+            "type": "object",
+            "required": ["reachable"],
+            "properties": {
+                "reachable": {"type": "boolean"},
+                "unreachable_for": {"type": "number", "description": "seconds"},
+            },
+        },
+        "behind": {
+            "type": "object",
+            "required": ["changes", "for"],
+            "properties": {
+                "changes": {"type": "integer"},
+                "for": {"type": "number", "description": "seconds"},
+            },
+        },
+    },
+}
 # What the middleware and the exception map answer on any protected route, whatever the
 # route's own docstring says.
 _PROTECTED_ANSWERS = {
@@ -233,7 +256,7 @@ def openapi_document(routes: list[BaseRoute], public: Iterable[str] = ()) -> dic
             _complete_answers(operation, protected=path not in public_paths)
     schema["components"] = {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {"Error": ERROR_SCHEMA},
+        "schemas": {"Error": ERROR_SCHEMA, "Readiness": READINESS_SCHEMA},
     }
     schema["security"] = [{"bearer": []}]
     return schema
@@ -287,6 +310,7 @@ def build_admin_app(
     features: Iterable[AdminRoutes] = (),
     collectors: Iterable[Collector] = (),
     health: Callable[[], Mapping[str, object]] = dict,
+    readiness: Callable[[], Mapping[str, object]] = lambda: {"status": "ready"},
     guard: LoginGuard | None = None,
 ) -> Starlette:
     """The admin application: its own routes and every feature's, behind the token."""
@@ -300,9 +324,39 @@ def build_admin_app(
         """
         responses:
           200:
-            description: The server is up.
+            description: The server is up (alive); ready says whether it reaches its
+              state store and has applied every change committed to it (see /readyz).
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [status, ready]
+                  properties:
+                    status: {type: string, enum: [ok]}
+                    ready: {type: boolean}
         """
-        return JSONResponse({"status": "ok", **health()})
+        ready = readiness().get("status") == "ready"
+        return JSONResponse({"status": "ok", "ready": ready, **health()})
+
+    async def readyz(request: Request) -> Response:
+        """
+        responses:
+          200:
+            description: "Ready: the state store answers and every change committed to
+              it is applied here."
+            content:
+              application/json:
+                schema: {$ref: "#/components/schemas/Readiness"}
+          503:
+            description: "Not ready: the state store is unreachable (and for how long),
+              or this node is behind the store's change log (by how many changes, for
+              how long). It keeps serving what it holds."
+            content:
+              application/json:
+                schema: {$ref: "#/components/schemas/Readiness"}
+        """
+        body = readiness()
+        return JSONResponse(body, status_code=200 if body.get("status") == "ready" else 503)
 
     async def prometheus(request: Request) -> Response:
         """
@@ -323,10 +377,11 @@ def build_admin_app(
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
     ]
-    public: list[str] = ["/healthz"]
+    public: list[str] = ["/healthz", "/readyz"]
     for feature in features:
         routes.extend(feature.routes())
         public.extend(feature.public_paths())

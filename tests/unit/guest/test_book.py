@@ -9,7 +9,7 @@ from openimds.core.instance import Node
 from openimds.core.vm import VmSnapshot
 from openimds.guest.book import KIND, GuestBook
 from openimds.guest.certificates import ssh_keys
-from openimds.store import Delete, Expect, Put
+from openimds.store import Expect, Op
 from openimds.store.memory import MemoryStore
 
 
@@ -19,7 +19,7 @@ class CountingStore(MemoryStore):
         self.batches = 0
         self.reads = 0
 
-    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+    def write_batch(self, ops: Sequence[Op], expect: Sequence[Expect] = ()) -> None:
         self.batches += 1
         super().write_batch(ops, expect)
 

@@ -14,7 +14,7 @@ from openimds.core.vm import VmSnapshot
 from openimds.identity import directory as directory_module
 from openimds.identity.directory import KIND, StoreDirectory, default_tenant, random_guids
 from openimds.inventory.live import LiveInventory
-from openimds.store import Delete, Expect, Put
+from openimds.store import Expect, Op
 from openimds.store.memory import MemoryStore
 from tests.support.config import load_text
 
@@ -73,7 +73,7 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.batches = 0
 
-    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+    def write_batch(self, ops: Sequence[Op], expect: Sequence[Expect] = ()) -> None:
         self.batches += 1
         super().write_batch(ops, expect)
 

@@ -10,8 +10,14 @@ import pytest
 from openimds.config.vm_model import VmSpec
 from openimds.inventory import records
 from openimds.inventory.live import InventoryError, LiveInventory
-from openimds.inventory.stored import StoredInventory
-from openimds.store import Delete, Expect, Put, Store, StoreError
+from openimds.inventory.stored import (
+    ADDRESSES,
+    VM_IDS,
+    PreconditionFailed,
+    Refused,
+    StoredInventory,
+)
+from openimds.store import Expect, Op, Store, StoreError
 from openimds.store.memory import MemoryStore
 
 
@@ -93,7 +99,7 @@ def test_the_fallback_serves_only_when_nothing_else_does() -> None:
 
 
 class FailingStore(MemoryStore):
-    def write_batch(self, ops: Sequence[Put | Delete], expect: Sequence[Expect] = ()) -> None:
+    def write_batch(self, ops: Sequence[Op], expect: Sequence[Expect] = ()) -> None:
         raise StoreError("disk full")
 
 
@@ -112,14 +118,77 @@ def test_following_another_nodes_changes() -> None:
     stored = _stored(store)
     stored.start([vm("a", "10.0.0.1")])
     store.put_record(records.KIND, "b", records.encode(vm("b", "10.0.0.2")))
-    stored.follow("b")
+    stored.follow({"b": records.encode(vm("b", "10.0.0.2"))})  # the value at the head
     assert sorted(stored.live.specs) == ["a", "b"]
-    store.delete_record(records.KIND, "a")
-    stored.follow("a")
+    stored.follow({"a": None})
     assert sorted(stored.live.specs) == ["b"]
+    store.delete_record(records.KIND, "a")
     store.put_record(records.KIND, "c", records.encode(vm("c", "10.0.0.3")))
-    stored.follow("*")
+    stored.follow(None)  # the log no longer reaches back: everything, as stored now
     assert sorted(stored.live.specs) == ["b", "c"]
+
+
+def test_following_applies_a_swap_of_addresses_in_one_change() -> None:
+    stored = _stored()
+    stored.start([vm("a", "10.0.0.1"), vm("b", "10.0.0.2")])
+    swapped = {
+        "a": records.encode(vm("a", "10.0.0.2")),
+        "b": records.encode(vm("b", "10.0.0.1")),
+    }
+    stored.follow(swapped)
+    assert stored.live.snapshot("a").addresses == ("10.0.0.2",)
+    assert stored.live.snapshot("b").addresses == ("10.0.0.1",)
+
+
+def test_the_store_decides_an_address_held_by_another_vm() -> None:
+    # Another node wrote b with 10.0.0.1 after this node's copy was read: the copy does
+    # not know, the store does, and refuses; nothing is written.
+    store = MemoryStore()
+    stored = _stored(store)
+    stored.start([vm("a", "10.0.0.1")])
+    other = _stored(store)
+    other.start([])
+    other.remove(["a"])
+    other.upsert([vm("b", "10.0.0.1")])
+    with pytest.raises(Refused, match=r"address 10\.0\.0\.1 is held by VM b; VM c was not"):
+        stored.upsert([vm("c", "10.0.0.1")])
+    assert store.get_record(records.KIND, "c") is None
+    assert store.holders(ADDRESSES) == {"10.0.0.1": "b"}
+
+
+def test_a_vm_id_is_claimed_in_any_case() -> None:
+    store = MemoryStore()
+    stored = _stored(store)
+    guid = "0a1b2c3d-0000-4000-8000-00000000abcd"
+    stored.start([vm("a", "10.0.0.1", vmId=guid)])
+    with pytest.raises(Refused, match=f"vmId {guid} is held by VM a"):
+        stored.upsert([vm("b", "10.0.0.2", vmId=guid.upper())])
+    stored.remove(["a"])
+    assert stored.upsert([vm("b", "10.0.0.2", vmId=guid.upper())]) == ["b"]
+    assert store.holders(VM_IDS) == {guid: "b"}
+
+
+def test_conditions_are_decided_by_the_store() -> None:
+    store = MemoryStore()
+    stored = _stored(store)
+    stored.start([vm("a", "10.0.0.1")])
+    store.put_record(records.KIND, "b", records.encode(vm("b", "10.0.0.2")))  # unseen
+    with pytest.raises(PreconditionFailed, match="VM b exists already"):
+        stored.upsert([vm("b", "10.0.0.3")], exists=False)
+    with pytest.raises(PreconditionFailed, match="no VM named c"):
+        stored.upsert([vm("c", "10.0.0.3")], exists=True)
+    assert store.get_record(records.KIND, "c") is None
+    assert stored.upsert([vm("c", "10.0.0.3")], exists=False) == ["c"]
+
+
+def test_start_backfills_claims_and_names_both_vms_of_a_broken_store() -> None:
+    store = MemoryStore()
+    store.put_record(records.KIND, "a", records.encode(vm("a", "10.0.0.1")))
+    _stored(store).start([])
+    assert store.holders(ADDRESSES) == {"10.0.0.1": "a"}
+    store.put_record(records.KIND, "b", records.encode(vm("b", "10.0.0.1")))  # old data
+    with pytest.raises(InventoryError, match="listed by both a and b; fix: give one"):
+        _stored(store).start([])
 
 
 def test_records_round_trip_and_corruption_names_the_record() -> None:
@@ -152,3 +221,11 @@ def test_equal_identity_blocks_share_one_validated_model() -> None:
     assert other == first and other is not first  # equal, but given differently
     with pytest.raises(StoreError, match="corrupt vm record d: systemAssigned"):
         records.identities_of("d", {"systemAssigned": {"clientId": "not-a-guid"}})
+
+
+def test_backfill_claims_only_for_vms_that_hold_none() -> None:
+    store = MemoryStore()
+    _stored(store).start([vm("a", "10.0.0.1")])  # written with its claims
+    store.put_record(records.KIND, "b", records.encode(vm("b", "10.0.0.2")))  # old data
+    _stored(store).start([])
+    assert store.holders(ADDRESSES) == {"10.0.0.1": "a", "10.0.0.2": "b"}
