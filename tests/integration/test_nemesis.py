@@ -8,7 +8,7 @@ import pytest
 
 from tests.stress.nemesis import Nemesis, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.root]
+pytestmark = pytest.mark.slow
 
 
 def test_three_nodes_under_faults_never_disagree() -> None:

@@ -127,6 +127,7 @@ def test_openapi_lists_every_route_and_is_valid() -> None:
     validate(body)
     assert set(body["paths"]) == {
         "/healthz",
+        "/readyz",
         "/metrics",
         "/vms",
         "/vms/remove",
@@ -214,7 +215,7 @@ def test_openapi_declares_the_token_and_the_answers_of_every_protected_route() -
     assert body["security"] == [{"bearer": []}]
     for path, operations in body["paths"].items():
         for method, operation in operations.items():
-            public = path in ("/healthz", "/things")
+            public = path in ("/healthz", "/readyz", "/things")
             assert (operation.get("security") == []) == public, (method, path)
             if not public:
                 assert {"401", "429", "503"} <= set(operation["responses"]), (method, path)
