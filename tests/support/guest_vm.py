@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openimds.guest.kit import HYPERV_VERSION
 from tests.support.guest_image import GuestImage
 
 GATEWAY = "192.0.2.1"
@@ -36,9 +37,6 @@ WIRESERVER_ADDRESS = "168.63.129.16"
 # The chassis asset tag of every Azure VM: what cloud-init's ds-identify looks for.
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 BRIDGE = "br0"
-# The system version Hyper-V reports: systemd recognises Hyper-V by it ("Hyper-V" prefix;
-# the vendor "Microsoft Corporation" alone is not in its table).
-HYPERV_VERSION = "Hyper-V UEFI Release v4.1"
 
 
 def _ip(*args: str) -> None:

@@ -3,8 +3,9 @@ looks like one Azure VM (docs/guests.md, "Provisioning media and the launch kit"
 
 - cloud-init picks the Azure data source by the SMBIOS chassis asset tag.
 - systemd-detect-virt must say `microsoft`, or walinuxagent.service
-  (ConditionVirtualization=microsoft) does not start: Hyper-V's SMBIOS strings, and no
-  CPUID hypervisor bit (which would say `qemu` or `kvm` first).
+  (ConditionVirtualization=microsoft) does not start: Hyper-V's SMBIOS strings (systemd
+  knows Hyper-V by the system version, "Hyper-V ..."; the vendor alone is not in its
+  table), and no CPUID hypervisor bit (which would say `qemu` or `kvm` first).
 - The system UUID is the one the guest reads back as compute.vmId. cloud-init byte-swaps
   the first three fields on a BIOS (Hyper-V generation 1) guest, as Azure's SMBIOS 2.3
   tables need; on a UEFI (generation 2) guest it takes it as is.
@@ -28,6 +29,7 @@ from xml.sax.saxutils import escape, quoteattr
 ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 MANUFACTURER = "Microsoft Corporation"
 PRODUCT = "Virtual Machine"
+HYPERV_VERSION = "Hyper-V UEFI Release v4.1"  # the system version Hyper-V reports
 WIRESERVER = "168.63.129.16"
 IMDS = "169.254.169.254"
 
@@ -120,7 +122,11 @@ def qemu_options(g: Guest, media: str, tap: str) -> list[tuple[str, str]]:
     """(option, value) pairs for qemu-system-x86_64."""
     return [
         ("-cpu", "max,hypervisor=off"),
-        ("-smbios", f"type=1,manufacturer={MANUFACTURER},product={PRODUCT},uuid={g.smbios_uuid}"),
+        (
+            "-smbios",
+            f"type=1,manufacturer={MANUFACTURER},product={PRODUCT},"
+            f"version={HYPERV_VERSION},uuid={g.smbios_uuid}",
+        ),
         ("-smbios", f"type=2,manufacturer={MANUFACTURER},product={PRODUCT}"),
         ("-smbios", f"type=3,manufacturer={MANUFACTURER},asset={ASSET_TAG}"),
         ("-nic", f"tap,ifname={tap},script=no,downscript=no,model=virtio-net-pci,mac={g.mac}"),
@@ -169,6 +175,7 @@ def libvirt(g: Guest, media: str, bridge: str) -> str:
         "    <system>",
         entry("manufacturer", MANUFACTURER),
         entry("product", PRODUCT),
+        entry("version", HYPERV_VERSION),
         entry("uuid", g.smbios_uuid),
         "    </system>",
         "    <baseBoard>",

@@ -62,7 +62,8 @@ def test_qemu_options_as_bash_reads_them() -> None:
     smbios = [value for option, value in options if option == "-smbios"]
     swapped = kit.guest(VIEW, uefi=False).smbios_uuid
     assert smbios == [
-        f"type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,uuid={swapped}",
+        "type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,"
+        f"version=Hyper-V UEFI Release v4.1,uuid={swapped}",
         "type=2,manufacturer=Microsoft Corporation,product=Virtual Machine",
         "type=3,manufacturer=Microsoft Corporation,asset=7783-7084-3265-9085-8269-3286-77",
     ]
@@ -87,6 +88,7 @@ def test_libvirt_domain_is_well_formed_with_the_vms_values() -> None:
     assert system == {
         "manufacturer": "Microsoft Corporation",
         "product": "Virtual Machine",
+        "version": "Hyper-V UEFI Release v4.1",
         "uuid": VM_ID,
     }
     chassis = {e.get("name"): e.text for e in domain.findall("./sysinfo/chassis/entry")}
