@@ -48,7 +48,11 @@ def _admin_operations() -> list[tuple[str, str, bool]]:
     runtime = build_runtime(config, ALL)
     try:
         app = admin_app(runtime)
-        public = {"/healthz", *(p for routes in runtime.admin for p in routes.public_paths())}
+        public = {
+            "/healthz",
+            "/readyz",
+            *(p for routes in runtime.admin for p in routes.public_paths()),
+        }
         return [
             (method, re.sub(r"{[^}]+}", "x", path), path in public)
             for method, path in _routes(app.routes)

@@ -184,7 +184,8 @@ class StoredInventory:
         self._check_addressed(specs, gone)
         self._write(changed, gone, conditions)
         self._drop_placeholders(keep=set(texts))
-        return self._apply(changed, gone)
+        dropped = set(gone)
+        return [name for name in self._apply(changed, gone) if name not in dropped]
 
     def pruned(self, kept: Mapping[str, object]) -> list[str]:
         """The stored VMs a prune to `kept` removes (the demo placeholder is not stored)."""

@@ -235,6 +235,7 @@ class SqliteStore:
     def _transaction(self, work: Callable[[], None]) -> None:
         try:
             with self._lock:
+                before = self._db.total_changes
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     work()
@@ -247,7 +248,10 @@ class SqliteStore:
                     raise
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
-        self.outage.succeeded()
+        # Only a change that reached the disk says it works again: a transaction that
+        # changed nothing (a log pruning with nothing to prune) writes nothing to it.
+        if self._db.total_changes != before:
+            self.outage.succeeded()
 
     def _setting(self, sql: str, key: str, value: str) -> None:
         if self._db.execute(sql, (key, value)).rowcount:
