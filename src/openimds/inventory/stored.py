@@ -23,7 +23,7 @@ from openimds.config import ConfigError
 from openimds.config.loading import demo_vm
 from openimds.config.vm_model import VmSpec
 from openimds.inventory import records
-from openimds.inventory.live import InventoryError, LiveInventory
+from openimds.inventory.live import InventoryError, LiveInventory, UnknownVm
 from openimds.store import (
     PRESENT,
     Claim,
@@ -54,9 +54,13 @@ class Refused(AdminError, ValueError):
 
 
 class PreconditionFailed(AdminError, ValueError):
-    """If-Match / If-None-Match did not hold in the store (412)."""
+    """If-Match / If-None-Match did not hold in the store (412) for the VM `name`."""
 
     status = 412
+
+    def __init__(self, message: str, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
 
 
 def claims(name: str, text: str) -> dict[tuple[str, str], str]:
@@ -191,11 +195,23 @@ class StoredInventory:
         """The stored VMs a prune to `kept` removes (the demo placeholder is not stored)."""
         return sorted(n for n in self.live.texts if n not in kept and n not in self.placeholders)
 
-    def remove(self, names: Sequence[str]) -> list[str]:
-        """Remove VMs by name in one store batch; the names that were there."""
-        present = [name for name in dict.fromkeys(names) if name in self.live.texts]
-        self._write({}, present)
-        return self._apply({}, present)
+    def remove(self, names: Sequence[str], *, every: bool = False) -> list[str]:
+        """Remove VMs by name in one store batch; the names that were there. `every`:
+        each must be in the store (decided by the store, in the write), else UnknownVm
+        and nothing is removed."""
+        if not every:
+            present = [name for name in dict.fromkeys(names) if name in self.live.texts]
+            self._write({}, present)
+            return self._apply({}, present)
+        present = list(dict.fromkeys(names))
+        # The demo VM served while the inventory is empty is never stored.
+        stored = [name for name in present if name not in self.placeholders]
+        try:
+            self._write({}, stored, [Expect(records.KIND, name, PRESENT) for name in stored])
+        except PreconditionFailed as exc:
+            raise UnknownVm(f"{exc.name}; nothing removed") from None
+        self._apply({}, present)
+        return present  # each was in the store, which removed them all
 
     def follow(self, changes: Changes) -> None:
         """What the change log says changed of kind `vm` (None: anything): the values
@@ -273,8 +289,8 @@ class StoredInventory:
         except Conflict as exc:
             name = exc.expect.key
             if exc.expect.value is None:
-                raise PreconditionFailed(f"VM {name} exists already") from None
-            raise PreconditionFailed(f"no VM named {name}") from None
+                raise PreconditionFailed(f"VM {name} exists already", name) from None
+            raise PreconditionFailed(f"no VM named {name}", name) from None
 
 
 FIX = (
