@@ -100,7 +100,7 @@ class Feature(Protocol):
 
 
 # Called after each answer of a listener that asks for it: (route, VM name or "-").
-AnswerObserver = Callable[[str, str], None]
+AnswerObserver = Callable[[str, int, str], None]  # route, status, VM name
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,8 @@ def test_bad_input_is_one_line_and_exit_2(server: RunningServer, tmp_path: Path)
         f"openimds: --custom-data {gone}: cannot read: No such file or directory\n"
     )
     assert _refused(server, "vm", "kit", "web-1") == "openimds: vm kit: give --qemu or --libvirt\n"
+    both = _refused(server, "vm", "kit", "web-1", "--qemu", "--libvirt")
+    assert both == "openimds: vm kit: give --qemu or --libvirt, not both\n"
     assert _refused(server, "vm", "kit", "nosuch", "--qemu") == "openimds: no VM named nosuch\n"
     assert "network.interface[0].macAddress is empty" in _refused(
         server, "vm", "kit", "bare", "--qemu"

@@ -431,8 +431,8 @@ def media(
 
 @vm.command("kit")
 @click.argument("name")
-@click.option("--qemu", "target", flag_value="qemu", help="QEMU options and dnsmasq options.")
-@click.option("--libvirt", "target", flag_value="libvirt", help="A libvirt domain's parts.")
+@click.option("--qemu", is_flag=True, help="QEMU options and dnsmasq options.")
+@click.option("--libvirt", is_flag=True, help="A libvirt domain's parts.")
 @click.option(
     "--media",
     "media_path",
@@ -452,7 +452,8 @@ def media(
 @admin_options
 def kit(
     name: str,
-    target: str | None,
+    qemu: bool,
+    libvirt: bool,
     media_path: str,
     uefi: bool,
     tap: str,
@@ -465,8 +466,9 @@ def kit(
     options 245 (WireServer) and 121 (routes)."""
     from openimds.guest import kit as kits
 
-    if target is None:
-        _fail("vm kit: give --qemu or --libvirt", 2)
+    if qemu == libvirt:  # neither, or both: each prints a different thing
+        _fail("vm kit: give --qemu or --libvirt" + (", not both" if qemu else ""), 2)
+    target = "qemu" if qemu else "libvirt"
     view = _view(admin, name)
     try:
         guest = kits.guest(view, uefi)

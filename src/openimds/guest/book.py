@@ -134,9 +134,10 @@ class GuestBook:
         except StoreError as exc:
             log.warning("the guest plane's last incarnations were not written: %s", exc)
 
-    def answered(self, route: str, vm_name: str) -> None:
-        """Every answer of the WireServer (no store access: memory only)."""
-        if route == GOAL_STATE_ROUTE and vm_name != "-":
+    def answered(self, route: str, status: int, vm_name: str) -> None:
+        """Every answer of the WireServer (no store access: memory only); a goal state
+        counts as fetched only when it was served (a 405 to a DELETE is no fetch)."""
+        if route == GOAL_STATE_ROUTE and status == 200 and vm_name != "-":
             self.state(vm_name).fetched_at = self.clock()
 
     # -- reports ------------------------------------------------------------------------------

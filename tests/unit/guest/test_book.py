@@ -47,13 +47,21 @@ def test_goal_state_reads_write_nothing_until_the_tick() -> None:
     assert book.incarnation(_vm()) == 1
     for _ in range(5):
         assert book.incarnation(_vm()) == 1
-        book.answered("wire.goalstate", "a")
+        book.answered("wire.goalstate", 200, "a")
     assert store.batches == 0 and store.reads == 0
     assert book.view("a")["goal_state_fetched_at"] == "1970-01-01T00:01:40Z"
     book.flush()
     assert store.batches == 1
     book.flush()
     assert store.batches == 1  # nothing new
+
+
+def test_a_refused_goal_state_request_is_no_fetch() -> None:
+    book = _book(CountingStore(), [100.0])
+    book.answered("wire.goalstate", 405, "a")  # a DELETE of the goal state
+    assert book.view("a")["goal_state_fetched_at"] is None
+    book.answered("wire.goalstate", 200, "a")
+    assert book.view("a")["goal_state_fetched_at"] == "1970-01-01T00:01:40Z"
 
 
 def test_the_incarnation_moves_with_the_goal_state_only_and_never_back() -> None:

@@ -299,7 +299,7 @@ class MetadataProtocol(asyncio.Protocol):
         elapsed = time.perf_counter() - started
         server.record(method, url, headers, peer, cached.status, cached.route, vm_name, elapsed)
         if server.on_answer is not None:
-            server.on_answer(cached.route, vm_name)
+            server.on_answer(cached.route, cached.status, vm_name)
 
     def _unanswered(self, verdict: Takeover, method: str, vm_name: str, started: float) -> None:
         """A hook's verdict without an answer: hang up, or hold the connection open and

@@ -118,7 +118,7 @@ class MetadataServer:
         proxy: SignedCallers | None = None,
         request_ring: RequestRing | None = None,
         clock: Callable[[], float] = time.time,
-        on_answer: Callable[[str, str], None] | None = None,
+        on_answer: Callable[[str, int, str], None] | None = None,
         cache_closing: bool = False,
     ) -> None:
         self.dispatcher = dispatcher
