@@ -382,7 +382,8 @@ def test_vm_show_and_vm_wait(guest: Guest) -> None:
     assert shown.returncode == 0 and "# guest: " in shown.stdout
     assert "# guest: " not in guest.server.cli("vm", "show", "a", "--json").stdout
     missing = guest.server.cli("vm", "wait", "nobody", "--ready", "--timeout", "1")
-    assert missing.returncode == 1 and "nobody" in missing.stderr
+    # An unknown VM is the caller's mistake (exit 2, as `vm media` says it), not a timeout.
+    assert missing.returncode == 2 and missing.stderr == "openimds: no VM named nobody\n"
 
 
 def test_state_and_incarnation_survive_a_restart(tmp_path: Path, config: Path) -> None:

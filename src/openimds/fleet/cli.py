@@ -296,9 +296,11 @@ def _guest_comment(guest: Mapping[str, Any]) -> str:
 @admin_options
 def wait(name: str, ready: bool, timeout: float, admin: AdminTarget) -> None:
     """Wait until the VM's agent reports Ready to the WireServer (what an image pipeline
-    or a CI job calls after booting a VM). Exit 0 once Ready, 1 on timeout."""
+    or a CI job calls after booting a VM). Exit 0 once Ready, 1 on timeout, 2 when no
+    VM has the name (the caller's mistake, as every vm command says it)."""
     import time
 
+    _view(admin, name)
     deadline = time.monotonic() + timeout
     while True:
         guest = _call(admin, "GET", _path(name) + "/guest")
